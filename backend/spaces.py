@@ -1,0 +1,94 @@
+"""Embedding spaces: `vectors__<encoder>__<modality>` tables with recorded provenance."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from backend import schema
+from backend.store import Atlas, MixedSpaceError, sql_list, utcnow
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """Provenance of one embedding space, kept in atlas metadata under `spaces`."""
+
+    encoder: str
+    modality: str
+    dim: int
+    weights_revision: str
+    preprocess_version: str
+    aligned_group: str = ""  # spaces with the same non-empty group share one aligned space
+
+    @property
+    def name(self) -> str:
+        return schema.space_name(self.encoder, self.modality)
+
+    @property
+    def table(self) -> str:
+        return schema.vectors_table(self.encoder, self.modality)
+
+
+def list_spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
+    """All embedding spaces of an atlas, by space name."""
+    raw = atlas.get_meta("spaces", {})
+    return {name: SpaceInfo(**info) for name, info in raw.items() if atlas.has_table(schema.vectors_table(info["encoder"], info["modality"]))}
+
+
+def register_space(atlas: Atlas, info: SpaceInfo) -> None:
+    """Record a space's provenance; refuse to mix another encoder revision into an existing space."""
+    spaces = atlas.get_meta("spaces", {})
+    old = spaces.get(info.name)
+    if old is not None and atlas.count(info.table) > 0:
+        for field in ("dim", "weights_revision", "preprocess_version"):
+            if old[field] != getattr(info, field):
+                raise MixedSpaceError(
+                    f"space {info.name} holds vectors with {field}={old[field]!r}; refusing to add "
+                    f"{field}={getattr(info, field)!r}. Drop the table {info.table} first to re-embed."
+                )
+    spaces[info.name] = asdict(info)
+    atlas.set_meta("spaces", spaces)
+
+
+def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> int:
+    """Upsert one batch of vectors (idempotent by object_id) with their provenance."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != info.dim or len(object_ids) != len(vectors):
+        raise ValueError(f"expected {len(object_ids)} x {info.dim} vectors, got {vectors.shape}")
+    n = len(object_ids)
+    now = utcnow()
+    table = pa.table(
+        {
+            "object_id": pa.array(object_ids, pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), info.dim),
+            "encoder": pa.array([info.encoder] * n, pa.string()),
+            "weights_revision": pa.array([info.weights_revision] * n, pa.string()),
+            "preprocess_version": pa.array([info.preprocess_version] * n, pa.string()),
+            "created_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+        },
+        schema=schema.vectors_schema(info.dim),
+    )
+    return atlas.upsert(info.table, table, create_schema=schema.vectors_schema(info.dim))
+
+
+def read_vectors(atlas: Atlas, space: str, object_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """All (or the given) vectors of a space as (ids, float32 matrix)."""
+    encoder, modality = schema.parse_space(space)
+    tbl = atlas.table(schema.vectors_table(encoder, modality))
+    query = tbl.search().select(["object_id", "vector"])
+    if object_ids is not None:
+        if not object_ids:
+            return [], np.zeros((0, 0), np.float32)
+        query = query.where(f"object_id IN ({sql_list(object_ids)})")
+    arrow = query.limit(tbl.count_rows() + 1).to_arrow()
+    ids = arrow.column("object_id").to_pylist()
+    vec_col = arrow.column("vector").combine_chunks()
+    dim = vec_col.type.list_size
+    mat = vec_col.values.to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+    if object_ids is not None:
+        order = {oid: i for i, oid in enumerate(ids)}
+        keep = [order[o] for o in object_ids if o in order]
+        return [ids[i] for i in keep], mat[keep]
+    return ids, mat

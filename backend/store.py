@@ -1,0 +1,336 @@
+"""The atlas store: one LanceDB database per atlas, with retrying, idempotent writes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lancedb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from backend import schema
+from backend.config import default_atlas_uri
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WRITE_BATCH_ROWS = 2_000
+_RETRY_ATTEMPTS = 12
+
+
+class AtlasError(RuntimeError):
+    """A problem with an atlas that the user can act on (the message says how)."""
+
+
+class AtlasNotFoundError(AtlasError):
+    """No atlas exists at the given URI."""
+
+
+class SchemaVersionError(AtlasError):
+    """The atlas was written with another schema version than this code reads."""
+
+
+class MixedSpaceError(AtlasError):
+    """A write would mix vectors from different encoders/weights/preprocessing in one space."""
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the timestamp type every atlas table uses."""
+    return datetime.now(UTC)
+
+
+def _is_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("conflict", "retryable", "concurrent", "was written by another"))
+
+
+def with_retry(action: Callable[[], T], what: str) -> T:
+    """Run a write, retrying LanceDB commit conflicts from concurrent writers with backoff."""
+    for attempt in range(_RETRY_ATTEMPTS):
+        try:
+            return action()
+        except Exception as exc:  # lancedb raises plain RuntimeError/OSError for conflicts
+            if not _is_conflict(exc) or attempt == _RETRY_ATTEMPTS - 1:
+                raise
+            delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
+            log.debug("commit conflict on %s (attempt %d), retrying in %.2fs", what, attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _to_arrow(data: pa.Table | pd.DataFrame | list[dict], schema_hint: pa.Schema | None = None) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    if schema_hint is not None:
+        names = [f.name for f in schema_hint]
+        fields = [schema_hint.field(n) for n in names if any(n in row for row in data)]
+        return pa.Table.from_pylist(data, schema=pa.schema(fields))
+    return pa.Table.from_pylist(data)
+
+
+class Atlas:
+    """One atlas: a LanceDB database holding objects, vectors, maps, tags, jobs and probes."""
+
+    def __init__(self, uri: str | Path | None = None, *, create: bool = False) -> None:
+        self.uri = str(uri or default_atlas_uri())
+        if create and "://" not in self.uri:
+            Path(self.uri).mkdir(parents=True, exist_ok=True)
+        elif "://" not in self.uri and not Path(self.uri).is_dir():
+            raise AtlasNotFoundError(
+                f"no atlas at {self.uri}: build the demo with `python -m embeddings demo --atlas {self.uri}` "
+                "or ingest data with `python -m embeddings ingest SOURCE --atlas DIR`"
+            )
+        self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+        if not self._exists(schema.META):
+            if not create:
+                raise AtlasNotFoundError(
+                    f"{self.uri} is not an Arp atlas (no {schema.META} table): build one with "
+                    f"`python -m embeddings demo --atlas {self.uri}`"
+                )
+            self._initialise()
+        self._check_version()
+
+    # ----------------------------------------------------------------- set-up
+    def _initialise(self) -> None:
+        for name, tbl_schema in schema.FIXED_TABLES.items():
+            if not self._exists(name):
+                self.db.create_table(name, schema=tbl_schema, exist_ok=True)
+        self.set_meta("schema_version", schema.SCHEMA_VERSION)
+        self.set_meta("created_at", utcnow().isoformat())
+
+    def _check_version(self) -> None:
+        found = self.get_meta("schema_version")
+        if found != schema.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"atlas {self.uri} has schema version {found}, this Arp reads version "
+                f"{schema.SCHEMA_VERSION}; rebuild it (`python -m embeddings demo --atlas DIR`) "
+                "or open it with the Arp release that wrote it"
+            )
+
+    # ----------------------------------------------------------------- tables
+    def _exists(self, name: str) -> bool:
+        return name in self.db.table_names(limit=100_000)
+
+    def table_names(self) -> list[str]:
+        """Names of all tables in this atlas."""
+        return sorted(self.db.table_names(limit=100_000))
+
+    def has_table(self, name: str) -> bool:
+        """Whether a table exists."""
+        return self._exists(name)
+
+    def table(self, name: str) -> lancedb.table.Table:
+        """Open a table (raises AtlasError naming the table when absent)."""
+        if not self._exists(name):
+            raise AtlasError(f"atlas {self.uri} has no table {name!r}")
+        return self.db.open_table(name)
+
+    def count(self, name: str, where: str | None = None) -> int:
+        """Row count of a table (0 when it does not exist)."""
+        if not self._exists(name):
+            return 0
+        return self.db.open_table(name).count_rows(where)
+
+    # ----------------------------------------------------------------- meta
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """A JSON value from the atlas metadata table."""
+        tbl = self.db.open_table(schema.META)
+        rows = tbl.search().where(f"key = '{_sql_str(key)}'").limit(1).to_list()
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON value in the atlas metadata table."""
+        self.upsert(schema.META, [{"key": key, "value": json.dumps(value)}], key="key")
+
+    def register_survey(
+        self,
+        name: str,
+        *,
+        bands: list[str] | None = None,
+        pixel_scale: float | None = None,
+        image_shape: list[int] | None = None,
+        wavelength: np.ndarray | None = None,
+        description: str = "",
+    ) -> None:
+        """Record a survey's band names, pixel scale (arcsec/px) and spectral grid (Angstrom)."""
+        surveys = self.get_meta("surveys", {})
+        entry = surveys.get(name, {})
+        if bands is not None:
+            entry["bands"] = list(bands)
+        if pixel_scale is not None:
+            entry["pixel_scale"] = float(pixel_scale)
+        if image_shape is not None:
+            entry["image_shape"] = [int(s) for s in image_shape]
+        if wavelength is not None:
+            entry["wavelength"] = [float(w) for w in np.asarray(wavelength, dtype=np.float64)]
+        if description:
+            entry["description"] = description
+        surveys[name] = entry
+        self.set_meta("surveys", surveys)
+
+    def surveys(self) -> dict[str, dict]:
+        """Survey metadata: bands, pixel_scale, image_shape, wavelength grid."""
+        return self.get_meta("surveys", {})
+
+    def wavelength(self, survey: str) -> np.ndarray | None:
+        """The spectral grid (Angstrom) of a survey, or None when it has no spectra."""
+        grid = self.surveys().get(survey, {}).get("wavelength")
+        return None if grid is None else np.asarray(grid, dtype=np.float64)
+
+    # ----------------------------------------------------------------- writes
+    def upsert(
+        self,
+        name: str,
+        data: pa.Table | pd.DataFrame | list[dict],
+        *,
+        key: str = "object_id",
+        batch_rows: int = WRITE_BATCH_ROWS,
+        create_schema: pa.Schema | None = None,
+    ) -> int:
+        """Insert-or-update rows by `key` (idempotent), in batches, retrying write conflicts."""
+        table = _to_arrow(data, create_schema)
+        if table.num_rows == 0:
+            return 0
+        tbl = self._table_for_write(name, table, create_schema)
+        table = self._align_columns(tbl, table)
+        for start in range(0, table.num_rows, batch_rows):
+            chunk = table.slice(start, batch_rows)
+            with_retry(
+                lambda chunk=chunk: tbl.merge_insert(key)
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(chunk),
+                name,
+            )
+        return table.num_rows
+
+    def append(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, create_schema: pa.Schema | None = None) -> int:
+        """Append rows (for append-only tables such as tags), retrying write conflicts."""
+        table = _to_arrow(data, create_schema or schema.FIXED_TABLES.get(name))
+        if table.num_rows == 0:
+            return 0
+        tbl = self._table_for_write(name, table, create_schema)
+        table = self._align_columns(tbl, table)
+        with_retry(lambda: tbl.add(table), name)
+        return table.num_rows
+
+    def replace(self, name: str, data: pa.Table | pd.DataFrame | list[dict]) -> int:
+        """Overwrite a derived table (maps, predictions) in one commit."""
+        table = _to_arrow(data)
+        with_retry(lambda: self.db.create_table(name, data=table, mode="overwrite"), name)
+        return table.num_rows
+
+    def delete(self, name: str, where: str) -> None:
+        """Delete rows matching a SQL predicate, retrying write conflicts."""
+        tbl = self.table(name)
+        with_retry(lambda: tbl.delete(where), name)
+
+    def optimize(self, name: str) -> None:
+        """Compact files, prune old versions and refresh indexes after a bulk write."""
+        if self._exists(name):
+            tbl = self.db.open_table(name)
+            with_retry(lambda: tbl.optimize(cleanup_older_than=timedelta(seconds=0)), name)
+
+    def _table_for_write(self, name: str, table: pa.Table, create_schema: pa.Schema | None) -> Any:
+        if self._exists(name):
+            return self.db.open_table(name)
+        target = create_schema or schema.FIXED_TABLES.get(name)
+        if name == schema.OBJECTS:
+            target = _objects_schema_for(table)
+        if target is None:
+            target = table.schema
+        else:
+            target = _merge_schema(target, table.schema)
+        return with_retry(lambda: self.db.create_table(name, schema=target, exist_ok=True), name)
+
+    def _align_columns(self, tbl: Any, table: pa.Table) -> pa.Table:
+        """Add columns the table lacks (as nullable) and cast the batch to the table's types."""
+        existing = tbl.schema
+        missing = [f.with_nullable(True) for f in table.schema if f.name not in existing.names]
+        if missing:
+            with_retry(lambda: tbl.add_columns(missing), "add_columns")
+            existing = tbl.schema
+        fields = [existing.field(n) for n in table.column_names]
+        arrays = []
+        for col, field in zip(table.columns, fields, strict=True):
+            arrays.append(col if col.type == field.type else col.cast(field.type))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+    # ----------------------------------------------------------------- reads
+    def objects(
+        self,
+        columns: Iterable[str] | None = None,
+        where: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Objects as a DataFrame; pass `columns` to avoid reading pixels and spectra."""
+        if not self._exists(schema.OBJECTS):
+            return pd.DataFrame(columns=list(columns or ["object_id"]))
+        query = self.db.open_table(schema.OBJECTS).search()
+        if where:
+            query = query.where(where)
+        if columns is not None:
+            query = query.select(list(columns))
+        return query.limit(limit if limit is not None else self.count(schema.OBJECTS) + 1).to_pandas()
+
+    def get_objects(self, object_ids: Iterable[str], columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """Rows for the given ids, in the order given (missing ids are dropped)."""
+        ids = list(object_ids)
+        if not ids:
+            return pd.DataFrame(columns=list(columns or ["object_id"]))
+        cols = None if columns is None else list(dict.fromkeys(["object_id", *columns]))
+        frame = self.objects(cols, where=f"object_id IN ({sql_list(ids)})")
+        order = {oid: i for i, oid in enumerate(ids)}
+        frame = frame.assign(_o=frame["object_id"].map(order)).sort_values("_o").drop(columns="_o")
+        return frame.reset_index(drop=True)
+
+    def label_columns(self) -> list[str]:
+        """Non-core scalar columns of the objects table (catalogue labels, truth, photometry)."""
+        if not self._exists(schema.OBJECTS):
+            return []
+        core = set(schema.OBJECT_CORE.names)
+        out = []
+        for field in self.db.open_table(schema.OBJECTS).schema:
+            if field.name in core:
+                continue
+            if pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_string(field.type) or pa.types.is_boolean(field.type):
+                out.append(field.name)
+        return out
+
+
+def _objects_schema_for(table: pa.Table) -> pa.Schema:
+    return _merge_schema(schema.OBJECT_CORE, table.schema)
+
+
+def _merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
+    fields = list(base)
+    names = set(base.names)
+    fields += [f.with_nullable(True) for f in extra if f.name not in names]
+    return pa.schema(fields)
+
+
+def _sql_str(value: str) -> str:
+    return str(value).replace("'", "''")
+
+
+def sql_list(values: Iterable[Any]) -> str:
+    """Render values as a SQL IN-list body, quoting strings safely."""
+    parts = []
+    for v in values:
+        parts.append(f"'{_sql_str(v)}'" if isinstance(v, str) else repr(float(v)) if isinstance(v, float) else str(v))
+    return ", ".join(parts)
+
+
+def open_atlas(uri: str | Path | None = None, *, create: bool = False) -> Atlas:
+    """Open the atlas at `uri` (default: `$ARP_ATLAS` or the demo atlas); `create=True` makes it."""
+    return Atlas(uri, create=create)

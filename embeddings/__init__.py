@@ -1,0 +1,1 @@
+"""Arp's embedding side: demo survey, ingest, encoders and embedding jobs (no Streamlit imports)."""

@@ -1,0 +1,5 @@
+"""`python -m embeddings ...`: the command-line entry point."""
+
+from embeddings.cli import main
+
+main()
