@@ -1,0 +1,56 @@
+"""Cutout display: Legacy Survey style g,r,z -> RGB composite with an arcsinh stretch, PNG thumbnails."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# Legacy Survey viewer convention: each band goes to one RGB channel with its own scale
+# (z -> red, r -> green, g -> blue).
+LEGACY_RGB_SCALES: dict[str, tuple[int, float]] = {"g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
+
+
+def rgb_composite(image: np.ndarray, bands: list[str] | tuple[str, ...], *, q: float = 15.0, m: float = 0.0) -> np.ndarray:
+    """Map a bands x H x W cube (nanomaggies) to an H x W x 3 float RGB in [0, 1] (arcsinh stretch)."""
+    cube = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    if cube.ndim == 2:
+        cube = cube[None]
+    if cube.shape[0] == 1 or not bands:
+        grey = cube[0]
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+        scale = np.percentile(np.abs(grey), 99.5) or 1.0
+        return np.clip(np.arcsinh(q * rgb / scale) / np.arcsinh(q), 0.0, 1.0)
+    h, w = cube.shape[1:]
+    rgb = np.zeros((h, w, 3), np.float32)
+    filled = np.zeros(3, bool)
+    for plane, band in zip(cube, bands, strict=False):
+        channel, scale = LEGACY_RGB_SCALES.get(band.lower(), (None, 1.0))
+        if channel is None:
+            continue
+        rgb[..., channel] = np.maximum(0.0, plane * scale - m)
+        filled[channel] = True
+    if not filled.all():  # fewer than three mapped bands: fill gaps with the mean of the others
+        mean = rgb[..., filled].mean(axis=-1) if filled.any() else cube.mean(axis=0)
+        for c in np.flatnonzero(~filled):
+            rgb[..., c] = mean
+    intensity = rgb.mean(axis=-1, keepdims=True)
+    stretched = np.arcsinh(q * intensity) / q
+    rgb = rgb * np.where(intensity > 0, stretched / np.maximum(intensity, 1e-12), 0.0)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def png_bytes(rgb: np.ndarray, size: int | None = None) -> bytes:
+    """Encode an H x W x 3 float RGB in [0, 1] as PNG, optionally resized to size x size."""
+    img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    if size is not None and img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def thumbnail_png(image: np.ndarray, bands: list[str] | tuple[str, ...], size: int = 96) -> bytes:
+    """The PNG thumbnail stored with each object for galleries."""
+    return png_bytes(rgb_composite(image, bands), size=size)
