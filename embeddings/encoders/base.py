@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,21 @@ class Encoder(ABC):
     @abstractmethod
     def embed(self, batch) -> np.ndarray:  # torch.Tensor in, float32 (N, dim) out
         """Embed a batch of preprocessed inputs (stacked `preprocess` outputs as a torch tensor)."""
+
+    def input_columns(self) -> list[str]:
+        """Atlas `objects` columns `preprocess` reads (the embedding job fetches only these)."""
+        if self.modality == "image":
+            return ["image", "image_shape"]
+        if self.modality == "spectrum":
+            return ["spectrum_flux", "spectrum_ivar"]
+        return []
+
+    def preprocessor(self) -> Callable[[dict, SurveyContext], np.ndarray]:
+        """A picklable callable equivalent to `preprocess`, shipped to DataLoader worker processes.
+
+        Override it when pickling the encoder itself would copy large weights.
+        """
+        return self.preprocess
 
     def to(self, device: str) -> Encoder:
         """Move the model to a device ("cpu", "cuda", "cuda:1")."""
