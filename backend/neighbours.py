@@ -1,0 +1,255 @@
+"""Nearest neighbours of a galaxy: in one space, across an aligned image/spectrum pair, or from a mixed query.
+
+Filters (redshift range, survey, tag, any SQL over objects columns) are resolved on the objects
+table into an id set. Small sets (<= EXACT_MAX ids) go to LanceDB as an `object_id IN (...)`
+prefilter with an exact (flat) scan of just those rows, so a filtered query is exact and never
+comes back short. Large sets use the ANN index with oversampling and an id post-check (an
+IN-list of 10^5+ ids costs more than it saves). Filter columns are deliberately not denormalised
+into the vectors tables: rewriting them (merge_insert of new columns) moves every row out of the
+IVF_PQ index until it is rebuilt, which would make unfiltered queries slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from backend import schema, tags
+from backend.spaces import SpaceInfo, list_spaces, read_vectors
+from backend.store import Atlas, AtlasError, sql_list
+
+EXACT_MAX = 20_000
+DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
+META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
+Space = str | Sequence[str]
+
+
+def search_params(atlas: Atlas, space: str) -> dict:
+    """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built)."""
+    stored = atlas.get_meta(f"index:{space}", {}) or {}
+    params = dict(DEFAULT_SEARCH)
+    for key in ("metric", "nprobes", "refine_factor"):
+        if stored.get(key) is not None:
+            params[key] = stored[key]
+    if stored.get("distance_type"):
+        params["metric"] = stored["distance_type"]
+    return params
+
+
+def label_columns(atlas: Atlas) -> list[str]:
+    """Scalar label columns of objects (like Atlas.label_columns, also counting pandas' large_string columns)."""
+    import pyarrow as pa
+
+    if not atlas.has_table(schema.OBJECTS):
+        return []
+    core = set(schema.OBJECT_CORE.names)
+    out = []
+    for field in atlas.table(schema.OBJECTS).schema:
+        t = field.type
+        scalar = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+        if field.name not in core and (scalar or pa.types.is_string(t) or pa.types.is_large_string(t)):
+            out.append(field.name)
+    return out
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.where(n > 0, n, 1.0)
+
+
+def _spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
+    spaces = list_spaces(atlas)
+    if not spaces:
+        raise AtlasError(f"atlas {atlas.uri} has no embedding spaces yet; run `python -m embeddings embed` first")
+    return spaces
+
+
+def query_vector(atlas: Atlas, object_id: str, space: Space) -> np.ndarray:
+    """The L2-normalised vector of an object in a space, or the normalised mean over several spaces (mixed)."""
+    names = [space] if isinstance(space, str) else list(space)
+    parts = []
+    for name in names:
+        ids, vec = read_vectors(atlas, name, [object_id])
+        if not ids:
+            raise AtlasError(f"object {object_id!r} has no vector in space {name}")
+        parts.append(_normalise(vec[0]))
+    return _normalise(np.mean(parts, axis=0)).astype(np.float32)
+
+
+def _check_aligned(atlas: Atlas, query_spaces: list[str], target: str) -> None:
+    spaces = _spaces(atlas)
+    for name in [*query_spaces, target]:
+        if name not in spaces:
+            raise AtlasError(f"no space {name!r} in {atlas.uri}; spaces: {', '.join(sorted(spaces))}")
+    tgt = spaces[target]
+    for name in query_spaces:
+        src = spaces[name]
+        if name != target and not (src.aligned_group and src.aligned_group == tgt.aligned_group):
+            raise AtlasError(
+                f"spaces {name} and {target} are not aligned (different aligned_group), so a vector of one "
+                "means nothing in the other; cross-modal search needs a contrastive pair"
+            )
+
+
+def filter_sql(where: str | None = None, *, z_range: tuple[float, float] | None = None, survey: str | Sequence[str] | None = None) -> str | None:
+    """Combine a free SQL condition over objects columns with redshift-range and survey filters."""
+    parts = [f"({where})"] if where else []
+    if z_range is not None:
+        lo, hi = z_range
+        parts.append(f"redshift >= {float(lo)!r} AND redshift <= {float(hi)!r}")
+    if survey:
+        parts.append(f"survey IN ({sql_list([survey] if isinstance(survey, str) else survey)})")
+    return " AND ".join(parts) or None
+
+
+def allowed_ids(atlas: Atlas, where: str | None = None, tag: str | None = None) -> set[str] | None:
+    """Ids passing a SQL filter over objects and/or carrying a tag (None when nothing filters)."""
+    ids: set[str] | None = None
+    if where:
+        try:
+            ids = set(atlas.objects(["object_id"], where=where)["object_id"])
+        except Exception as exc:  # lance reports bad SQL as ValueError/RuntimeError
+            raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+    if tag:
+        tagged = set(tags.tagged_ids(atlas, tag))
+        ids = tagged if ids is None else ids & tagged
+    return ids
+
+
+def search(
+    atlas: Atlas,
+    vector: np.ndarray,
+    space: str,
+    k: int = 12,
+    *,
+    allowed: set[str] | None = None,
+    exclude: Sequence[str] = (),
+    nprobes: int | None = None,
+    refine_factor: int | None = None,
+) -> pd.DataFrame:
+    """k nearest rows of `space` to a vector: object_id, distance (index metric), similarity (exact cosine)."""
+    tbl = atlas.table(schema.vectors_table(*schema.parse_space(space)))
+    params = search_params(atlas, space)
+    nprobes = nprobes or params["nprobes"]
+    refine_factor = refine_factor or params["refine_factor"]
+    vector = _normalise(np.asarray(vector, np.float32))
+    fetch = k + len(exclude)
+
+    def run(limit: int, where: str | None, flat: bool) -> pd.DataFrame:
+        q = tbl.search(vector).distance_type(params["metric"]).select(["object_id", "vector", "_distance"]).limit(limit)
+        if where:
+            q = q.where(where, prefilter=True)
+        if flat:
+            q = q.bypass_vector_index()
+        else:
+            q = q.nprobes(nprobes).refine_factor(refine_factor)
+        return q.to_pandas()
+
+    if allowed is not None and len(allowed) <= EXACT_MAX:
+        if not allowed:
+            found = pd.DataFrame(columns=["object_id", "vector", "_distance"])
+        else:
+            found = run(fetch, f"object_id IN ({sql_list(sorted(allowed))})", flat=True)
+    elif allowed is not None:
+        total = max(tbl.count_rows(), 1)
+        limit = int(min(fetch * total / len(allowed) * 2 + 10, 20_000))
+        while True:
+            found = run(limit, None, flat=False)
+            found = found[found["object_id"].isin(allowed)]
+            if len(found) >= fetch or limit >= min(total, 20_000):
+                break
+            limit = min(limit * 4, 20_000)
+    else:
+        found = run(fetch, None, flat=False)
+    found = found[~found["object_id"].isin(set(exclude))].head(k)
+    mat = np.stack(found["vector"].to_numpy()) if len(found) else np.zeros((0, len(vector)), np.float32)
+    sim = _normalise(mat.astype(np.float32)) @ vector if len(found) else np.zeros(0)
+    return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": found["_distance"].to_numpy()})
+
+
+def _drop_same_source(frame: pd.DataFrame, ra0: float, dec0: float, arcsec: float) -> pd.DataFrame:
+    """Drop rows within `arcsec` of the query position, and later rows within `arcsec` of a kept row."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    if frame.empty:
+        return frame
+    coords = SkyCoord(frame["ra"].to_numpy() * u.deg, frame["dec"].to_numpy() * u.deg)
+    keep = coords.separation(SkyCoord(ra0 * u.deg, dec0 * u.deg)).arcsec > arcsec
+    kept: list[int] = []
+    for i in np.flatnonzero(keep):
+        if kept and (coords[i].separation(coords[kept]).arcsec <= arcsec).any():
+            continue
+        kept.append(int(i))
+    return frame.iloc[kept]
+
+
+def neighbours(
+    atlas: Atlas,
+    object_id: str,
+    space: Space | None = None,
+    target_space: str | None = None,
+    k: int = 12,
+    where: str | None = None,
+    *,
+    z_range: tuple[float, float] | None = None,
+    survey: str | Sequence[str] | None = None,
+    tag: str | None = None,
+    exclude_same_source_arcsec: float | None = None,
+    include_self: bool = False,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """k nearest neighbours of an object, with similarity and metadata.
+
+    `space` is one space, or a list of aligned spaces for a mixed query (mean of normalised vectors);
+    `target_space` (default: `space`, or the first of the list) is searched, so an image space with a spectrum
+    `target_space` of the same aligned pair is a cross-modal query. Filters: `where` (SQL over objects
+    columns), `z_range`, `survey`, `tag`; `exclude_same_source_arcsec` drops other entries of the same sky source.
+    """
+    spaces = _spaces(atlas)
+    if space is None:
+        space = next((n for n, s in spaces.items() if s.modality == "image"), next(iter(spaces)))
+    query_spaces = [space] if isinstance(space, str) else list(space)
+    target = target_space or query_spaces[0]
+    _check_aligned(atlas, query_spaces, target)
+    vector = query_vector(atlas, object_id, query_spaces)
+    allowed = allowed_ids(atlas, filter_sql(where, z_range=z_range, survey=survey), tag)
+    extra = 3 * k if exclude_same_source_arcsec else 0
+    exclude = () if include_self else (object_id,)
+    found = search(atlas, vector, target, k + extra, allowed=allowed, exclude=exclude)
+    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else label_columns(atlas))]))
+    meta = atlas.get_objects(list(found["object_id"]), cols)
+    out = found.merge(meta, on="object_id", how="left")
+    if exclude_same_source_arcsec:
+        me = atlas.get_objects([object_id], ["ra", "dec"])
+        out = _drop_same_source(out, float(me["ra"].iloc[0]), float(me["dec"].iloc[0]), float(exclude_same_source_arcsec))
+    out = out.head(k).reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def directions(atlas: Atlas, object_id: str) -> pd.DataFrame:
+    """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned pair."""
+    spaces = _spaces(atlas)
+    has = {name: bool(read_vectors(atlas, name, [object_id])[0]) for name in spaces}
+    rows = []
+    for name, info in spaces.items():
+        if has[name]:
+            rows.append({"direction": f"{info.modality} -> {info.modality}", "space": name, "target_space": name, "group": info.aligned_group})
+    groups: dict[str, list[str]] = {}
+    for name, info in spaces.items():
+        if info.aligned_group:
+            groups.setdefault(info.aligned_group, []).append(name)
+    for group, members in groups.items():
+        for a in members:
+            for b in members:
+                if a != b and has[a]:
+                    rows.append({"direction": f"{spaces[a].modality} -> {spaces[b].modality}", "space": a, "target_space": b, "group": group})
+        present = [m for m in members if has[m]]
+        if len(present) >= 2:
+            for b in members:
+                label = " + ".join(spaces[m].modality for m in present)
+                rows.append({"direction": f"mixed ({label}) -> {spaces[b].modality}", "space": present, "target_space": b, "group": group})
+    return pd.DataFrame(rows, columns=["direction", "space", "target_space", "group"])

@@ -1,0 +1,104 @@
+"""Tags: an append-only history (a removal is a row too), folded into the current tags on read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.table import Table
+
+from backend import schema
+from backend.store import Atlas, AtlasError, utcnow
+
+EXPORT_FORMATS = {"csv": "ascii.csv", "fits": "fits", "votable": "votable"}
+_SUFFIX_FORMAT = {".csv": "csv", ".fits": "fits", ".fit": "fits", ".vot": "votable", ".xml": "votable", ".votable": "votable"}
+INTERESTING, NOT_INTERESTING = "interesting", "not-interesting"
+
+
+def _author(author: str | None) -> str:
+    return author or os.environ.get("ARP_USER") or os.environ.get("USER") or "anonymous"
+
+
+def _rows(object_ids: Iterable[str], tag: str, action: str, note: str, author: str | None) -> list[dict]:
+    tag = tag.strip()
+    if not tag:
+        raise AtlasError("a tag needs a non-empty name")
+    now, who = utcnow(), _author(author)
+    return [{"object_id": str(o), "tag": tag, "action": action, "note": note, "author": who, "created_at": now} for o in object_ids]
+
+
+def add_tag(atlas: Atlas, object_ids: str | Iterable[str], tag: str, *, note: str = "", author: str | None = None) -> int:
+    """Tag one or many objects (appends one row each; safe under concurrent writers)."""
+    ids = [object_ids] if isinstance(object_ids, str) else list(object_ids)
+    return atlas.append(schema.TAGS, _rows(ids, tag, "add", note, author))
+
+
+def remove_tag(atlas: Atlas, object_ids: str | Iterable[str], tag: str, *, note: str = "", author: str | None = None) -> int:
+    """Remove a tag (appends a `remove` row; the history keeps both)."""
+    ids = [object_ids] if isinstance(object_ids, str) else list(object_ids)
+    return atlas.append(schema.TAGS, _rows(ids, tag, "remove", note, author))
+
+
+def history(atlas: Atlas, object_id: str | None = None) -> pd.DataFrame:
+    """Every tag row ever written (optionally for one object), oldest first."""
+    cols = [f.name for f in schema.TAGS_SCHEMA]
+    if atlas.count(schema.TAGS) == 0:
+        return pd.DataFrame(columns=cols)
+    query = atlas.table(schema.TAGS).search()
+    if object_id is not None:
+        query = query.where(f"object_id = '{object_id.replace(chr(39), chr(39) * 2)}'")
+    frame = query.limit(atlas.count(schema.TAGS) + 1).to_pandas()
+    frame["_order"] = np.arange(len(frame))
+    return frame.sort_values(["created_at", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def current_tags(atlas: Atlas, tag: str | None = None) -> pd.DataFrame:
+    """The fold of the history: one row per (object_id, tag) whose last action is `add`, with its note/author/time."""
+    hist = history(atlas)
+    if tag is not None:
+        hist = hist[hist["tag"] == tag]
+    last = hist.groupby(["object_id", "tag"], sort=False).tail(1)
+    return last[last["action"] == "add"].drop(columns="action").reset_index(drop=True)
+
+
+def tags_of(atlas: Atlas, object_id: str) -> list[str]:
+    """Current tags of one object, sorted."""
+    hist = history(atlas, object_id)
+    last = hist.groupby("tag").tail(1)
+    return sorted(last.loc[last["action"] == "add", "tag"])
+
+
+def tag_counts(atlas: Atlas) -> pd.Series:
+    """How many objects carry each current tag."""
+    return current_tags(atlas).groupby("tag").size().sort_values(ascending=False)
+
+
+def tagged_ids(atlas: Atlas, tag: str) -> list[str]:
+    """Ids of objects currently carrying `tag`."""
+    return list(current_tags(atlas, tag)["object_id"])
+
+
+def tagged_objects(atlas: Atlas, tag: str | None = None, columns: Iterable[str] = ("ra", "dec", "redshift", "survey")) -> pd.DataFrame:
+    """Currently tagged objects with their catalogue columns (one row per object and tag)."""
+    cur = current_tags(atlas, tag)
+    meta = atlas.get_objects(list(dict.fromkeys(cur["object_id"])), list(columns))
+    return cur.merge(meta, on="object_id", how="left")[["object_id", *columns, "tag", "note", "author", "created_at"]]
+
+
+def export_tagged(atlas: Atlas, path: str | Path, tag: str | None = None, fmt: str | None = None) -> Path:
+    """Write tagged objects (ra/dec in degrees) as CSV, FITS or VOTable via astropy.table; returns the path."""
+    path = Path(path)
+    fmt = fmt or _SUFFIX_FORMAT.get(path.suffix.lower(), "")
+    if fmt not in EXPORT_FORMATS:
+        raise AtlasError(f"cannot export to {path.name}: choose a .csv, .fits or .vot/.xml file (or fmt=csv|fits|votable)")
+    frame = tagged_objects(atlas, tag)
+    frame["created_at"] = frame["created_at"].astype(str)
+    table = Table.from_pandas(frame.fillna({"note": "", "author": ""}))
+    table["ra"].unit = "deg"
+    table["dec"].unit = "deg"
+    table.meta["atlas"] = atlas.uri
+    table.write(path, format=EXPORT_FORMATS[fmt], overwrite=True)
+    return path

@@ -1,0 +1,103 @@
+"""Neighbours: same space, cross-modal, mixed, filters as prefilters, same-source removal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend import tags
+from backend.neighbours import directions, neighbours
+from backend.spaces import SpaceInfo, read_vectors, register_space, write_vectors
+from backend.store import AtlasError
+from tests.synthetic import IMAGE, SPECTRUM, build_synthetic
+
+
+@pytest.fixture
+def toy(atlas):
+    objects = build_synthetic(atlas, n=400)
+    return atlas, objects.set_index("object_id")
+
+
+def _exact(atlas, space, query, ids_allowed=None):
+    ids, mat = read_vectors(atlas, space)
+    mat = mat / np.linalg.norm(mat, axis=1, keepdims=True)
+    sim = mat @ (query / np.linalg.norm(query))
+    order = [ids[i] for i in np.argsort(-sim) if ids_allowed is None or ids[i] in ids_allowed]
+    return order
+
+
+def test_same_space_neighbours_share_the_morphology(toy):
+    atlas, objs = toy
+    oid = "obj00007"
+    out = neighbours(atlas, oid, IMAGE.name, k=10)
+    assert len(out) == 10 and oid not in set(out["object_id"])
+    assert (np.diff(out["similarity"]) <= 1e-6).all()
+    assert (out["morphology"] == objs.loc[oid, "morphology"]).mean() >= 0.9
+    assert {"ra", "dec", "redshift", "thumbnail", "distance", "similarity"} <= set(out.columns)
+    _, q = read_vectors(atlas, IMAGE.name, [oid])
+    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0])[1:11]
+
+
+@pytest.mark.parametrize("src,tgt", [(IMAGE.name, SPECTRUM.name), (SPECTRUM.name, IMAGE.name)])
+def test_cross_modal_finds_the_objects_own_other_modality(toy, src, tgt):
+    atlas, objs = toy
+    hits = 0
+    for oid in objs.index[:20]:
+        out = neighbours(atlas, oid, src, target_space=tgt, k=5, include_self=True)
+        hits += out["object_id"].iloc[0] == oid or oid in set(out["object_id"])
+    assert hits >= 15
+
+
+def test_mixed_query_against_either_space(toy):
+    atlas, objs = toy
+    oid = "obj00003"
+    for tgt in (IMAGE.name, SPECTRUM.name):
+        out = neighbours(atlas, oid, [IMAGE.name, SPECTRUM.name], target_space=tgt, k=8)
+        assert (out["morphology"] == objs.loc[oid, "morphology"]).mean() >= 0.9
+    dirs = directions(atlas, oid)
+    assert len(dirs) == 6
+    assert {"image -> image", "spectrum -> spectrum", "image -> spectrum", "spectrum -> image"} <= set(dirs["direction"])
+    assert sum(d.startswith("mixed") for d in dirs["direction"]) == 2
+
+
+def test_filters_are_applied_before_ranking(toy):
+    atlas, objs = toy
+    oid = "obj00010"
+    out = neighbours(atlas, oid, IMAGE.name, k=12, z_range=(0.12, 0.2), survey="desi")
+    assert len(out) == 12
+    assert out["redshift"].between(0.12, 0.2).all() and (out["survey"] == "desi").all()
+    allowed = set(objs.index[(objs["redshift"] >= 0.12) & (objs["redshift"] <= 0.2) & (objs["survey"] == "desi")]) - {oid}
+    _, q = read_vectors(atlas, IMAGE.name, [oid])
+    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:12]
+    out = neighbours(atlas, oid, IMAGE.name, k=5, where="morphology = 'ring'")
+    assert (out["morphology"] == "ring").all() and len(out) == 5
+    tags.add_tag(atlas, ["obj00100", "obj00200"], "merger")
+    out = neighbours(atlas, oid, IMAGE.name, k=5, tag="merger")
+    assert set(out["object_id"]) == {"obj00100", "obj00200"}
+    with pytest.raises(AtlasError, match="bad filter"):
+        neighbours(atlas, oid, IMAGE.name, where="no_such_column > 1")
+
+
+def test_same_source_duplicates_are_removed(toy):
+    atlas, objs = toy
+    oid = "obj00020"
+    row = objs.loc[oid]
+    dup = row.to_frame().T.reset_index(names="object_id")
+    dup["object_id"] = "obj00020-dup"
+    dup["ra"] = row["ra"] + 0.5 / 3600
+    dup = dup.astype({"ra": float, "dec": float, "redshift": "float32", "is_rare": bool})
+    atlas.upsert("objects", dup)
+    _, vec = read_vectors(atlas, IMAGE.name, [oid])
+    write_vectors(atlas, IMAGE, ["obj00020-dup"], vec * 1.001)
+    assert neighbours(atlas, oid, IMAGE.name, k=3)["object_id"].iloc[0] == "obj00020-dup"
+    kept = neighbours(atlas, oid, IMAGE.name, k=3, exclude_same_source_arcsec=2.0)
+    assert "obj00020-dup" not in set(kept["object_id"]) and len(kept) == 3
+
+
+def test_unaligned_spaces_are_refused(toy):
+    atlas, objs = toy
+    other = SpaceInfo("other", "image", 16, "r", "v1")
+    register_space(atlas, other)
+    write_vectors(atlas, other, list(objs.index[:50]), np.random.default_rng(1).normal(size=(50, 16)).astype(np.float32))
+    with pytest.raises(AtlasError, match="not aligned"):
+        neighbours(atlas, "obj00001", IMAGE.name, target_space=other.name)

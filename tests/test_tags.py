@@ -1,0 +1,86 @@
+"""Tags are an append-only history: removals are rows, exports carry ra/dec, concurrent writers lose nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+
+from backend import tags
+from backend.spaces import write_vectors
+from backend.store import AtlasError, open_atlas
+from tests.synthetic import IMAGE, build_synthetic
+
+
+@pytest.fixture
+def toy(atlas):
+    build_synthetic(atlas, n=100)
+    return atlas
+
+
+def test_add_remove_fold_keeps_history(toy):
+    tags.add_tag(toy, ["obj00001", "obj00002"], "ring", note="clear ring", author="ada")
+    tags.add_tag(toy, "obj00001", "merger", author="ada")
+    tags.remove_tag(toy, "obj00002", "ring", author="bob")
+    tags.add_tag(toy, "obj00003", "lens")
+    cur = tags.current_tags(toy)
+    assert set(zip(cur["object_id"], cur["tag"], strict=True)) == {("obj00001", "ring"), ("obj00001", "merger"), ("obj00003", "lens")}
+    assert tags.tags_of(toy, "obj00001") == ["merger", "ring"]
+    assert tags.tags_of(toy, "obj00002") == []
+    hist = tags.history(toy, "obj00002")
+    assert list(hist["action"]) == ["add", "remove"] and list(hist["author"]) == ["ada", "bob"]
+    tags.add_tag(toy, "obj00002", "ring")  # re-adding after a removal works
+    assert sorted(tags.tagged_ids(toy, "ring")) == ["obj00001", "obj00002"]
+    with pytest.raises(AtlasError, match="non-empty"):
+        tags.add_tag(toy, "obj00001", "  ")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".fits", ".vot"])
+def test_export_round_trips_with_coordinates(toy, tmp_path, suffix):
+    tags.add_tag(toy, ["obj00010", "obj00011", "obj00012"], "ring", note="ring-like")
+    tags.add_tag(toy, "obj00013", "lens")
+    path = tags.export_tagged(toy, tmp_path / f"rings{suffix}", tag="ring")
+    back = Table.read(path, format={".csv": "ascii.csv", ".fits": "fits", ".vot": "votable"}[suffix])
+    assert sorted(back["object_id"]) == ["obj00010", "obj00011", "obj00012"]
+    objs = toy.get_objects(["obj00010"], ["ra", "dec"])
+    row = back[list(back["object_id"]).index("obj00010")]
+    assert row["ra"] == pytest.approx(objs["ra"][0]) and row["dec"] == pytest.approx(objs["dec"][0])
+    if suffix != ".csv":
+        assert str(back["ra"].unit) == "deg"
+    with pytest.raises(AtlasError, match="choose a .csv"):
+        tags.export_tagged(toy, tmp_path / "x.docx")
+
+
+def test_tags_written_during_a_bulk_write_all_land(toy):
+    """Two writers (a thread and a separate connection) tag while a bulk objects+vectors upsert runs."""
+    n_bulk = 6000
+    rng = np.random.default_rng(0)
+    ids = [f"bulk{i:05d}" for i in range(n_bulk)]
+    bulk = pd.DataFrame({"object_id": ids, "survey": "sdss", "ra": rng.uniform(0, 10, n_bulk), "dec": rng.uniform(0, 10, n_bulk)})
+    errors: list[Exception] = []
+
+    def tagger(prefix: str) -> None:
+        try:
+            other = open_atlas(toy.uri)  # its own connection, as another app session would have
+            for i in range(25):
+                tags.add_tag(other, f"obj{i:05d}", f"{prefix}-{i}")
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=tagger, args=(p,)) for p in ("a", "b")]
+    for t in threads:
+        t.start()
+    started = pd.Timestamp.now(tz="UTC")
+    toy.upsert("objects", bulk, batch_rows=500)
+    write_vectors(toy, IMAGE, ids, rng.normal(size=(n_bulk, IMAGE.dim)).astype(np.float32))
+    finished = pd.Timestamp.now(tz="UTC")
+    for t in threads:
+        t.join()
+    assert not errors
+    cur = tags.current_tags(toy)
+    assert len(cur) == 50
+    assert cur["created_at"].between(started, finished).any()  # the writes really overlapped
+    assert toy.count("objects") == 100 + n_bulk
