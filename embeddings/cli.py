@@ -40,3 +40,28 @@ def main() -> None:
 
 
 # Commands are added below by the modules that own them (demo, ingest, fetch, embed, train-builtin).
+
+
+@app.command("ingest")
+def ingest_cmd(
+    source: str = typer.Argument(..., help="HDF5 file, FITS/PNG/JPEG file or folder, SDSS/DESI spectrum FITS, CSV/Parquet."),
+    atlas: str = AtlasOpt,
+    kind: str = typer.Option(None, "--kind", help="hdf5 | folder | fits | images | catalog (default: detected)."),
+    survey: str = typer.Option(None, "--survey", help="Survey name for new objects (default from the format)."),
+    match_radius: float = typer.Option(None, "--match-radius", help="Cross-match onto existing objects within this many arcsec."),
+    unmatched: str = typer.Option("add", "--unmatched", help="Rows matching no atlas object: add | skip (reported)."),
+    bands: str = typer.Option(None, "--bands", help="Bands to keep, comma-separated (e.g. g,r,z)."),
+    pixel_scale: float = typer.Option(None, "--pixel-scale", help="Arcsec per pixel when the files do not say."),
+    id_column: str = typer.Option(None, "--id-column", help="Catalogue column joined to object_id."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Ingest a file or folder into the atlas (streaming; bad rows are skipped and reported)."""
+    from embeddings.ingest import SourceError, run_ingest
+
+    try:
+        report = run_ingest(source, _atlas(atlas), kind=kind, survey=survey, progress=not no_progress,
+                            match_radius=match_radius, unmatched=unmatched, bands=bands, pixel_scale=pixel_scale,
+                            id_column=id_column)
+    except SourceError as exc:
+        raise UserError(str(exc)) from None
+    print(report.summary())
