@@ -65,3 +65,28 @@ def ingest_cmd(
     except SourceError as exc:
         raise UserError(str(exc)) from None
     print(report.summary())
+
+
+@app.command("fetch")
+def fetch_cmd(
+    targets: str = typer.Option(..., "--targets", help="CSV with ra, dec (and optionally object_id) columns."),
+    atlas: str = AtlasOpt,
+    cache: str = typer.Option(None, "--cache", help="Download cache folder (default: data/fetch_cache)."),
+    no_spectra: bool = typer.Option(False, "--no-spectra", help="Only fetch image cutouts."),
+    rate: float = typer.Option(2.0, "--rate", help="Maximum requests per second."),
+    retries: int = typer.Option(4, "--retries", min=1, help="Attempts per request (exponential backoff between)."),
+    match_radius: float = typer.Option(1.0, "--match-radius", help="Arcsec for merging spectra onto cutouts."),
+) -> None:
+    """Download Legacy Survey g,r,z cutouts and SDSS spectra for targets into a cache, then ingest them."""
+    from backend.config import DATA_DIR
+    from embeddings.ingest import SourceError
+    from embeddings.ingest.fetch import NetworkError, run_fetch
+
+    try:
+        report = run_fetch(_atlas(atlas), targets, cache or DATA_DIR / "fetch_cache", spectra=not no_spectra,
+                           match_radius=match_radius, rate=rate, retries=retries)
+    except (SourceError, NetworkError) as exc:
+        raise UserError(str(exc)) from None
+    print(report.summary())
+    for ing in report.ingests:
+        print(f"  ingest {ing['kind']}: {ing['added']} added, {ing['updated']} updated, {ing['skipped']} skipped")
