@@ -1,0 +1,117 @@
+"""Numpy preprocessing shared by the pretrained encoders: band selection, pixel-scale resampling,
+field fitting, the Legacy Survey viewer colour mapping, and spectrum regridding."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from embeddings.encoders.base import SurveyContext
+
+LEGACY_PIXEL_SCALE = 0.262  # arcsec / pixel, DESI Legacy Surveys
+# Legacy Survey viewer (legacysurvey/imagine map/views.py) band -> (RGB plane, scale).
+VIEWER_RGB = {"u": (2, 1.5), "g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
+
+
+def row_cube(row: dict) -> np.ndarray:
+    """The row's image as a float32 bands x H x W cube (NaN/inf -> 0); ValueError if missing or malformed."""
+    image, shape = row.get("image"), row.get("image_shape")
+    if image is None or len(image) == 0:
+        raise ValueError("object has no image cutout")
+    cube = np.asarray(image, dtype=np.float32)
+    if shape is not None and len(shape):
+        shape = tuple(int(s) for s in shape)
+        if int(np.prod(shape)) != cube.size:
+            raise ValueError(f"image has {cube.size} values but image_shape says {shape}")
+        cube = cube.reshape(shape)
+    if cube.ndim == 2:
+        cube = cube[None]
+    if cube.ndim != 3:
+        raise ValueError(f"image must be bands x H x W, got shape {cube.shape}")
+    return np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def select_bands(cube: np.ndarray, bands: tuple[str, ...], want: tuple[str, ...] = ("g", "r", "z")) -> np.ndarray:
+    """Pick `want` bands (case-insensitive) from the cube, in that order; ValueError naming what is missing."""
+    names = [b.lower() for b in bands] if bands else list(want)[: cube.shape[0]]
+    if len(names) != cube.shape[0]:
+        raise ValueError(f"survey lists bands {tuple(bands)} but the cube has {cube.shape[0]} planes")
+    missing = [b for b in want if b not in names]
+    if missing:
+        raise ValueError(f"encoder needs bands {want}; survey has {tuple(names)} (missing {missing})")
+    return cube[[names.index(b) for b in want]]
+
+
+def resample_pixel_scale(cube: np.ndarray, from_scale: float | None, to_scale: float) -> np.ndarray:
+    """Resample a flux-per-pixel cube to `to_scale` arcsec/px (bilinear; flux per pixel rescaled by area)."""
+    if not from_scale or abs(from_scale - to_scale) / to_scale < 1e-3:
+        return cube
+    zoom = from_scale / to_scale
+    out = np.stack([ndimage.zoom(plane, zoom, order=1, mode="nearest") for plane in cube])
+    return (out / zoom**2).astype(np.float32)
+
+
+def fit_field(cube: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crop or zero-pad (zero = background-subtracted sky) a bands x H x W cube to size x size."""
+    out = np.zeros((cube.shape[0], size, size), np.float32)
+    h, w = cube.shape[1:]
+    sy, sx = max(0, (h - size) // 2), max(0, (w - size) // 2)  # source offsets (crop)
+    dy, dx = max(0, (size - h) // 2), max(0, (size - w) // 2)  # destination offsets (pad)
+    ch, cw = min(h, size), min(w, size)
+    out[:, dy : dy + ch, dx : dx + cw] = cube[:, sy : sy + ch, sx : sx + cw]
+    return out
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of a C x H x W array to C x size x size."""
+    c, h, w = image.shape
+    if (h, w) == (size, size):
+        return image.astype(np.float32)
+    return np.stack([ndimage.zoom(p, (size / h, size / w), order=1, mode="nearest") for p in image]).astype(np.float32)
+
+
+def viewer_rgb(grz: np.ndarray, bands: tuple[str, ...] = ("g", "r", "z"), m: float = 0.03, q: float = 20.0) -> np.ndarray:
+    """Legacy Survey viewer RGB (as AstroCLIP's ToRGB): 3 x H x W in [0, 1], planes (R, G, B) = (z, r, g).
+
+    I = mean_b max(0, x_b s_b + m); each plane = (x_b s_b + m) * asinh(q I) / sqrt(q) / I, clipped to [0, 1].
+    """
+    scaled = [grz[i] * VIEWER_RGB[b][1] + m for i, b in enumerate(bands)]
+    intensity = sum(np.maximum(0.0, s) for s in scaled) / len(bands)
+    stretch = np.arcsinh(q * intensity) / np.sqrt(q)
+    intensity = intensity + (intensity == 0.0) * 1e-6
+    rgb = np.zeros((3, *grz.shape[1:]), np.float32)
+    for s, b in zip(scaled, bands, strict=True):
+        rgb[VIEWER_RGB[b][0]] = s * stretch / intensity
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def survey_grz(row: dict, survey: SurveyContext, target_scale: float = LEGACY_PIXEL_SCALE) -> np.ndarray:
+    """The row's g, r, z planes at `target_scale` arcsec/px (unknown survey scale: taken as already there)."""
+    cube = select_bands(row_cube(row), tuple(survey.bands))
+    return resample_pixel_scale(cube, survey.pixel_scale, target_scale)
+
+
+def regrid_spectrum(row: dict, survey: SurveyContext, target: np.ndarray) -> np.ndarray:
+    """The row's flux on the `target` wavelength grid (linear interpolation; zero outside the survey range).
+
+    Pixels with ivar <= 0 or non-finite flux are replaced by interpolation from their neighbours first.
+    """
+    flux = row.get("spectrum_flux")
+    if flux is None or len(flux) == 0:
+        raise ValueError("object has no spectrum")
+    flux = np.asarray(flux, dtype=np.float64)
+    wave = survey.wavelength if survey.wavelength is not None else target
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.shape != flux.shape:
+        raise ValueError(f"spectrum has {flux.size} pixels but the survey wavelength grid has {wave.size}")
+    good = np.isfinite(flux)
+    ivar = row.get("spectrum_ivar")
+    if ivar is not None and len(ivar) == flux.size:
+        good &= np.asarray(ivar) > 0
+    if good.sum() < 2:
+        raise ValueError("spectrum has fewer than two usable pixels")
+    if not good.all():
+        flux = np.interp(wave, wave[good], flux[good])
+    if wave.shape == target.shape and np.allclose(wave, target):
+        return flux.astype(np.float32)
+    return np.interp(target, wave, flux, left=0.0, right=0.0).astype(np.float32)

@@ -1,0 +1,135 @@
+"""Find pretrained weights (explicit path, Arp's weights folder, or the Hugging Face cache) and load them weights-only.
+
+Resolution order: `checkpoint=` path -> `$ARP_WEIGHTS_DIR/<family>/<file>` (default `~/.cache/arp/weights`) ->
+`huggingface_hub.hf_hub_download` (cache only when offline). When nothing is found the error says which file to
+fetch and where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No local checkpoint and no way to download it; the message says what to fetch and where to put it."""
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A checkpoint file on disk and where it came from."""
+
+    path: Path
+    source: str  # "checkpoint", "arp-cache" or "hf-hub:<repo>"
+
+
+def arp_weights_dir() -> Path:
+    """Arp's own weights folder (`$ARP_WEIGHTS_DIR`, default `~/.cache/arp/weights`)."""
+    return Path(os.environ.get("ARP_WEIGHTS_DIR") or Path.home() / ".cache" / "arp" / "weights").expanduser()
+
+
+def is_offline() -> bool:
+    """True when HF_HUB_OFFLINE or ARP_OFFLINE is set: never touch the network."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "ARP_OFFLINE"))
+
+
+def fetch_hint(family: str, repo_id: str, filename: str) -> str:
+    """The exact command that puts `filename` where Arp looks for it."""
+    folder = arp_weights_dir() / family
+    return (
+        f"fetch `{filename}` from https://huggingface.co/{repo_id} and put it at {folder / filename}:\n"
+        f"    huggingface-cli download {repo_id} {filename} --local-dir {folder}\n"
+        f"or pass checkpoint=PATH (CLI: --checkpoint PATH) pointing at that file."
+    )
+
+
+def resolve_weights(
+    family: str, repo_id: str, filename: str, checkpoint: str | os.PathLike | None = None, revision: str | None = None
+) -> ResolvedWeights:
+    """Locate `filename` of hub repo `repo_id` for encoder family `family` (see module doc for the order)."""
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if path.is_dir():
+            path = path / Path(filename).name if not (path / filename).exists() else path / filename
+        if not path.is_file():
+            raise WeightsNotFoundError(f"checkpoint {path} does not exist; " + fetch_hint(family, repo_id, filename))
+        return ResolvedWeights(path.resolve(), "checkpoint")
+    local = arp_weights_dir() / family / filename
+    if local.is_file():
+        return ResolvedWeights(local.resolve(), "arp-cache")
+    from huggingface_hub import hf_hub_download
+
+    offline = is_offline()
+    try:
+        got = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, local_files_only=offline)
+    except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable message
+        why = "offline (HF_HUB_OFFLINE/ARP_OFFLINE set) and not in the Hugging Face cache" if offline else f"download failed ({type(exc).__name__})"
+        raise WeightsNotFoundError(f"{family} weights not found: {why}; " + fetch_hint(family, repo_id, filename)) from exc
+    return ResolvedWeights(Path(got), f"hf-hub:{repo_id}")
+
+
+def file_revision(path: str | os.PathLike, n: int = 12) -> str:
+    """`sha256:<first n hex>` of a file: the weights revision recorded with every vector."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:n]}"
+
+
+class _Opaque(dict):
+    """Inert stand-in for any class a pickled checkpoint names besides tensors: records arguments, runs nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        return dict.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint weights-only: safetensors, or `torch.load(weights_only=True)`.
+
+    Lightning/nanoGPT checkpoints may pickle Python objects beside the tensors (hyper-parameter modules,
+    config classes). Those classes are never imported or run: each is allowlisted as an inert `_Opaque`
+    record, so only tensors and plain containers come back.
+    """
+    import torch
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        if "Unsupported global" not in str(exc) and "allowlisted" not in str(exc):
+            raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    log.info("checkpoint %s pickles %d non-tensor classes; reading them as inert records: %s", path, len(names), names)
+    with torch.serialization.safe_globals([(_Opaque, name) for name in names]):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def opaque_state(obj: object) -> dict:
+    """The recorded attributes of an `_Opaque` record (or the dict itself for plain dicts)."""
+    if isinstance(obj, _Opaque):
+        state = getattr(obj, "state", None)
+        return state if isinstance(state, dict) else {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def strip_prefix(state_dict: dict, prefix: str) -> dict:
+    """Keys under `prefix` with the prefix removed."""
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
