@@ -42,6 +42,49 @@ def main() -> None:
 # Commands are added below by the modules that own them (demo, ingest, fetch, embed, train-builtin).
 
 
+@app.command("embed")
+def embed_cmd(
+    atlas: str = AtlasOpt,
+    encoder: str = typer.Option(..., "--encoder", help="Registered encoder name (see available encoders), e.g. arp-pair-image."),
+    modality: str = typer.Option(None, "--modality", help="image | spectrum (selects NAME-MODALITY for a family)."),
+    device: str = typer.Option("auto", "--device", help="auto | cuda | cuda:N | cpu"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers (default: 0 on CPU, up to 8 on GPU)."),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 | fp16 | fp32 (autocast on GPU only)"),
+    limit: int = typer.Option(None, "--limit", min=0, help="Embed at most N (not yet embedded) objects."),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="Local weights file instead of the default source."),
+    write_rows: int = typer.Option(2048, "--write-rows", min=1, help="Vectors per commit (smaller: less redone after a kill)."),
+) -> None:
+    """Embed atlas objects with one encoder (resumable: rerun to finish after an interruption)."""
+    import json
+
+    from embeddings.job import run_embedding
+
+    try:
+        result = run_embedding(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
+                               workers=workers, precision=precision, limit=limit, checkpoint=checkpoint,
+                               write_rows=write_rows)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    print(json.dumps(result, indent=1, default=str))
+
+
+@app.command("train-builtin")
+def train_builtin_cmd(
+    atlas: str = AtlasOpt,
+    out: str = typer.Option(None, "--out", help="Weights file (default: embeddings/weights/arp_pair.safetensors)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default from the training config)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train Arp's builtin image+spectrum pair on the atlas's train split (val split for early stopping)."""
+    import json
+
+    from embeddings.builtin.train import train
+
+    summary = train(_atlas(atlas), out=out, max_epochs=epochs, seed=seed)
+    print(json.dumps(summary, indent=1, default=str))
+
+
 @app.command("ingest")
 def ingest_cmd(
     source: str = typer.Argument(..., help="HDF5 file, FITS/PNG/JPEG file or folder, SDSS/DESI spectrum FITS, CSV/Parquet."),

@@ -1,0 +1,1 @@
+"""Arp's builtin contrastive image+spectrum pair: preprocessing, training and evaluation."""

@@ -1,0 +1,170 @@
+"""Versioned preprocessing of the builtin pair (pure numpy; runs in DataLoader workers).
+
+Image (``arp-pair-v1``): pick g,r,z; resample to 0.262"/px if the survey differs; centre crop (or
+zero-pad) to 48 px (56 px for training, which then random-crops 48 and applies flips / rot90);
+per-band arcsinh stretch ``asinh(flux / s_b)`` with fixed softenings ``s_b`` measured on the training
+set (the noise level of each band) and stored in the weights file, so colours and brightness survive.
+Non-finite pixels are set to 0; a cutout with more than half of them is rejected.
+
+Spectrum (``arp-pair-v1``): interpolate onto the DESI grid (3600-9824 A, 0.8 A) if the survey grid
+differs; inverse-variance-weighted mean in bins of 8 pixels (7781 -> 972 bins, 6.4 A); divide by the
+median |flux| of valid bins (a per-spectrum amplitude a), then three channels:
+``asinh(flux / a)``, the per-bin S/N of that amplitude ``asinh(a * sqrt(ivar_bin)) / 4`` (0 where no
+data: the ivar weighting), and the standardised ``log10 a`` broadcast along the spectrum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from embeddings.encoders.base import SurveyContext
+
+PREPROCESS_VERSION = "arp-pair-v1"
+PIXEL_SCALE = 0.262  # arcsec / px the image tower was trained at
+IMAGE_BANDS = ("g", "r", "z")
+IMAGE_SIZE = 48
+TRAIN_IMAGE_SIZE = 56
+SPECTRUM_BIN = 8
+DESI_NPIX = 7781
+SPECTRUM_LENGTH = DESI_NPIX // SPECTRUM_BIN
+
+
+def desi_grid() -> np.ndarray:
+    """The DESI coadd wavelength grid (Angstrom) the spectrum tower expects."""
+    return 3600.0 + 0.8 * np.arange(DESI_NPIX)
+
+
+@dataclass(frozen=True)
+class PreprocessStats:
+    """Constants measured on the training split and shipped with the weights."""
+
+    image_softening: tuple[float, float, float] = (0.01, 0.01, 0.02)
+    log_amp_mean: float = 0.0
+    log_amp_std: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> PreprocessStats:
+        return cls(tuple(raw["image_softening"]), float(raw["log_amp_mean"]), float(raw["log_amp_std"]))
+
+
+def _band_indices(n_bands: int, survey: SurveyContext) -> list[int]:
+    bands = [b.lower() for b in survey.bands]
+    if bands and all(b in bands for b in IMAGE_BANDS):
+        return [bands.index(b) for b in IMAGE_BANDS]
+    if n_bands == 3 and not bands:
+        return [0, 1, 2]
+    raise ValueError(f"image has bands {list(survey.bands) or n_bands}; the builtin pair needs g, r, z")
+
+
+def _crop_or_pad(cube: np.ndarray, size: int) -> np.ndarray:
+    _, h, w = cube.shape
+    out = np.zeros((cube.shape[0], size, size), np.float32)
+    sy, sx = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    dy, dx = max(0, (size - h) // 2), max(0, (size - w) // 2)
+    ch, cw = min(h, size), min(w, size)
+    out[:, dy : dy + ch, dx : dx + cw] = cube[:, sy : sy + ch, sx : sx + cw]
+    return out
+
+
+def raw_image(row: dict, survey: SurveyContext, size: int = IMAGE_SIZE) -> np.ndarray:
+    """The g,r,z cube of a row at 0.262"/px, centre-cropped to `size`, linear flux units."""
+    image, shape = row.get("image"), row.get("image_shape")
+    if image is None or shape is None or len(shape) != 3:
+        raise ValueError("no image cutout")
+    flat = np.asarray(image, dtype=np.float32)
+    if flat.size != int(np.prod(shape)):
+        raise ValueError(f"image has {flat.size} values, image_shape {list(shape)} needs {int(np.prod(shape))}")
+    cube = flat.reshape([int(s) for s in shape])[_band_indices(int(shape[0]), survey)]
+    bad = ~np.isfinite(cube)
+    if bad.mean() > 0.5:
+        raise ValueError(f"image has {bad.mean():.0%} non-finite pixels")
+    cube = np.where(bad, 0.0, cube).astype(np.float32)
+    if survey.pixel_scale and abs(survey.pixel_scale / PIXEL_SCALE - 1) > 0.02:
+        zoom = survey.pixel_scale / PIXEL_SCALE
+        cube = np.stack([ndimage.zoom(b, zoom, order=1) for b in cube]).astype(np.float32)
+    return _crop_or_pad(cube, size)
+
+
+def stretch_image(cube: np.ndarray, stats: PreprocessStats) -> np.ndarray:
+    """Per-band arcsinh stretch with the shipped softenings."""
+    soft = np.asarray(stats.image_softening, np.float32)[:, None, None]
+    return np.arcsinh(cube / soft).astype(np.float32)
+
+
+def image_input(row: dict, survey: SurveyContext, stats: PreprocessStats, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Model input (3, size, size) for one row."""
+    return stretch_image(raw_image(row, survey, size), stats)
+
+
+def binned_spectrum(row: dict, survey: SurveyContext) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-variance-weighted flux and summed ivar in 6.4 A bins on the DESI grid."""
+    flux, ivar = row.get("spectrum_flux"), row.get("spectrum_ivar")
+    if flux is None or len(flux) == 0:
+        raise ValueError("no spectrum")
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.ones_like(flux) if ivar is None or len(ivar) == 0 else np.asarray(ivar, dtype=np.float64)
+    if ivar.shape != flux.shape:
+        raise ValueError(f"spectrum_ivar has {ivar.size} values, spectrum_flux {flux.size}")
+    grid = survey.wavelength
+    target = desi_grid()
+    if grid is not None and (len(grid) != DESI_NPIX or not np.allclose(grid, target, atol=0.05)):
+        if len(grid) != flux.size:
+            raise ValueError(f"spectrum has {flux.size} pixels but the survey grid has {len(grid)}")
+        ok = np.isfinite(flux) & np.isfinite(ivar)
+        flux = np.interp(target, grid[ok], flux[ok], left=0.0, right=0.0)
+        ivar = np.interp(target, grid[ok], ivar[ok], left=0.0, right=0.0)
+    elif grid is None and flux.size != DESI_NPIX:
+        raise ValueError(f"spectrum has {flux.size} pixels and the survey records no wavelength grid")
+    good = np.isfinite(flux) & np.isfinite(ivar) & (ivar > 0)
+    w = np.where(good, ivar, 0.0)[: SPECTRUM_LENGTH * SPECTRUM_BIN].reshape(SPECTRUM_LENGTH, SPECTRUM_BIN)
+    f = np.where(good, flux, 0.0)[: SPECTRUM_LENGTH * SPECTRUM_BIN].reshape(SPECTRUM_LENGTH, SPECTRUM_BIN)
+    wsum = w.sum(axis=1)
+    fbin = np.divide((f * w).sum(axis=1), wsum, out=np.zeros(SPECTRUM_LENGTH), where=wsum > 0)
+    return fbin, wsum
+
+
+def spectrum_amplitude(fbin: np.ndarray, wsum: np.ndarray) -> float:
+    """Median |flux| of the valid bins (raises ValueError when too few bins have data)."""
+    valid = wsum > 0
+    if valid.mean() < 0.1:
+        raise ValueError(f"spectrum has data in only {valid.mean():.0%} of its range")
+    amp = float(np.median(np.abs(fbin[valid])))
+    if not np.isfinite(amp) or amp <= 0:
+        raise ValueError("spectrum flux is zero everywhere")
+    return amp
+
+
+def spectrum_channels(fbin: np.ndarray, wsum: np.ndarray, stats: PreprocessStats) -> np.ndarray:
+    """The three input channels (3, 972) from a binned spectrum."""
+    amp = spectrum_amplitude(fbin, wsum)
+    valid = wsum > 0
+    norm = np.where(valid, np.arcsinh(fbin / amp), 0.0)
+    snr = np.where(valid, np.arcsinh(amp * np.sqrt(wsum)) / 4.0, 0.0)
+    level = np.full(SPECTRUM_LENGTH, (np.log10(amp) - stats.log_amp_mean) / stats.log_amp_std)
+    return np.stack([norm, snr, level]).astype(np.float32)
+
+
+def spectrum_input(row: dict, survey: SurveyContext, stats: PreprocessStats) -> np.ndarray:
+    """Model input (3, 972) for one row."""
+    return spectrum_channels(*binned_spectrum(row, survey), stats)
+
+
+def augment_images(batch, generator=None):
+    """Training-only augmentation of a (N, 3, 56, 56) tensor: per object a random 48 px crop, rot90 and flip."""
+    import torch
+
+    n, _, h, _ = batch.shape
+    offs = torch.randint(0, h - IMAGE_SIZE + 1, (n, 2), generator=generator).tolist()
+    rots = torch.randint(0, 4, (n,), generator=generator).tolist()
+    flips = torch.randint(0, 2, (n,), generator=generator).tolist()
+    out = []
+    for img, (y, x), k, f in zip(batch, offs, rots, flips, strict=True):
+        crop = torch.rot90(img[:, y : y + IMAGE_SIZE, x : x + IMAGE_SIZE], k, dims=(1, 2))
+        out.append(crop.flip(2) if f else crop)
+    return torch.stack(out)

@@ -1,0 +1,159 @@
+"""Streaming atlas objects into models: id-ordered pages of rows, preprocessed in DataLoader workers.
+
+Workers open the `objects` Lance dataset themselves (pinned to one version, spawn start method,
+since Lance's runtime is not fork-safe) and fetch only the columns the encoder needs by row offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from backend import schema
+from backend.store import Atlas
+from embeddings.encoders.base import SurveyContext
+
+Preprocessor = Callable[[dict, SurveyContext], np.ndarray]
+
+
+def survey_contexts(atlas: Atlas) -> dict[str, SurveyContext]:
+    """SurveyContext (bands, pixel scale, wavelength grid) of every survey recorded in the atlas."""
+    out = {}
+    for name, info in atlas.surveys().items():
+        grid = info.get("wavelength")
+        out[name] = SurveyContext(
+            bands=tuple(info.get("bands") or ()),
+            pixel_scale=info.get("pixel_scale"),
+            wavelength=None if grid is None else np.asarray(grid, dtype=np.float64),
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """What to read: a pinned dataset version and pages of row offsets (ids in ascending order)."""
+
+    uri: str
+    version: int
+    pages: list[np.ndarray]
+    total: int
+
+
+def plan_pages(
+    atlas: Atlas,
+    *,
+    skip_ids: set[str] | None = None,
+    where: str | None = None,
+    limit: int | None = None,
+    page_size: int = 256,
+) -> PagePlan:
+    """Offsets of the objects still to process, sorted by object_id, cut into pages."""
+    ds = atlas.table(schema.OBJECTS).to_lance()
+    ids = ds.to_table(columns=["object_id"], filter=where, with_row_address=False).column("object_id")
+    if where is None:
+        offsets = np.arange(len(ids))
+    else:  # offsets refer to the whole dataset: recompute on the unfiltered column
+        all_ids = ds.to_table(columns=["object_id"]).column("object_id")
+        offsets = np.flatnonzero(pc.is_in(all_ids, value_set=ids.combine_chunks()).to_numpy(zero_copy_only=False))
+        ids = all_ids.take(pa.array(offsets))
+    if skip_ids:
+        keep = ~pc.is_in(ids, value_set=pa.array(list(skip_ids), pa.string())).to_numpy(zero_copy_only=False)
+        ids, offsets = ids.filter(pa.array(keep)), offsets[keep]
+    order = np.asarray(pc.sort_indices(ids))
+    offsets = offsets[order]
+    if limit is not None:
+        offsets = offsets[: max(0, limit)]
+    pages = [offsets[i : i + page_size] for i in range(0, len(offsets), page_size)]
+    return PagePlan(ds.uri, ds.version, pages, len(offsets))
+
+
+class PageDataset:
+    """Map-style dataset whose items are whole pages: {"ids", "inputs" (tensor), "skipped" [(id, reason)]}."""
+
+    def __init__(
+        self,
+        plan: PagePlan,
+        columns: list[str],
+        preprocessor: Preprocessor,
+        surveys: dict[str, SurveyContext],
+    ) -> None:
+        self.plan = plan
+        self.columns = list(dict.fromkeys(["object_id", "survey", *columns]))
+        self.preprocessor = preprocessor
+        self.surveys = surveys
+        self._ds = None
+
+    def __len__(self) -> int:
+        return len(self.plan.pages)
+
+    def _dataset(self):
+        if self._ds is None:
+            import lance
+
+            self._ds = lance.dataset(self.plan.uri, version=self.plan.version)
+        return self._ds
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_ds": None}
+
+    def read_rows(self, index: int) -> list[dict]:
+        """The raw rows of one page (only the needed columns)."""
+        table = self._dataset().take(self.plan.pages[index].tolist(), columns=self.columns)
+        cols = {name: _column_values(table.column(name)) for name in table.column_names}
+        return [{name: cols[name][i] for name in cols} for i in range(table.num_rows)]
+
+    def __getitem__(self, index: int) -> dict:
+        import torch
+
+        ids, inputs, skipped = [], [], []
+        default = SurveyContext()
+        for row in self.read_rows(index):
+            oid = row["object_id"]
+            try:
+                x = self.preprocessor(row, self.surveys.get(row.get("survey") or "", default))
+                if inputs and x.shape != inputs[0].shape:
+                    raise ValueError(f"preprocessed shape {x.shape} differs from {inputs[0].shape}")
+            except ValueError as exc:
+                skipped.append((oid, str(exc)))
+                continue
+            ids.append(oid)
+            inputs.append(x)
+        batch = torch.from_numpy(np.stack(inputs)) if inputs else torch.empty(0)
+        return {"ids": ids, "inputs": batch, "skipped": skipped}
+
+
+def _column_values(col: pa.ChunkedArray) -> list:
+    """Column to per-row Python/numpy values; float lists become numpy arrays without a Python-list detour."""
+    arr = col.combine_chunks()
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        if pa.types.is_floating(arr.type.value_type) or pa.types.is_integer(arr.type.value_type):
+            offsets = arr.offsets.to_numpy()
+            values = arr.values.to_numpy(zero_copy_only=False)
+            valid = arr.is_valid().to_numpy(zero_copy_only=False)
+            return [values[offsets[i] : offsets[i + 1]] if valid[i] else None for i in range(len(arr))]
+    return arr.to_pylist()
+
+
+def page_loader(dataset: PageDataset, *, workers: int = 0, pin_memory: bool = False, prefetch: int = 2):
+    """A DataLoader yielding whole preprocessed pages (workers spawn; Lance is not fork-safe)."""
+    from torch.utils.data import DataLoader
+
+    kwargs = {}
+    if workers > 0:
+        kwargs = {"multiprocessing_context": "spawn", "prefetch_factor": prefetch, "persistent_workers": False}
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory, **kwargs)
+
+
+def iter_rows(
+    atlas: Atlas, columns: list[str], *, where: str | None = None, batch_rows: int = 512
+) -> Iterator[dict]:
+    """Stream rows of the objects table (only `columns`) as dicts, float lists as numpy arrays."""
+    ds = atlas.table(schema.OBJECTS).to_lance()
+    for batch in ds.to_batches(columns=list(columns), filter=where, batch_size=batch_rows):
+        cols = {name: _column_values(pa.chunked_array([batch.column(name)])) for name in batch.schema.names}
+        for i in range(batch.num_rows):
+            yield {name: cols[name][i] for name in cols}

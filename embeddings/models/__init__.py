@@ -1,0 +1,1 @@
+"""Model definitions (plain torch modules, one file per model)."""
