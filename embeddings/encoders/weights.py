@@ -57,7 +57,7 @@ def resolve_weights(
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if path.is_dir():
-            path = path / Path(filename).name if not (path / filename).exists() else path / filename
+            path = path / filename if (path / filename).exists() else path / Path(filename).name
         if not path.is_file():
             raise WeightsNotFoundError(f"checkpoint {path} does not exist; " + fetch_hint(family, repo_id, filename))
         return ResolvedWeights(path.resolve(), "checkpoint")
@@ -68,7 +68,13 @@ def resolve_weights(
 
     offline = is_offline()
     try:
-        got = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision, local_files_only=offline)
+        got = hf_hub_download(
+            repo_id=repo_id,
+            filename=filename,
+            revision=revision,
+            local_files_only=offline,
+            cache_dir=os.environ.get("HF_HUB_CACHE") or None,  # read now, not at import time
+        )
     except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable message
         why = "offline (HF_HUB_OFFLINE/ARP_OFFLINE set) and not in the Hugging Face cache" if offline else f"download failed ({type(exc).__name__})"
         raise WeightsNotFoundError(f"{family} weights not found: {why}; " + fetch_hint(family, repo_id, filename)) from exc
