@@ -1,10 +1,10 @@
 """Nearest neighbours of a galaxy: in one space, across an aligned image/spectrum pair, or from a mixed query.
 
-Filters (redshift range, survey, tag, any SQL over objects columns) are resolved on the objects
-table into an id set. Small sets (<= EXACT_MAX ids) go to LanceDB as an `object_id IN (...)`
-prefilter with an exact (flat) scan of just those rows, so a filtered query is exact and never
-comes back short. Large sets use the ANN index with oversampling and an id post-check (an
-IN-list of 10^5+ ids costs more than it saves). Filter columns are deliberately not denormalised
+Filters (redshift range, survey, tag, any SQL over objects columns) are counted on the objects
+table first. Up to EXACT_MAX matches become an `object_id IN (...)` LanceDB prefilter with an
+exact (flat) scan of just those rows, so a selective filter is exact and never comes back short.
+Broader filters query the ANN index with oversampling (k x total/matches x 2) and check the
+candidates against the filter on the objects table (an IN-list of 10^5+ ids costs more than it saves). Filter columns are deliberately not denormalised
 into the vectors tables: rewriting them (merge_insert of new columns) moves every row out of the
 IVF_PQ index until it is rebuilt, which would make unfiltered queries slow.
 """
@@ -108,14 +108,25 @@ def allowed_ids(atlas: Atlas, where: str | None = None, tag: str | None = None) 
     """Ids passing a SQL filter over objects and/or carrying a tag (None when nothing filters)."""
     ids: set[str] | None = None
     if where:
-        try:
-            ids = set(atlas.objects(["object_id"], where=where)["object_id"])
-        except Exception as exc:  # lance reports bad SQL as ValueError/RuntimeError
-            raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+        ids = set(_objects_where(atlas, ["object_id"], where)["object_id"])
     if tag:
         tagged = set(tags.tagged_ids(atlas, tag))
         ids = tagged if ids is None else ids & tagged
     return ids
+
+
+def _objects_where(atlas: Atlas, columns: list[str], where: str) -> pd.DataFrame:
+    try:
+        return atlas.objects(columns, where=where)
+    except Exception as exc:  # lance reports bad SQL as ValueError/RuntimeError
+        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+
+
+def _count_where(atlas: Atlas, where: str) -> int:
+    try:
+        return atlas.count(schema.OBJECTS, where)
+    except Exception as exc:  # noqa: BLE001 - same message as a failed read
+        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
 
 
 def search(
@@ -124,49 +135,63 @@ def search(
     space: str,
     k: int = 12,
     *,
+    where: str | None = None,
     allowed: set[str] | None = None,
     exclude: Sequence[str] = (),
     nprobes: int | None = None,
     refine_factor: int | None = None,
 ) -> pd.DataFrame:
-    """k nearest rows of `space` to a vector: object_id, distance (index metric), similarity (exact cosine)."""
+    """k nearest rows of `space` to a vector: object_id, distance (index metric), similarity (cosine).
+
+    `where` (SQL over objects columns) and `allowed` (an id set) restrict the candidates: up to EXACT_MAX
+    matching ids are passed to LanceDB as a prefilter with an exact scan; broader filters query the index
+    with oversampling and check the candidates against the filter on the objects table.
+    """
     tbl = atlas.table(schema.vectors_table(*schema.parse_space(space)))
     params = search_params(atlas, space)
     nprobes = nprobes or params["nprobes"]
     refine_factor = refine_factor or params["refine_factor"]
     vector = _normalise(np.asarray(vector, np.float32))
+    cosine = params["metric"] == "cosine"
+    cols = ["object_id", "_distance"] if cosine else ["object_id", "vector", "_distance"]
     fetch = k + len(exclude)
 
-    def run(limit: int, where: str | None, flat: bool) -> pd.DataFrame:
-        q = tbl.search(vector).distance_type(params["metric"]).select(["object_id", "vector", "_distance"]).limit(limit)
-        if where:
-            q = q.where(where, prefilter=True)
-        if flat:
-            q = q.bypass_vector_index()
-        else:
-            q = q.nprobes(nprobes).refine_factor(refine_factor)
-        return q.to_pandas()
+    def run(limit: int, prefilter: str | None = None) -> pd.DataFrame:
+        q = tbl.search(vector).distance_type(params["metric"]).select(cols).limit(limit)
+        if prefilter:
+            return q.where(prefilter, prefilter=True).bypass_vector_index().to_pandas()
+        return q.nprobes(nprobes).refine_factor(refine_factor).to_pandas()
 
-    if allowed is not None and len(allowed) <= EXACT_MAX:
-        if not allowed:
-            found = pd.DataFrame(columns=["object_id", "vector", "_distance"])
-        else:
-            found = run(fetch, f"object_id IN ({sql_list(sorted(allowed))})", flat=True)
-    elif allowed is not None:
+    n_match = None
+    if where and allowed is None:
+        n_match = _count_where(atlas, where)
+        if n_match <= EXACT_MAX:
+            allowed, where = set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
+    elif where:
+        allowed, where = allowed & set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
+    if allowed is not None:
+        found = run(fetch, f"object_id IN ({sql_list(sorted(allowed))})") if allowed else pd.DataFrame(columns=cols)
+    elif where:
         total = max(tbl.count_rows(), 1)
-        limit = int(min(fetch * total / len(allowed) * 2 + 10, 20_000))
+        limit = int(min(fetch * total / max(n_match or 1, 1) * 2 + 10, 20_000))
         while True:
-            found = run(limit, None, flat=False)
-            found = found[found["object_id"].isin(allowed)]
+            found = run(limit)
+            ok = _objects_where(atlas, ["object_id"], f"({where}) AND object_id IN ({sql_list(list(found['object_id']))})")
+            found = found[found["object_id"].isin(set(ok["object_id"]))]
             if len(found) >= fetch or limit >= min(total, 20_000):
                 break
             limit = min(limit * 4, 20_000)
     else:
-        found = run(fetch, None, flat=False)
+        found = run(fetch)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
-    mat = np.stack(found["vector"].to_numpy()) if len(found) else np.zeros((0, len(vector)), np.float32)
-    sim = _normalise(mat.astype(np.float32)) @ vector if len(found) else np.zeros(0)
-    return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": found["_distance"].to_numpy()})
+    dist = found["_distance"].to_numpy(dtype=np.float64)
+    if cosine:
+        sim = 1.0 - dist
+    elif len(found):
+        sim = _normalise(np.stack(found["vector"].to_numpy()).astype(np.float32)) @ vector
+    else:
+        sim = np.zeros(0)
+    return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": dist})
 
 
 def _drop_same_source(frame: pd.DataFrame, ra0: float, dec0: float, arcsec: float) -> pd.DataFrame:
@@ -215,10 +240,11 @@ def neighbours(
     target = target_space or query_spaces[0]
     _check_aligned(atlas, query_spaces, target)
     vector = query_vector(atlas, object_id, query_spaces)
-    allowed = allowed_ids(atlas, filter_sql(where, z_range=z_range, survey=survey), tag)
+    allowed = allowed_ids(atlas, None, tag)
     extra = 3 * k if exclude_same_source_arcsec else 0
     exclude = () if include_self else (object_id,)
-    found = search(atlas, vector, target, k + extra, allowed=allowed, exclude=exclude)
+    sql = filter_sql(where, z_range=z_range, survey=survey)
+    found = search(atlas, vector, target, k + extra, where=sql, allowed=allowed, exclude=exclude)
     cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else label_columns(atlas))]))
     meta = atlas.get_objects(list(found["object_id"]), cols)
     out = found.merge(meta, on="object_id", how="left")

@@ -101,3 +101,15 @@ def test_unaligned_spaces_are_refused(toy):
     write_vectors(atlas, other, list(objs.index[:50]), np.random.default_rng(1).normal(size=(50, 16)).astype(np.float32))
     with pytest.raises(AtlasError, match="not aligned"):
         neighbours(atlas, "obj00001", IMAGE.name, target_space=other.name)
+
+
+def test_broad_filters_use_the_index_path_and_stay_exact_on_small_tables(toy, monkeypatch):
+    import backend.neighbours as nb
+
+    atlas, objs = toy
+    monkeypatch.setattr(nb, "EXACT_MAX", 50)  # force the oversample-and-check path
+    oid = "obj00010"
+    out = neighbours(atlas, oid, IMAGE.name, k=10, where="redshift > 0.1")
+    allowed = set(objs.index[objs["redshift"] > 0.1]) - {oid}
+    _, q = read_vectors(atlas, IMAGE.name, [oid])
+    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]

@@ -1,0 +1,148 @@
+"""Neighbour search at scale: N x D synthetic clustered vectors through the real store and IVF_PQ index.
+
+Prints JSON lines: build time, ANN p50 (backend.neighbours.search), full neighbours() p50 (id lookup +
+metadata), filtered p50, exact numpy p50 and recall@10 of the index against exact numpy search.
+
+    python benchmarks/neighbours_1m.py --n 1000000 --dim 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+
+os.environ.setdefault("LANCE_LOG", "error")
+
+from backend import schema  # noqa: E402
+from backend.index import build_index, exact_neighbours  # noqa: E402
+from backend.neighbours import neighbours, search  # noqa: E402
+from backend.spaces import SpaceInfo, register_space  # noqa: E402
+from backend.store import open_atlas, utcnow  # noqa: E402
+
+MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
+
+
+def emit(name: str, value: float, unit: str, **extra: object) -> None:
+    print(json.dumps({"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}), flush=True)
+
+
+def clustered(n: int, dim: int, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+    centres = rng.normal(size=(n_clusters, dim)).astype(np.float32)
+    labels = rng.integers(0, n_clusters, n)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):
+        sl = slice(start, start + 100_000)
+        out[sl] = centres[labels[sl]] + 0.7 * rng.normal(size=(len(labels[sl]), dim)).astype(np.float32)
+    return out
+
+
+def write(atlas, info: SpaceInfo, vectors: np.ndarray, rng: np.random.Generator) -> list[str]:
+    n = len(vectors)
+    ids = [f"g{i:07d}" for i in range(n)]
+    now = utcnow()
+    for start in range(0, n, 100_000):
+        sl = slice(start, start + 100_000)
+        m = len(ids[sl])
+        atlas.append(
+            "objects",
+            pa.table(
+                {
+                    "object_id": ids[sl],
+                    "survey": np.where(rng.random(m) < 0.5, "sdss", "desi"),
+                    "ra": rng.uniform(0, 360, m),
+                    "dec": rng.uniform(-30, 60, m),
+                    "redshift": rng.uniform(0.0, 0.6, m).astype(np.float32),
+                }
+            ),
+        )
+        vec = vectors[sl]
+        atlas.append(
+            info.table,
+            pa.table(
+                {
+                    "object_id": pa.array(ids[sl]),
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), info.dim),
+                    "encoder": pa.array([info.encoder] * m),
+                    "weights_revision": pa.array([info.weights_revision] * m),
+                    "preprocess_version": pa.array([info.preprocess_version] * m),
+                    "created_at": pa.array([now] * m, pa.timestamp("us", tz="UTC")),
+                },
+                schema=schema.vectors_schema(info.dim),
+            ),
+            create_schema=schema.vectors_schema(info.dim),
+        )
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--atlas", default=None, help="atlas folder (default: a temporary one, deleted after)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    folder = args.atlas or tempfile.mkdtemp(prefix="arp-bench-")
+    try:
+        atlas = open_atlas(folder, create=True)
+        info = SpaceInfo("bench", "image", args.dim, "synthetic", "v1")
+        register_space(atlas, info)
+        vectors = clustered(args.n, args.dim, max(10, args.n // 1000), rng)
+        t0 = time.perf_counter()
+        ids = write(atlas, info, vectors, rng)
+        emit("neighbours.write_rows", args.n / (time.perf_counter() - t0), "rows/s", n=args.n)
+        plan = build_index(atlas, info.name)
+        emit("neighbours.index_build", plan["build_s"], "s", n=args.n, dim=args.dim, index=plan["type"],
+             num_partitions=plan["num_partitions"], num_sub_vectors=plan["num_sub_vectors"], nprobes=plan["nprobes"],
+             refine_factor=plan["refine_factor"])
+        picks = rng.choice(args.n, args.queries, replace=False)
+        queries = vectors[picks]
+        t0 = time.perf_counter()
+        truth = exact_neighbours(vectors, queries, 11)
+        exact_ms = (time.perf_counter() - t0) / len(picks) * 1000
+        emit("neighbours.exact_numpy_per_query", exact_ms, "ms", n=args.n, note="batched 64 queries per matmul")
+        one = []
+        for q in queries[:20]:
+            t0 = time.perf_counter()
+            exact_neighbours(vectors, q[None], 11)
+            one.append(time.perf_counter() - t0)
+        emit("neighbours.exact_numpy_p50", np.median(one) * 1000, "ms", n=args.n, note="one query at a time")
+        search(atlas, queries[0], info.name, 10)  # warm the index cache
+        times, recalls = [], []
+        for qi, row in enumerate(picks):
+            t0 = time.perf_counter()
+            found = search(atlas, vectors[row], info.name, 10, exclude=(ids[row],))
+            times.append(time.perf_counter() - t0)
+            want = {ids[j] for j in truth[qi] if j != row}
+            recalls.append(len(want & set(found["object_id"][:10])) / 10)
+        emit("neighbours.ann_p50", np.median(times) * 1000, "ms", n=args.n, p95_ms=round(np.percentile(times, 95) * 1000, 2))
+        emit("neighbours.recall_at_10", np.mean(recalls), "fraction", n=args.n, vs="exact numpy")
+        full = []
+        for row in picks[:30]:
+            t0 = time.perf_counter()
+            neighbours(atlas, ids[row], info.name, k=10)
+            full.append(time.perf_counter() - t0)
+        emit("neighbours.neighbours_call_p50", np.median(full) * 1000, "ms", n=args.n, note="id lookup + ANN + metadata join")
+        for label, kwargs in (("broad", {"z_range": (0.1, 0.4)}), ("narrow", {"z_range": (0.1, 0.11), "survey": "sdss"})):
+            ft = []
+            for row in picks[:15]:
+                t0 = time.perf_counter()
+                out = neighbours(atlas, ids[row], info.name, k=10, **kwargs)
+                ft.append(time.perf_counter() - t0)
+                assert out["redshift"].between(*kwargs["z_range"]).all()
+            emit(f"neighbours.filtered_{label}_p50", np.median(ft) * 1000, "ms", n=args.n, filter=str(kwargs))
+    finally:
+        if args.atlas is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

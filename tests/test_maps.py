@@ -1,0 +1,95 @@
+"""Maps: cached UMAP per space, datashader rendering of all points, samples and lasso/box selections."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from backend import maps, render
+from backend.store import AtlasError, open_atlas
+from tests.synthetic import IMAGE, SPECTRUM, build_synthetic
+
+FAST = maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=60)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    atlas = open_atlas(tmp_path_factory.mktemp("maps") / "atlas", create=True)
+    objs = build_synthetic(atlas, n=300)
+    return atlas, objs
+
+
+def test_umap_map_is_cached_by_parameters_and_separates_clusters(toy):
+    atlas, objs = toy
+    frame = maps.compute_map(atlas, IMAGE.name, FAST)
+    assert len(frame) == 300 and {"object_id", "x", "y", "params_key"} <= set(frame.columns)
+    assert atlas.has_table(f"maps__{IMAGE.name}")
+    again = maps.compute_map(atlas, IMAGE.name, FAST)
+    np.testing.assert_array_equal(again.sort_values("object_id")["x"], frame.sort_values("object_id")["x"])
+    other = maps.compute_map(atlas, IMAGE.name, maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=60, min_dist=0.5))
+    assert other["params_key"].iloc[0] != frame["params_key"].iloc[0]
+    merged = frame.merge(objs[["object_id", "morphology"]], on="object_id")
+    centres = merged.groupby("morphology")[["x", "y"]].mean()
+    spread = merged.groupby("morphology")[["x", "y"]].std().to_numpy().mean()
+    gaps = [np.linalg.norm(centres.iloc[i] - centres.iloc[j]) for i in range(len(centres)) for j in range(i)]
+    assert min(gaps) > spread  # clusters of the latent space stay apart on the map
+
+
+def test_large_spaces_fit_on_a_sample_and_place_the_rest(toy):
+    atlas, _ = toy
+    frame = maps.compute_map(atlas, IMAGE.name, maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=60, fit_size=150))
+    assert len(frame) == 300 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+
+
+def test_render_density_category_and_continuous(toy):
+    atlas, objs = toy
+    frame = maps.with_objects(atlas, maps.compute_map(atlas, IMAGE.name, FAST), ["morphology", "redshift"])
+    dens = render.render(frame, width=120, height=80)
+    assert dens.image.shape == (80, 120, 4) and dens.image[..., 3].any()
+    assert dens.x_range[0] < frame["x"].min() and dens.x_range[1] > frame["x"].max()
+    cat = render.render(frame, "morphology", width=120, height=80)
+    assert set(cat.legend) == set(objs["morphology"])
+    cont = render.render(frame, "redshift", width=120, height=80)
+    assert cont.value_range[0] < cont.value_range[1]
+    img = Image.open(io.BytesIO(cont.png()))
+    assert img.size == (120, 80) and img.mode == "RGBA"
+    # a zoom extent draws only the points inside it, filling more of the canvas
+    x0, x1 = frame["x"].quantile([0.4, 0.6])
+    y0, y1 = frame["y"].quantile([0.4, 0.6])
+    zoom = render.render(frame, width=120, height=80, x_range=(x0, x1), y_range=(y0, y1))
+    assert zoom.x_range == (float(x0), float(x1))
+
+
+def test_render_puts_points_at_the_right_pixels():
+    frame = pd.DataFrame({"object_id": ["a", "b"], "x": [0.05, 0.95], "y": [0.95, 0.05]})
+    out = render.render(frame, width=20, height=20, x_range=(0, 1), y_range=(0, 1))
+    lit = np.argwhere(out.image[..., 3] > 0)
+    assert {tuple(p) for p in lit} == {(0, 1), (18, 19)}  # near top-left and bottom-right (row 0 = top)
+
+
+def test_selection_returns_all_points_not_only_the_sample():
+    rng = np.random.default_rng(0)
+    n = 50_000
+    frame = pd.DataFrame({"object_id": [f"o{i}" for i in range(n)], "x": rng.uniform(-1, 1, n), "y": rng.uniform(-1, 1, n)})
+    sample = render.sample_points(frame, cap=1000, keep=["o7"])
+    assert 1000 <= len(sample) <= 1001 and "o7" in set(sample["object_id"])
+    triangle = [(-1, -1), (1, -1), (-1, 1)]
+    ids = render.points_in_polygon(frame, triangle)
+    expected = frame.loc[frame["x"] + frame["y"] < 0, "object_id"]
+    assert set(ids) == set(expected) and len(ids) > 20_000
+    box = render.points_in_box(frame, (0, 0.5), (0.5, 0))
+    assert set(box) == set(frame.loc[frame["x"].between(0, 0.5) & frame["y"].between(0, 0.5), "object_id"])
+    with pytest.raises(ValueError, match="at least 3"):
+        render.points_in_polygon(frame, [(0, 0), (1, 1)])
+
+
+def test_sky_map_and_missing_map(toy):
+    atlas, objs = toy
+    sky = maps.sky_map(atlas, ["redshift"])
+    assert sky["x"].between(150, 160).all() and len(sky) == 300
+    with pytest.raises(AtlasError, match="no map yet"):
+        maps.save_map_columns(atlas, SPECTRUM.name, pd.DataFrame({"object_id": ["obj00001"], "cluster": [1]}))
