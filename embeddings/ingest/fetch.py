@@ -155,7 +155,8 @@ def run_fetch(atlas_uri: str, targets: str | Path, cache: str | Path, *, spectra
     table = read_targets(Path(targets))
     fetcher = Fetcher(Path(cache), **fetch_options)
     report = FetchReport(targets=len(table))
-    for row in tqdm(table.itertuples(index=False), total=len(table), disable=not progress, desc="fetch"):
+    bar = tqdm(table.itertuples(index=False), total=len(table), disable=not progress, desc="fetch", leave=False)
+    for row in bar:
         try:
             got = fetcher.cutouts(row.key, row.ra, row.dec)
             spec = fetcher.spectrum(row.key, row.ra, row.dec) if spectra else 0

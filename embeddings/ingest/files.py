@@ -46,6 +46,7 @@ class FilesReader:
         if not (self.singles or self.per_band or self.unsafe):
             raise R.SourceError(f"{path}: no FITS, PNG or JPEG files found")
         self.info = self._info(path, survey, bands, pixel_scale)
+        self._eager = list(self._items()) if strict else None  # one named file: fail before any work starts
 
     def _info(self, path: Path, survey: str | None, bands: list[str] | None, pixel_scale: float | None) -> SourceInfo:
         images = [f for f in self.singles if EXTENSIONS[extension(f.name)] == "image"]
@@ -70,6 +71,9 @@ class FilesReader:
         return SourceInfo(kind=kind, survey=survey or default, total=total, bands=bands, pixel_scale=pixel_scale)
 
     def __iter__(self) -> Iterator[Record | Skip]:
+        yield from self._eager if self._eager is not None else self._items()
+
+    def _items(self) -> Iterator[Record | Skip]:
         for file in self.unsafe:
             yield Skip(file.name, R.UNSAFE_PATH, "symbolic link pointing outside the folder; not followed")
         for file in self.singles:
@@ -125,7 +129,7 @@ class FilesReader:
                 img.load()
                 rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise FileProblem(f"corrupt or truncated image ({type(exc).__name__}: {str(exc)[:120]})") from None
+            raise FileProblem(f"corrupt or truncated image ({' '.join(str(exc).split())[:160]})") from None
         return Record(object_id=_stem(file), where=file.name, image=np.moveaxis(rgb, -1, 0), bands=RGB_BANDS,
                       thumbnail=png_bytes(rgb, size=96))
 

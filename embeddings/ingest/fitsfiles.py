@@ -31,17 +31,24 @@ def band_sort(bands: set[str] | list[str]) -> list[str]:
     return sorted(bands, key=lambda b: (BAND_ORDER.index(b) if b in BAND_ORDER else len(BAND_ORDER), b))
 
 
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+
+
 def open_fits(path: Path) -> fits.HDUList:
     """Open a FITS file fully in memory (small cutouts/spectra), turning any failure into FileProblem."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", fits.verify.VerifyWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
             for hdu in hdul:
-                _ = hdu.data  # force reading: truncated files fail here
-        return hdul
-    except Exception as exc:  # astropy raises OSError, ValueError, TypeError, VerifyWarning... for broken files
-        raise FileProblem(f"corrupt or truncated FITS ({type(exc).__name__}: {str(exc)[:120]})") from None
+                _ = hdu.data  # force reading: truncated files fail or warn here
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for broken files
+        raise FileProblem(f"corrupt or truncated FITS ({_one_line(exc)})") from None
+    truncated = [w for w in caught if "truncated" in str(w.message).lower()]
+    if truncated:
+        raise FileProblem(f"truncated FITS ({' '.join(str(truncated[0].message).split())})")
+    return hdul
 
 
 def spectrum_kind(hdul: fits.HDUList) -> str | None:

@@ -28,6 +28,9 @@ UNSUPPORTED = "unsupported_file"
 class SourceError(ValueError):
     """The whole source is unusable (missing, unreadable, unknown format): one clear line for the user."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
 
 @dataclass
 class IngestReport:
