@@ -235,11 +235,11 @@ class Atlas:
         tbl = self.table(name)
         with_retry(lambda: tbl.delete(where), name)
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str, *, keep_versions_newer_than: timedelta = timedelta(minutes=10)) -> None:
         """Compact files, prune old versions and refresh indexes after a bulk write."""
         if self._exists(name):
             tbl = self.db.open_table(name)
-            with_retry(lambda: tbl.optimize(cleanup_older_than=timedelta(seconds=0)), name)
+            with_retry(lambda: tbl.optimize(cleanup_older_than=keep_versions_newer_than), name)
 
     def _table_for_write(self, name: str, table: pa.Table, create_schema: pa.Schema | None) -> Any:
         if self._exists(name):

@@ -1,0 +1,116 @@
+"""The atlas store: schema versioning, idempotent upserts, and writes that survive a second writer."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend import schema
+from backend.spaces import SpaceInfo, read_vectors, register_space, write_vectors
+from backend.store import AtlasNotFoundError, MixedSpaceError, SchemaVersionError, open_atlas, utcnow
+
+
+def _objects(ids: range, survey: str = "t") -> list[dict]:
+    return [{"object_id": f"o{i:05d}", "survey": survey, "ra": float(i), "dec": 1.0, "redshift": 0.1} for i in ids]
+
+
+def test_missing_atlas_names_the_command_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(AtlasNotFoundError, match="python -m embeddings demo"):
+        open_atlas(tmp_path / "nowhere")
+
+
+def test_folder_without_meta_is_not_an_atlas(tmp_path: Path) -> None:
+    (tmp_path / "stuff").mkdir()
+    with pytest.raises(AtlasNotFoundError, match="not an Arp atlas"):
+        open_atlas(tmp_path / "stuff")
+
+
+def test_other_schema_version_gives_clear_message(tmp_path: Path) -> None:
+    atlas = open_atlas(tmp_path / "a", create=True)
+    atlas.set_meta("schema_version", schema.SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaVersionError, match=f"schema version {schema.SCHEMA_VERSION + 1}"):
+        open_atlas(tmp_path / "a")
+
+
+def test_upsert_is_idempotent_and_updates_in_place(atlas) -> None:
+    atlas.upsert("objects", _objects(range(50)))
+    atlas.upsert("objects", _objects(range(25, 75)))
+    frame = atlas.objects(["object_id", "ra"])
+    assert len(frame) == 75 and frame["object_id"].is_unique
+    atlas.upsert("objects", [{"object_id": "o00003", "ra": 99.0}])
+    row = atlas.get_objects(["o00003"], ["ra", "redshift"]).iloc[0]
+    assert row["ra"] == 99.0 and row["redshift"] == pytest.approx(0.1)  # untouched columns kept
+
+
+def test_new_label_columns_are_added_without_losing_rows(atlas) -> None:
+    atlas.upsert("objects", _objects(range(10)))
+    atlas.upsert("objects", [{"object_id": "o00001", "morphology": "ring"}])
+    frame = atlas.objects(["object_id", "morphology"]).set_index("object_id")
+    assert len(frame) == 10 and frame.loc["o00001", "morphology"] == "ring"
+    assert "morphology" in atlas.label_columns()
+
+
+def test_survey_metadata_round_trips(atlas) -> None:
+    grid = np.linspace(3600, 9824, 7781)
+    atlas.register_survey("s", bands=["g", "r", "z"], pixel_scale=0.262, image_shape=[3, 64, 64], wavelength=grid)
+    reopened = open_atlas(atlas.uri)
+    assert reopened.surveys()["s"]["bands"] == ["g", "r", "z"]
+    np.testing.assert_allclose(reopened.wavelength("s"), grid)
+
+
+def test_space_refuses_vectors_from_another_revision(atlas) -> None:
+    info = SpaceInfo("enc", "image", 4, "rev-a", "pre-1")
+    register_space(atlas, info)
+    write_vectors(atlas, info, ["a", "b"], np.ones((2, 4)))
+    write_vectors(atlas, info, ["b", "c"], np.zeros((2, 4)))  # idempotent by id
+    ids, mat = read_vectors(atlas, "enc__image")
+    assert sorted(ids) == ["a", "b", "c"] and mat.shape == (3, 4)
+    row = atlas.table(info.table).search().where("object_id = 'b'").to_list()[0]
+    assert row["weights_revision"] == "rev-a" and row["preprocess_version"] == "pre-1"
+    with pytest.raises(MixedSpaceError, match="rev-a"):
+        register_space(atlas, SpaceInfo("enc", "image", 4, "rev-b", "pre-1"))
+
+
+def _bulk_writer(uri: str, start: int, n: int) -> None:
+    atlas = open_atlas(uri)
+    for lo in range(start, start + n, 100):
+        atlas.upsert("objects", _objects(range(lo, lo + 100)))
+
+
+def _tag_writer(uri: str, who: str, n: int) -> None:
+    atlas = open_atlas(uri)
+    for i in range(n):
+        atlas.append(
+            "tags",
+            [{"object_id": f"o{i:05d}", "tag": "ring", "action": "add", "note": "", "author": who, "created_at": utcnow()}],
+        )
+
+
+def test_tags_and_concurrent_upserts_all_land(atlas) -> None:
+    atlas.upsert("objects", _objects(range(100)))
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_bulk_writer, args=(atlas.uri, 0, 1500)),
+        ctx.Process(target=_bulk_writer, args=(atlas.uri, 1000, 1500)),  # overlapping ids: merge conflicts
+        ctx.Process(target=_tag_writer, args=(atlas.uri, "alice", 30)),
+        ctx.Process(target=_tag_writer, args=(atlas.uri, "bob", 30)),
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    tags = atlas.table("tags").to_pandas()
+    assert len(tags) == 60 and set(tags["author"]) == {"alice", "bob"}
+    frame = atlas.objects(["object_id"])
+    assert len(frame) == 2500 and frame["object_id"].is_unique
+
+
+def test_optimize_keeps_rows(atlas) -> None:
+    for lo in range(0, 300, 50):
+        atlas.upsert("objects", _objects(range(lo, lo + 50)))
+    atlas.optimize("objects")
+    assert atlas.count("objects") == 300
