@@ -213,3 +213,52 @@ def test_bad_rows_raise_clear_errors():
         astroclip_image_input(_row(), SurveyContext(bands=("g", "r", "i"), pixel_scale=0.262))
     with pytest.raises(ValueError, match="no spectrum"):
         astroclip_spectrum_input({"spectrum_flux": None}, SURVEY)
+
+
+def test_preprocessor_shipped_to_workers_carries_no_weights(ckpt):
+    import pickle
+
+    for name in ("astroclip-image", "astroclip-spectrum"):
+        enc = get_encoder(name, checkpoint=str(ckpt))
+        blob = pickle.dumps(enc.preprocessor())
+        assert len(blob) < 5000
+        np.testing.assert_array_equal(pickle.loads(blob)(_row(), SURVEY), enc.preprocess(_row(), SURVEY))
+
+
+def test_astrodino_teacher_checkpoint_loads_backbone_strictly(tmp_path):
+    from embeddings.models.astroclip_vit import AstroDinoViT
+
+    torch.manual_seed(1)
+    vit = AstroDinoViT(TINY_VIT)
+    teacher = {f"backbone.{k}": v for k, v in vit.state_dict().items()}
+    teacher["dino_head.last_layer.weight_g"] = torch.ones(8, 1)  # training-only head, ignored as upstream does
+    path = tmp_path / "astrodino.ckpt"
+    torch.save({"teacher": teacher}, path)
+    enc = get_encoder("astrodino-image", checkpoint=str(path))
+    assert enc.dim == 128
+    x = np.stack([enc.preprocess(_row(i), SURVEY) for i in range(2)])
+    out = enc.embed(x)
+    assert out.shape == (2, 128)
+    with torch.no_grad():
+        np.testing.assert_allclose(out, vit.eval()(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+    teacher.pop("backbone.norm.bias")
+    torch.save({"teacher": teacher}, path)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        get_encoder("astrodino-image", checkpoint=str(path))
+
+
+def test_specformer_lightning_checkpoint_loads_strictly(tmp_path):
+    from embeddings.models.astroclip_specformer import SpecFormer
+
+    torch.manual_seed(2)
+    model = SpecFormer(TINY_SPEC)
+    hparams = {"input_dim": 22, "embed_dim": 256, "num_layers": 2, "num_heads": 2, "max_len": 800, "mask_num_chunks": 6,
+               "mask_chunk_width": 50, "slice_section_length": 20, "slice_overlap": 10, "dropout": 0.0, "norm_first": False}
+    path = tmp_path / "specformer.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 1}, path)
+    enc = get_encoder("specformer-spectrum", checkpoint=str(path))
+    x = np.stack([enc.preprocess(_row(i), SURVEY) for i in range(2)])
+    out = enc.embed(x)
+    assert out.shape == (2, 256) and np.isfinite(out).all()
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model.eval()(torch.from_numpy(x)).mean(dim=1).numpy(), rtol=1e-4, atol=1e-5)

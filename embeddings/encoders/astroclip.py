@@ -3,6 +3,8 @@ single-modal AstroDINO image and SpecFormer spectrum backbones. Architecture in 
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -65,8 +67,8 @@ class AstroClipImageEncoder(TorchEncoder):
         self.dim = tower.cross_attention.query.shape[-1]
         self.size = tower.backbone.cfg.img_size
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        return astroclip_image_input(row, survey, self.size)
+    def preprocessor(self):
+        return partial(astroclip_image_input, size=self.size)
 
 
 class AstroClipSpectrumEncoder(TorchEncoder):
@@ -81,8 +83,8 @@ class AstroClipSpectrumEncoder(TorchEncoder):
         if flux_scale != 1.0:
             self.preprocess_version = f"{SPECTRUM_PREPROCESS}-x{flux_scale:g}"
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        return astroclip_spectrum_input(row, survey, self.flux_scale)
+    def preprocessor(self):
+        return partial(astroclip_spectrum_input, flux_scale=self.flux_scale)
 
 
 def load_astroclip(checkpoint=None, tower: str = "image", **kw) -> TorchEncoder:
@@ -125,8 +127,8 @@ class AstroDinoEncoder(TorchEncoder):
     def __init__(self, vit: AstroDinoViT, weights_revision: str):
         self.model, self.weights_revision, self.dim = vit, weights_revision, vit.cfg.embed_dim
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        return astroclip_image_input(row, survey, self.model.cfg.img_size)
+    def preprocessor(self):
+        return partial(astroclip_image_input, size=self.model.cfg.img_size)
 
 
 def astrodino_backbone_state(ckpt: dict) -> tuple[dict, list[str]]:
@@ -167,8 +169,8 @@ class SpecFormerEncoder(TorchEncoder):
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model(batch).mean(dim=1)
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        return astroclip_spectrum_input(row, survey)
+    def preprocessor(self):
+        return astroclip_spectrum_input
 
 
 @register_encoder(

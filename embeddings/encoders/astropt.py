@@ -7,6 +7,8 @@ such as wandb and datasets): weights-only, with the pickled ModalityRegistry rea
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
@@ -34,6 +36,15 @@ def astropt_tokens(rgb: np.ndarray, patch: int = 16) -> np.ndarray:
     mean = tokens.mean(axis=1, keepdims=True)
     std = tokens.std(axis=1, ddof=1, keepdims=True)
     return ((tokens - mean) / (std + 1e-8))[spiral_order(n)].astype(np.float32)
+
+
+def astropt_input(row: dict, survey: SurveyContext, image_size: int = IMAGE_SIZE, patch: int = 16, channels: int = 3) -> np.ndarray:
+    """Cutout -> AstroPT image tokens: Legacy viewer RGB on a 0-255 scale (like the JPEG training images),
+    bilinear resize to image_size (galaxy fills the field), then `astropt_tokens`."""
+    rgb = 255.0 * resize(viewer_rgb(select_bands(row_cube(row), tuple(survey.bands))), image_size)
+    if channels == 1:
+        rgb = rgb.mean(axis=0, keepdims=True)
+    return astropt_tokens(rgb, patch)
 
 
 def config_from_checkpoint(ckpt: dict) -> GPTConfig:
@@ -79,11 +90,8 @@ class AstroPTEncoder(TorchEncoder):
             raise ValueError(f"image_size {image_size} gives more patches than the block size {model.cfg.block_size}")
         self.preprocess_version = f"grz-viewerrgb(m=0.03,Q=20)x255-resize{image_size}-T-patch{self.patch}-std-spiral.v1"
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        rgb = 255.0 * resize(viewer_rgb(select_bands(row_cube(row), tuple(survey.bands))), self.image_size)
-        if self.channels == 1:
-            rgb = rgb.mean(axis=0, keepdims=True)
-        return astropt_tokens(rgb, self.patch)
+    def preprocessor(self):
+        return partial(astropt_input, image_size=self.image_size, patch=self.patch, channels=self.channels)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model.embed(batch, "images")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def clip_input(row: dict, survey: SurveyContext, size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """Cutout -> CLIP input: Legacy viewer RGB in [0, 1], bilinear resize to size, per-channel (x - mean) / std."""
+    rgb = resize(viewer_rgb(select_bands(row_cube(row), tuple(survey.bands))), size)
+    return ((rgb - np.float32(mean)[:, None, None]) / np.float32(std)[:, None, None]).astype(np.float32)
+
+
 class OpenClipImageEncoder(TorchEncoder):
     """CLIP image tower over Legacy-viewer RGB cutouts; `embed_text` gives text vectors in the same space."""
 
@@ -38,9 +45,8 @@ class OpenClipImageEncoder(TorchEncoder):
         self.aligned_group = name.removesuffix("-image")
         self.preprocess_version = f"grz-viewerrgb(m=0.03,Q=20)-resize{self.size}-clipnorm.v1"
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        rgb = resize(viewer_rgb(select_bands(row_cube(row), tuple(survey.bands))), self.size)
-        return (rgb - self.mean) / self.std
+    def preprocessor(self):
+        return partial(clip_input, size=self.size, mean=tuple(self.mean.ravel()), std=tuple(self.std.ravel()))
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(batch)

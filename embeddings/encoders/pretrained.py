@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from embeddings.encoders.base import Encoder
+from embeddings.encoders.base import Encoder, SurveyContext
 from embeddings.encoders.weights import file_revision
 
 
@@ -17,6 +18,13 @@ class TorchEncoder(Encoder):
     """An Encoder around `self.model`; subclasses define `preprocess` and `forward(tensor) -> (N, dim)`."""
 
     model: torch.nn.Module
+
+    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
+        return self.preprocessor()(row, survey)
+
+    def preprocessor(self) -> Callable[[dict, SurveyContext], np.ndarray]:
+        """A small picklable function (module-level function + settings): workers never receive the weights."""
+        raise NotImplementedError
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model(batch)

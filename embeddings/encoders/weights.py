@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,12 +105,18 @@ class _Opaque(dict):
         self.state = state
 
 
+def _record_type(name: str) -> type:
+    """A distinct inert `_Opaque` subclass per pickled global, so an unpickling error can name the global."""
+    return type("Record", (_Opaque,), {"__qualname__": f"Record[{name}]", "global_name": name})
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint weights-only: safetensors, or `torch.load(weights_only=True)`.
 
     Lightning/nanoGPT checkpoints may pickle Python objects beside the tensors (hyper-parameter modules,
-    config classes). Those classes are never imported or run: each is allowlisted as an inert `_Opaque`
-    record, so only tensors and plain containers come back.
+    config classes). Those classes are never imported or run: each is allowlisted as an inert record
+    (dict subclasses such as Lightning's AttributeDict as a plain dict), so only tensors and plain
+    containers come back.
     """
     import torch
 
@@ -119,13 +127,27 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         return load_file(str(path), device="cpu")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass
     except Exception as exc:  # noqa: BLE001
-        if "Unsupported global" not in str(exc) and "allowlisted" not in str(exc):
-            raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    log.info("checkpoint %s pickles %d non-tensor classes; reading them as inert records: %s", path, len(names), names)
-    with torch.serialization.safe_globals([(_Opaque, name) for name in names]):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    log.info("checkpoint %s pickles %d non-tensor globals, read as inert records: %s", path, len(names), names)
+    as_dict: set[str] = set()
+    for _ in range(len(names) + 1):
+        stand_ins = [(dict if n in as_dict else _record_type(n), n) for n in names]
+        try:
+            with torch.serialization.safe_globals(stand_ins):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            found = re.search(r"SETITEMS? for .*Record\[([^\]]+)\]", str(exc))
+            if not found or found.group(1) in as_dict:
+                raise ValueError(f"cannot read checkpoint {path} weights-only: {exc}") from exc
+            as_dict.add(found.group(1))  # a dict subclass: filled item by item, so read it as a plain dict
+    raise ValueError(f"cannot read checkpoint {path} weights-only")
 
 
 def opaque_state(obj: object) -> dict:

@@ -7,6 +7,7 @@ pretrained-weights path with the file given explicitly, so the hub and a local c
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,8 @@ class ZoobotEncoder(TorchEncoder):
         self.greyscale = int(model.pretrained_cfg.get("input_size", (3,))[0]) == 1 or variant.startswith("greyscale-")
         self.preprocess_version = PREPROCESS.format(size=size, grey="-grey" if self.greyscale else "")
 
-    def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
-        return zoobot_input(row, survey, self.size, self.greyscale)
+    def preprocessor(self):
+        return partial(zoobot_input, size=self.size, greyscale=self.greyscale)
 
 
 def _resolve(variant: str, checkpoint: str | None):

@@ -1,0 +1,127 @@
+"""Weights resolution (path > Arp folder > Hugging Face cache, offline-aware) and weights-only loading."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import types
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from embeddings.encoders.weights import (  # noqa: E402
+    WeightsNotFoundError,
+    file_revision,
+    is_offline,
+    load_checkpoint,
+    opaque_state,
+    resolve_weights,
+)
+
+REV = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+@contextmanager
+def upstream_module(name: str):
+    parts = name.split(".")
+    added = [".".join(parts[: i + 1]) for i in range(len(parts)) if ".".join(parts[: i + 1]) not in sys.modules]
+    for mod_name in added:
+        sys.modules[mod_name] = types.ModuleType(mod_name)
+    try:
+        yield sys.modules[name]
+    finally:
+        for mod_name in added:
+            sys.modules.pop(mod_name, None)
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARP_WEIGHTS_DIR", str(tmp_path / "arp"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snap = tmp_path / "hub" / "models--org--model" / "snapshots" / REV
+    snap.mkdir(parents=True)
+    (snap / "w.ckpt").write_bytes(b"hub")
+    (tmp_path / "hub" / "models--org--model" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--model" / "refs" / "main").write_text(REV)
+    return tmp_path
+
+
+def test_offline_hub_cache_then_arp_folder_then_explicit_path(places):
+    assert is_offline()
+    got = resolve_weights("fam", "org/model", "w.ckpt")
+    assert got.source == "hf-hub:org/model" and got.path.read_bytes() == b"hub"
+    (places / "arp" / "fam").mkdir(parents=True)
+    (places / "arp" / "fam" / "w.ckpt").write_bytes(b"arp")
+    assert resolve_weights("fam", "org/model", "w.ckpt").path.read_bytes() == b"arp"
+    mine = places / "mine.ckpt"
+    mine.write_bytes(b"mine")
+    got = resolve_weights("fam", "org/model", "w.ckpt", checkpoint=str(mine))
+    assert (got.source, got.path.read_bytes()) == ("checkpoint", b"mine")
+
+
+def test_missing_everywhere_names_file_and_folder(places):
+    with pytest.raises(WeightsNotFoundError) as err:
+        resolve_weights("fam", "org/other", "sub/w.pt")
+    msg = str(err.value)
+    assert "offline" in msg
+    assert f"put it at {places / 'arp' / 'fam' / 'sub' / 'w.pt'}" in msg
+    assert f"huggingface-cli download org/other sub/w.pt --local-dir {places / 'arp' / 'fam'}" in msg
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        resolve_weights("fam", "org/other", "w.pt", checkpoint=str(places / "nope.pt"))
+
+
+def test_revision_is_content_hash(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 10)
+    b.write_bytes(b"x" * 9 + b"y")
+    assert file_revision(a).startswith("sha256:") and len(file_revision(a)) == len("sha256:") + 12
+    assert file_revision(a) != file_revision(b)
+
+
+class _Exploit:
+    """Unpickling this would run a shell command if the loader ever called real globals."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (subprocess.check_call, (["touch", str(self.marker)],))
+
+
+def test_pickled_objects_are_read_as_inert_records(tmp_path):
+    marker = tmp_path / "pwned"
+    with upstream_module("lightning.fabric.utilities.data") as mod:
+        attr_dict = type("AttributeDict", (dict,), {"__module__": mod.__name__})
+        mod.AttributeDict = attr_dict
+        module_cls = type("SpecFormer", (nn.Module,), {"__module__": "lightning.fabric.utilities.data"})
+        mod.SpecFormer = module_cls
+        backbone = module_cls()
+        backbone._hparams = attr_dict(embed_dim=768, num_heads=6)
+        backbone.lin = nn.Linear(2, 2)
+        path = tmp_path / "x.ckpt"
+        torch.save({"state_dict": {"w": torch.ones(3)}, "hyper_parameters": {"spectrum_encoder": backbone, "evil": _Exploit(marker), "lr": 0.1}}, path)
+    with pytest.raises(Exception):  # noqa: B017 - plain weights-only refuses it
+        torch.load(path, weights_only=True)
+    ckpt = load_checkpoint(path)
+    assert not marker.exists()
+    torch.testing.assert_close(ckpt["state_dict"]["w"], torch.ones(3))
+    hp = ckpt["hyper_parameters"]
+    assert hp["lr"] == 0.1
+    spec = opaque_state(hp["spectrum_encoder"])
+    assert spec["_hparams"] == {"embed_dim": 768, "num_heads": 6}  # dict subclass read as a plain dict
+
+
+def test_safetensors_and_garbage(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(2)}, str(tmp_path / "m.safetensors"))
+    assert list(load_checkpoint(tmp_path / "m.safetensors")) == ["a"]
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.ckpt"):
+        load_checkpoint(tmp_path / "bad.ckpt")
