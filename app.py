@@ -1,0 +1,84 @@
+"""Arp: an atlas of galaxy surveys in foundation-model space. `streamlit run app.py [-- --atlas DIR]`."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+os.environ.setdefault("LANCE_LOG", "error")
+
+from pages._shared import ATLAS_KEY, atlas_uri, get_atlas, light_objects  # noqa: E402
+
+st.set_page_config(page_title="Arp", page_icon=":material/flare:", layout="wide")
+
+
+def home() -> None:
+    """Overview of the open atlas: counts, embedding spaces, running jobs."""
+    from backend import jobs
+    from backend.spaces import list_spaces
+
+    st.title("Arp")
+    st.caption("An atlas of galaxy surveys in foundation-model space.")
+    atlas = get_atlas()
+    st.markdown(f"Atlas: `{atlas.uri}`")
+
+    objects = light_objects(atlas)
+    spaces = list_spaces(atlas)
+    cols = st.columns(4)
+    cols[0].metric("Objects", f"{len(objects):,}")
+    cols[1].metric("Surveys", len(atlas.surveys()))
+    cols[2].metric("Embedding spaces", len(spaces))
+    cols[3].metric("Tag rows", f"{atlas.count('tags'):,}")
+
+    if len(objects):
+        st.subheader("Surveys")
+        per_survey = objects.groupby("survey", dropna=False).size().rename("objects").reset_index()
+        st.dataframe(per_survey, hide_index=True, width="content")
+
+    st.subheader("Embedding spaces")
+    if spaces:
+        rows = [
+            {
+                "space": name,
+                "encoder": info.encoder,
+                "modality": info.modality,
+                "dim": info.dim,
+                "vectors": atlas.count(info.table),
+                "weights": info.weights_revision,
+                "preprocess": info.preprocess_version,
+                "aligned group": info.aligned_group,
+            }
+            for name, info in spaces.items()
+        ]
+        st.dataframe(rows, hide_index=True)
+    else:
+        st.info("No embedding space yet: run an embedding job from the Jobs page or `python -m embeddings embed`.")
+
+    st.subheader("Jobs running")
+    all_jobs = jobs.list_jobs(atlas)
+    running = all_jobs[all_jobs["status"].isin(["queued", "running"])] if len(all_jobs) else all_jobs
+    if len(running):
+        st.dataframe(running[["job_id", "kind", "status", "progress", "message"]], hide_index=True)
+    else:
+        st.caption("No job running.")
+
+
+def sidebar_picker() -> None:
+    """The atlas picker: any atlas folder or LanceDB URI."""
+    if ATLAS_KEY not in st.session_state:
+        st.session_state[ATLAS_KEY] = atlas_uri()
+    st.sidebar.text_input("Atlas folder or URI", key=ATLAS_KEY, help="Default: --atlas, then $ARP_ATLAS, then the demo.")
+
+
+sidebar_picker()
+pages = [
+    st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
+    st.Page("pages/galaxy.py", title="Galaxy", icon=":material/star:", url_path="galaxy"),
+    st.Page("pages/rare.py", title="Rare", icon=":material/diamond:", url_path="rare"),
+    st.Page("pages/probes.py", title="Probes", icon=":material/query_stats:", url_path="probes"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/memory:", url_path="jobs"),
+    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
+]
+st.navigation(pages).run()

@@ -1,0 +1,81 @@
+"""Data: the atlas's sources and ingest reports, uploads into an ingest job, exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from backend import jobs
+from pages._shared import get_atlas, light_objects
+
+MAX_UPLOAD_MB = 200  # matches server.maxUploadSize in .streamlit/config.toml
+
+atlas = get_atlas()
+st.title("Data")
+
+catalogue = light_objects(atlas)
+st.subheader("Sources")
+if catalogue.empty:
+    st.info("No objects yet: upload a file below or run `python -m embeddings ingest SOURCE --atlas DIR`.")
+else:
+    by_source = catalogue.groupby(["survey", "source"], dropna=False).size().rename("objects").reset_index()
+    st.dataframe(by_source, hide_index=True)
+surveys = atlas.surveys()
+if surveys:
+    st.dataframe(
+        [
+            {
+                "survey": name,
+                "bands": ",".join(meta.get("bands", [])),
+                "pixel scale (arcsec)": meta.get("pixel_scale"),
+                "image shape": "x".join(str(s) for s in meta.get("image_shape", [])),
+                "spectral pixels": len(meta.get("wavelength", []) or []),
+            }
+            for name, meta in surveys.items()
+        ],
+        hide_index=True,
+    )
+
+st.subheader("Ingest reports")
+if atlas.count("ingest_reports"):
+    reports = atlas.table("ingest_reports").to_pandas().sort_values("created_at", ascending=False)
+    st.dataframe(reports[["created_at", "source", "kind", "added", "skipped"]], hide_index=True)
+    for _, rep in reports.head(5).iterrows():
+        with st.expander(f"{rep['source']} — {rep['added']} added, {rep['skipped']} skipped"):
+            st.json(json.loads(rep["report"] or "{}"))
+else:
+    st.caption("No ingest report yet.")
+
+st.subheader("Upload")
+st.caption(f"FITS cutouts or spectra, HDF5 (AstroCLIP / Multimodal Universe layouts) or a CSV catalogue, up to {MAX_UPLOAD_MB} MB.")
+upload = st.file_uploader("File to ingest", type=["fits", "fit", "fz", "h5", "hdf5", "csv"], key="upload")
+if upload is not None:
+    from embeddings.ingest import validate_upload
+
+    data = upload.getvalue()
+    try:
+        safe_name, kind = validate_upload(upload.name, data, MAX_UPLOAD_MB * 1024 * 1024)
+    except ValueError as exc:
+        st.error(f"{upload.name}: {exc}")
+    else:
+        uploads = (Path(atlas.uri) / "uploads").resolve()
+        target = (uploads / safe_name).resolve()
+        if target.parent != uploads:
+            st.error(f"{upload.name}: refusing a name that leaves the uploads folder.")
+        else:
+            st.write(f"`{safe_name}` ({kind}, {len(data) / 1e6:.2f} MB) is valid.")
+            if st.button("Ingest into this atlas", type="primary", key="ingest_go"):
+                uploads.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                job_id = jobs.submit(atlas, "ingest", {"source": str(target), "kind": kind})
+                st.success(f"Ingest job {job_id} started; follow it on the Jobs page.")
+
+st.subheader("Export")
+if not catalogue.empty:
+    st.download_button(
+        "Catalogue (CSV, no pixels or spectra)", catalogue.to_csv(index=False).encode(), file_name="arp_catalogue.csv",
+        mime="text/csv", key="export_catalogue",
+    )
+    st.caption(f"{len(catalogue):,} rows, columns: {', '.join(map(str, catalogue.columns))}")

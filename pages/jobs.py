@@ -1,0 +1,93 @@
+"""Jobs: launch an embedding job on this machine, follow its progress and log, cancel; job history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from backend import jobs
+from backend.store import AtlasError
+from pages._shared import get_atlas
+
+atlas = get_atlas()
+st.title("Jobs")
+
+
+@st.cache_resource(show_spinner="Loading the encoder registry…")
+def encoder_specs() -> dict[str, str]:
+    """Registered encoders by name -> modality (imports encoder modules once per server)."""
+    from embeddings.encoders.registry import available_encoders
+
+    return {name: spec.modality for name, spec in available_encoders().items()}
+
+
+def log_tail(path: str | None, lines: int = 20) -> str:
+    """The last lines of a job's log file (the path comes from the jobs table)."""
+    if not path or not Path(path).is_file():
+        return ""
+    with open(path, errors="replace") as handle:
+        return "".join(handle.readlines()[-lines:])
+
+
+with st.form("embed_form"):
+    st.subheader("Embed the atlas with an encoder")
+    specs = encoder_specs()
+    cols = st.columns(5)
+    encoder = cols[0].selectbox("Encoder", list(specs), key="embed_encoder")
+    modality = cols[1].selectbox("Modality", ["image", "spectrum"], index=0 if specs.get(encoder) != "spectrum" else 1,
+                                 key="embed_modality")
+    device = cols[2].selectbox("Device", ["auto", "cpu", "cuda"], key="embed_device")
+    batch_size = cols[3].number_input("Batch size", 1, 4096, 64, key="embed_batch")
+    limit = cols[4].number_input("Limit (0 = all)", 0, 10_000_000, 0, key="embed_limit")
+    if st.form_submit_button("Launch embedding job", type="primary"):
+        params = {"encoder": encoder, "modality": modality, "device": device, "batch_size": int(batch_size)}
+        if limit:
+            params["limit"] = int(limit)
+        job_id = jobs.submit(atlas, "embed", params)
+        st.session_state["followed_job"] = job_id
+        st.success(f"Started job {job_id}.")
+
+
+@st.fragment(run_every=2.0)
+def live_jobs() -> None:
+    """Running jobs with progress, log tail and a cancel button; refreshes by itself."""
+    frame = jobs.list_jobs(atlas)
+    active = frame[frame["status"].isin(["queued", "running"])] if len(frame) else frame
+    followed = st.session_state.get("followed_job")
+    st.subheader("Running")
+    if active.empty:
+        st.caption("No job running.")
+    for _, job in active.iterrows():
+        try:
+            job = pd.Series(jobs.get_job(atlas, job["job_id"]))  # notices a dead process
+        except AtlasError:
+            continue
+        st.markdown(f"**{job['kind']}** `{job['job_id']}` — {job['status']}")
+        st.progress(float(job["progress"] or 0.0), text=job.get("message") or "")
+        if st.button("Cancel", key=f"cancel_{job['job_id']}"):
+            jobs.cancel(atlas, job["job_id"])
+            st.toast(f"Cancelling {job['job_id']}")
+        tail = log_tail(job.get("log_path"))
+        if tail:
+            st.code(tail, language="text")
+    if followed and followed not in set(active.get("job_id", [])):
+        try:
+            done = jobs.get_job(atlas, followed)
+            st.info(f"Job {followed}: {done['status']} — {done.get('message') or ''}")
+        except AtlasError:
+            pass
+    st.subheader("History")
+    if len(frame):
+        st.dataframe(frame[["job_id", "kind", "status", "progress", "message", "created_at", "updated_at"]],
+                     hide_index=True, column_config={"progress": st.column_config.ProgressColumn("progress")})
+        chosen = st.selectbox("Show the log of", frame["job_id"].tolist(), index=None, key="log_job")
+        if chosen:
+            path = frame.loc[frame["job_id"] == chosen, "log_path"].iloc[0]
+            st.code(log_tail(path, 200) or "(empty log)", language="text")
+    else:
+        st.caption("No jobs yet.")
+
+
+live_jobs()

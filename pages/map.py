@@ -1,0 +1,218 @@
+"""Map: every object drawn by datashader behind a clickable WebGL sample; click opens a galaxy, lasso/box selects."""
+
+from __future__ import annotations
+
+import base64
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend import maps, probes, render
+from backend.spaces import list_spaces
+from backend.store import AtlasError
+from pages._shared import get_atlas, light_objects, open_galaxy, table_version, thumbnail_grid
+
+WIDTH, HEIGHT = 900, 620
+ZOOM_STEP = 2.0
+
+atlas = get_atlas()
+st.title("Map")
+spaces = list(list_spaces(atlas))
+if not spaces:
+    st.info("No embedding space yet: run an embedding job first (Jobs page).")
+    st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def map_frame(uri: str, space: str, version: int) -> pd.DataFrame | None:
+    """The stored UMAP map of a space (x, y, cluster, anomaly scores...)."""
+    return maps.load_map(atlas, space)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def sky_frame(uri: str, version: int) -> pd.DataFrame:
+    """RA/Dec of every object as a map frame."""
+    return maps.sky_map(atlas)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def colour_values(uri: str, colour: str, version: int) -> pd.DataFrame:
+    """object_id + one colour column: an objects column or a probe's predictions (`probe:<id>`)."""
+    if colour.startswith("probe:"):
+        pred = probes.predictions(atlas, colour.removeprefix("probe:"))
+        return pred[["object_id", "prediction"]].rename(columns={"prediction": colour})
+    return atlas.objects(["object_id", colour])
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def background(frame: pd.DataFrame, colour: str | None, x_range: tuple, y_range: tuple) -> render.Rendered:
+    """Datashader image of all points for the current extent and colour."""
+    return render.render(frame, colour, x_range=x_range, y_range=y_range, width=WIDTH, height=HEIGHT)
+
+
+def colour_options(frame: pd.DataFrame) -> list[str]:
+    """Density, map columns (cluster, anomaly scores), catalogue columns and probe predictions."""
+    map_cols = [c for c in frame.columns if c not in ("object_id", "x", "y", "params_key")]
+    obj_cols = ["redshift", *atlas.label_columns()]
+    probe_cols = [f"probe:{p}" for p in probes.list_probes(atlas)["probe_id"]]
+    return ["density", *dict.fromkeys([*map_cols, *obj_cols, *probe_cols])]
+
+
+def with_colour(frame: pd.DataFrame, colour: str, umap: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the colour column joined on (from the UMAP map, the objects table or a probe)."""
+    if colour == "density" or colour in frame.columns:
+        return frame
+    if colour in umap.columns:
+        values = umap[["object_id", colour]]
+    else:
+        version = table_version(atlas, "probes" if colour.startswith("probe:") else "objects")
+        values = colour_values(atlas.uri, colour, version)
+    return frame.merge(values, on="object_id", how="left")
+
+
+def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Explicit zoom in/out/reset/to-selection buttons; the background is re-rendered for the new extent."""
+    full = render.extent(frame)
+    zooms = st.session_state.setdefault("map_zoom", {})
+    (x0, x1), (y0, y1) = zooms.get(name, full)
+    cols = st.columns(5)
+
+    def scaled(factor: float) -> tuple[tuple[float, float], tuple[float, float]]:
+        cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * factor, (y1 - y0) / 2 * factor
+        return (cx - hx, cx + hx), (cy - hy, cy + hy)
+
+    if cols[0].button("Zoom in", key=f"{name}_zin", icon=":material/zoom_in:"):
+        zooms[name] = scaled(1 / ZOOM_STEP)
+    if cols[1].button("Zoom out", key=f"{name}_zout", icon=":material/zoom_out:"):
+        zooms[name] = scaled(ZOOM_STEP)
+    if cols[2].button("Reset view", key=f"{name}_zreset", icon=":material/fit_screen:"):
+        zooms.pop(name, None)
+    selected = st.session_state.get("map_selection") or []
+    if cols[3].button("Zoom to selection", key=f"{name}_zsel", disabled=len(selected) < 2):
+        sel = frame[frame["object_id"].isin(set(selected))]
+        if len(sel) >= 2:
+            zooms[name] = render.extent(sel, pad=0.1)
+    return zooms.get(name, full)
+
+
+def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tuple[str, str], umap: pd.DataFrame) -> None:
+    """One map: background image + clickable sample + selection handling."""
+    x_range, y_range = zoom_controls(name, frame)
+    coloured = with_colour(frame, colour, umap)
+    colour_col = None if colour == "density" else colour
+    bg = background(coloured[["object_id", "x", "y", *([colour_col] if colour_col else [])]], colour_col, x_range, y_range)
+    selected = set(st.session_state.get("map_selection") or [])
+    sample = render.sample_points(frame, cap, x_range=x_range, y_range=y_range)
+    inside = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
+
+    fig = go.Figure()
+    fig.add_layout_image(
+        source="data:image/png;base64," + base64.b64encode(bg.png()).decode(), xref="x", yref="y", x=x_range[0],
+        y=y_range[1], sizex=x_range[1] - x_range[0], sizey=y_range[1] - y_range[0], sizing="stretch", layer="below",
+    )
+    fig.add_trace(go.Scattergl(
+        x=sample["x"], y=sample["y"], customdata=sample["object_id"], mode="markers", name="objects",
+        marker={"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},
+        hovertemplate="%{customdata}<extra></extra>",
+    ))
+    if selected:
+        chosen = frame[frame["object_id"].isin(selected)]
+        fig.add_trace(go.Scattergl(
+            x=chosen["x"], y=chosen["y"], customdata=chosen["object_id"], mode="markers", name="selection",
+            marker={"size": 5, "color": "rgba(255,80,80,0.9)"}, hovertemplate="%{customdata}<extra></extra>",
+        ))
+    if bg.value_range is not None:
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+            marker={"colorscale": render.CONTINUOUS_CMAP, "cmin": bg.value_range[0], "cmax": bg.value_range[1],
+                    "color": [bg.value_range[0]], "showscale": True, "colorbar": {"title": colour, "thickness": 12}},
+        ))
+    fig.update_layout(
+        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso", showlegend=False,
+        xaxis={"range": list(x_range), "title": labels[0], "showgrid": False, "zeroline": False},
+        yaxis={"range": list(y_range), "title": labels[1], "showgrid": False, "zeroline": False},
+        plot_bgcolor="#0e1117",
+    )
+    st.caption(
+        f"{inside:,} objects in view (all drawn in the background), {len(sample):,} clickable. "
+        "Click a point to open it; lasso or box to select every object inside."
+    )
+    event = st.plotly_chart(fig, key=f"chart_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                            config={"scrollZoom": False, "displaylogo": False})
+    if bg.legend:
+        st.markdown(" ".join(f"<span style='color:{c}'>●</span> {k}" for k, c in bg.legend.items()), unsafe_allow_html=True)
+    handle_selection(name, frame, event)
+
+
+def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
+    """A single clicked point opens the galaxy; a box or lasso selects ALL objects inside (server side)."""
+    sel = getattr(event, "selection", None) or {}
+    points, boxes, lassos = sel.get("points", []), sel.get("box", []), sel.get("lasso", [])
+    signature = repr((points, boxes, lassos))
+    handled = st.session_state.setdefault("map_handled", {})
+    if not (points or boxes or lassos) or handled.get(name) == signature:
+        return
+    handled[name] = signature
+    if boxes or lassos:
+        ids: list[str] = []
+        for box in boxes:
+            ids += render.points_in_box(frame, tuple(box["x"]), tuple(box["y"]))
+        for lasso in lassos:
+            ids += render.points_in_polygon(frame, list(zip(lasso["x"], lasso["y"], strict=True)))
+        st.session_state["map_selection"] = list(dict.fromkeys(ids))
+        st.rerun()
+    ids = [p["customdata"] for p in points if p.get("customdata") is not None]
+    if len(ids) == 1:
+        open_galaxy(str(ids[0]))
+    elif ids:
+        st.session_state["map_selection"] = list(dict.fromkeys(map(str, ids)))
+        st.rerun()
+
+
+default_space = spaces.index(st.session_state["map_space"]) if st.session_state.get("map_space") in spaces else 0
+cols = st.columns([2, 2, 1])
+space = cols[0].selectbox("Space", spaces, index=default_space)
+st.session_state["map_space"] = space
+frame = map_frame(atlas.uri, space, table_version(atlas, f"maps__{space}"))
+if frame is None:
+    st.info(f"No map of {space} yet.")
+    if st.button("Compute the UMAP map", type="primary"):
+        with st.spinner("Fitting UMAP…"):
+            maps.compute_map(atlas, space)
+        st.rerun()
+    st.stop()
+
+options = colour_options(frame)
+wanted = st.session_state.get("map_colour", "density")
+colour = cols[1].selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
+st.session_state["map_colour"] = colour
+cap = cols[2].number_input("Clickable points", 500, 50_000, 5_000, step=500)
+
+umap_tab, sky_tab = st.tabs(["Embedding map (UMAP)", "Sky map (RA, Dec)"])
+with umap_tab:
+    try:
+        map_view(f"umap_{space}", frame, colour, int(cap), ("UMAP 1", "UMAP 2"), frame)
+    except AtlasError as exc:
+        st.error(str(exc))
+with sky_tab:
+    sky = sky_frame(atlas.uri, table_version(atlas, "objects"))
+    map_view("sky", sky, colour, int(cap), ("RA (deg)", "Dec (deg)"), frame)
+
+selection = st.session_state.get("map_selection") or []
+st.subheader(f"Selection: {len(selection):,} objects")
+if selection:
+    catalogue = light_objects(atlas)
+    chosen = catalogue[catalogue["object_id"].isin(set(selection))]
+    cols = st.columns([1, 1, 4])
+    cols[0].download_button("Export CSV", chosen.to_csv(index=False).encode(), file_name="arp_selection.csv",
+                            mime="text/csv", key="export_selection")
+    if cols[1].button("Clear selection", key="clear_selection"):
+        st.session_state["map_selection"] = []
+        st.rerun()
+    shown = atlas.get_objects(selection[:60], ["thumbnail", "redshift"])
+    if len(selection) > 60:
+        st.caption(f"Showing the first 60 of {len(selection):,}; the export has all of them.")
+    thumbnail_grid(shown, key="sel")
+else:
+    st.caption("Lasso or box-select on either map (toolbar top right of the plot) to select objects.")

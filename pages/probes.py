@@ -1,0 +1,106 @@
+"""Probes: train a probe on frozen vectors as a background job, watch it, inspect its metrics and plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from backend import jobs, probes
+from backend.spaces import list_spaces
+from backend.store import AtlasError
+from pages._shared import get_atlas
+
+atlas = get_atlas()
+st.title("Probes")
+spaces = list(list_spaces(atlas))
+if not spaces:
+    st.info("No embedding space yet: run an embedding job first (Jobs page).")
+    st.stop()
+
+targets = list(dict.fromkeys(["redshift", *[c for c in atlas.label_columns() if c not in ("object_id",)]]))
+with st.form("probe_form"):
+    cols = st.columns(3)
+    space = cols[0].selectbox("Space", spaces, key="probe_space")
+    target = cols[1].selectbox("Target column", targets, key="probe_target")
+    method = cols[2].selectbox("Method", probes.METHODS, key="probe_method",
+                               format_func={"knn": "kNN (k=64, zero-shot)", "linear": "linear", "mlp": "small MLP"}.get)
+    if st.form_submit_button("Train probe", type="primary"):
+        st.session_state["probe_job"] = jobs.submit(atlas, "probe", {"space": space, "target": target, "method": method})
+
+
+@st.fragment(run_every=1.5)
+def probe_progress() -> None:
+    """Live status of the probe job launched from this page."""
+    job_id = st.session_state.get("probe_job")
+    if not job_id:
+        return
+    try:
+        job = jobs.get_job(atlas, job_id)
+    except AtlasError:
+        return
+    st.markdown(f"Probe job `{job_id}`: **{job['status']}**")
+    st.progress(float(job["progress"] or 0.0), text=job.get("message") or "")
+    if job["status"] == "done" and job.get("result"):
+        st.session_state["probe_shown"] = job["result"]["probe_id"]
+        if st.session_state.get("probe_refreshed") != job_id:  # one full rerun so the results below show it
+            st.session_state["probe_refreshed"] = job_id
+            st.rerun()
+    elif job["status"] == "failed":
+        st.error(job.get("message") or "failed")
+
+
+probe_progress()
+
+saved = probes.list_probes(atlas)
+if saved.empty:
+    st.caption("No probe trained yet.")
+    st.stop()
+
+st.subheader("Results")
+ids = saved["probe_id"].tolist()
+shown = st.session_state.get("probe_shown")
+probe_id = st.selectbox("Probe", ids, index=ids.index(shown) if shown in ids else 0, key="probe_pick")
+info = saved.set_index("probe_id").loc[probe_id]
+metrics = info["metrics"]
+st.caption(f"{info['method']} probe of `{info['target']}` on `{info['space']}` ({info['task']}), "
+           f"{metrics.get('n_train', '?')} train / {metrics.get('n_test', '?')} held-out objects.")
+scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
+for col, (name, value) in zip(st.columns(max(1, len(scalars))), scalars.items(), strict=False):
+    col.metric(name, f"{value:.3f}")
+
+pred = probes.predictions(atlas, probe_id)
+test = pred[pred["split"] == "test"]
+if info["task"] == "regression":
+    truth, guess = test["truth"].to_numpy(float), test["prediction"].to_numpy(float)
+    if info["target"] == "redshift":
+        outlier = np.abs(guess - truth) / (1 + truth) > probes.REDSHIFT_OUTLIER_DZ
+        rule = f"|Δz|/(1+z) > {probes.REDSHIFT_OUTLIER_DZ}"
+    else:
+        resid = guess - truth
+        outlier = np.abs(resid - np.median(resid)) > 3 * 1.4826 * np.median(np.abs(resid - np.median(resid)))
+        rule = "residual beyond 3 NMAD"
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=truth[~outlier], y=guess[~outlier], mode="markers", marker={"size": 4}, name="held-out",
+                               customdata=test["object_id"][~outlier], hovertemplate="%{customdata}<extra></extra>"))
+    fig.add_trace(go.Scattergl(x=truth[outlier], y=guess[outlier], mode="markers", marker={"size": 6, "color": "#ff6b6b"},
+                               name=f"outliers ({rule}): {int(outlier.sum())}", customdata=test["object_id"][outlier],
+                               hovertemplate="%{customdata}<extra></extra>"))
+    lo, hi = float(np.nanmin(truth)), float(np.nanmax(truth))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dash", "color": "grey"}, name="1:1"))
+    fig.update_layout(title="Predicted vs true (held-out)", xaxis_title=f"true {info['target']}",
+                      yaxis_title=f"predicted {info['target']}", height=450)
+    st.plotly_chart(fig, key="pred_vs_true")
+else:
+    labels, confusion = metrics.get("labels", []), np.asarray(metrics.get("confusion", []))
+    if confusion.size:
+        fig = go.Figure(go.Heatmap(z=confusion, x=labels, y=labels, colorscale="Blues", text=confusion,
+                                   texttemplate="%{text}"))
+        fig.update_layout(title="Confusion matrix (held-out)", xaxis_title="predicted", yaxis_title="true", height=450,
+                          yaxis={"autorange": "reversed"})
+        st.plotly_chart(fig, key="confusion")
+
+if st.button("Colour the map by this probe", key="colour_map"):
+    st.session_state["map_colour"] = f"probe:{probe_id}"
+    st.session_state["map_space"] = info["space"]
+    st.switch_page("pages/map.py")

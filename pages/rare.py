@@ -1,0 +1,128 @@
+"""Rare: clusters ranked by rarity, the anomaly ranking (re-ranked by your tags), tagging and export."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from backend import active, anomaly, rare, tags
+from backend.spaces import list_spaces
+from backend.store import AtlasError
+from pages._shared import TAG_BUTTONS, get_atlas, open_galaxy, tag_bar, undo_button
+
+atlas = get_atlas()
+st.title("Rare objects")
+spaces = list(list_spaces(atlas))
+if not spaces:
+    st.info("No embedding space yet: run an embedding job first (Jobs page).")
+    st.stop()
+default = spaces.index(st.session_state["map_space"]) if st.session_state.get("map_space") in spaces else 0
+space = st.selectbox("Space", spaces, index=default, key="rare_space")
+
+if st.session_state.get("rare_focus"):
+    focus = st.session_state["rare_focus"]
+    st.markdown(f"Tagging **{focus}**")
+    tag_bar(atlas, focus, key="rare")
+
+
+def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns: int = 6) -> None:
+    """Thumbnails with quick 'interesting' / 'boring' votes, a focus button (full tag bar) and Open."""
+    for start in range(0, len(frame), columns):
+        cols = st.columns(columns)
+        for col, (_, row) in zip(cols, frame.iloc[start : start + columns].iterrows(), strict=False):
+            oid = str(row["object_id"])
+            with col:
+                thumb = row.get("thumbnail")
+                if isinstance(thumb, bytes | bytearray) and thumb:
+                    st.image(bytes(thumb), width="stretch")
+                text = oid if score is None else f"{oid} · {row[score]:.3f}"
+                st.caption(text)
+                b = st.columns(3)
+                if b[0].button("👍", key=f"{key}_up_{oid}", help="interesting"):
+                    tags.add_tag(atlas, oid, TAG_BUTTONS["interesting"])
+                    st.session_state.setdefault("tag_undo", []).append(("add", oid, TAG_BUTTONS["interesting"]))
+                    st.toast(f"{oid}: interesting")
+                if b[1].button("👎", key=f"{key}_down_{oid}", help="boring"):
+                    tags.add_tag(atlas, oid, TAG_BUTTONS["boring"])
+                    st.session_state.setdefault("tag_undo", []).append(("add", oid, TAG_BUTTONS["boring"]))
+                    st.toast(f"{oid}: boring")
+                if b[2].button("🏷", key=f"{key}_focus_{oid}", help="tag this object"):
+                    st.session_state["rare_focus"] = oid
+                    st.rerun()
+                if st.button("Open", key=f"{key}_open_{oid}", width="stretch"):
+                    open_galaxy(oid)
+
+
+clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"])
+
+def with_thumbnails(frame: pd.DataFrame) -> pd.DataFrame:
+    """Join thumbnails and redshifts onto a frame of object ids."""
+    meta = atlas.get_objects(frame["object_id"].tolist(), ["thumbnail", "redshift"])
+    return frame.drop(columns=[c for c in ("thumbnail", "redshift") if c in frame.columns]).merge(meta, on="object_id")
+
+
+with clusters_tab:
+    ranked = rare.clusters(atlas, space)
+    if ranked.empty:
+        st.info("No clusters for this space yet.")
+    else:
+        st.caption("HDBSCAN clusters of the map, rarest first (small, compact, far from the bulk); six exemplars each.")
+        shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
+        for _, cl in ranked.head(shown).iterrows():
+            st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
+            gallery(with_thumbnails(pd.DataFrame({"object_id": list(cl["exemplars"])})), key=f"cl{cl['cluster']}")
+    if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
+        with st.spinner("Clustering the map with HDBSCAN…"):
+            rare.find_clusters(atlas, space)
+        st.rerun()
+
+with anomalies_tab:
+    n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
+    reranked = st.session_state.setdefault("reranked", {})
+    cols = st.columns(3)
+    if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
+        try:
+            with st.spinner("Re-ranking…"):
+                reranked[space] = active.rerank(atlas, space)
+        except AtlasError as exc:
+            st.info(str(exc))
+    if space in reranked and cols[1].button("Back to unsupervised ranking", key="unrank"):
+        reranked.pop(space)
+    undo_button(atlas, key="rare_undo", container=cols[2])
+    try:
+        if space in reranked:
+            st.caption("Re-ranked by your tags; objects you have not labelled yet come first.")
+            top = with_thumbnails(active.next_to_review(reranked[space], n_top))
+            score_col = "score"
+        else:
+            st.caption("Blend of kNN distance, isolation forest and local outlier factor (rank-averaged).")
+            top = anomaly.top_anomalies(atlas, space, n=n_top)
+            score_col = "anomaly"
+    except AtlasError as exc:
+        top = None
+        st.info(str(exc))
+        if st.button("Compute anomaly scores", key="compute_anomalies"):
+            with st.spinner("Scoring every object (kNN distance, isolation forest, LOF)…"):
+                anomaly.compute_anomalies(atlas, space)
+            st.rerun()
+    if top is not None:
+        gallery(top, key="anom", score=score_col)
+
+with tagged_tab:
+    counts = tags.tag_counts(atlas)
+    if counts.empty:
+        st.caption("Nothing tagged yet.")
+    else:
+        st.dataframe(counts.rename("objects").reset_index(), hide_index=True, width="content")
+        which = st.selectbox("Tag", ["(all)", *counts.index], key="export_tag")
+        tagged = tags.tagged_objects(atlas, None if which == "(all)" else which)
+        st.dataframe(tagged, hide_index=True)
+        fmt = st.radio("Format", ["csv", "fits", "votable"], horizontal=True, key="export_fmt")
+        suffix = {"csv": ".csv", "fits": ".fits", "votable": ".vot"}[fmt]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", None if which == "(all)" else which)
+            payload = path.read_bytes()
+        st.download_button(f"Export {len(tagged)} rows ({fmt})", payload, file_name=f"arp_tagged{suffix}", key="export_tagged")

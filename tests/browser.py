@@ -1,0 +1,102 @@
+"""Headless Chromium (Debian's, driven by Playwright) and a live `streamlit run app.py` for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.app_atlas import REPO, free_port
+
+CHROMIUM = os.environ.get("ARP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # software WebGL for plotly's Scattergl
+]
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@contextmanager
+def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -> Iterator[str]:
+    """Run the app on a free 127.0.0.1 port against an atlas; yields its base URL, stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "LANCE_LOG": "error", "ARP_ATLAS": atlas_uri}
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+        "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+        "--", "--atlas", atlas_uri,
+    ]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"streamlit did not answer on {url} within {timeout_s:.0f} s")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextmanager
+def chromium_context(width: int = 1400, height: int = 1000) -> Iterator[object]:
+    """A Playwright persistent context of headless Chromium with a fresh user-data dir."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} not found: install it with `apt-get install chromium` (or `make chromium`)")
+    profile = tempfile.mkdtemp(prefix="arp-chromium-")
+    try:
+        with sync_playwright() as pw:
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": width, "height": height},
+            )
+            ctx.set_default_timeout(90_000)
+            try:
+                yield ctx
+            finally:
+                ctx.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def wait_app_idle(page: object, timeout_ms: int = 90_000) -> None:
+    """Wait until Streamlit has finished running the script (no 'running' status widget)."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stStatusWidget']\") "
+        "|| !document.querySelector(\"[data-testid='stStatusWidget']\").innerText.match(/Running|Connecting/)",
+        timeout=timeout_ms,
+    )
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a screenshot under test-artifacts/ (kept by CI)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

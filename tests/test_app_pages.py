@@ -1,0 +1,105 @@
+"""Page logic with streamlit.testing AppTest on a small atlas: every page renders, deep links, tags, missing atlas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from backend import tags
+from backend.store import open_atlas
+from tests.app_atlas import REPO, shared_app_atlas
+
+PAGES = ["pages/map.py", "pages/galaxy.py", "pages/rare.py", "pages/probes.py", "pages/jobs.py", "pages/data.py"]
+
+
+@pytest.fixture(scope="module")
+def app_atlas(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return shared_app_atlas(tmp_path_factory)
+
+
+def app(uri: str, **query: str) -> AppTest:
+    """The app pointed at an atlas, with optional query parameters, run once on the home page."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
+    at.session_state["atlas_uri"] = uri
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def errors(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+
+
+def test_home_shows_counts_and_spaces(app_atlas: str) -> None:
+    at = app(app_atlas)
+    assert not errors(at)
+    metrics = {m.label: m.value for m in at.metric}
+    atlas = open_atlas(app_atlas)
+    assert metrics["Objects"] == f"{atlas.count('objects'):,}"
+    assert int(metrics["Embedding spaces"]) >= 2
+    from backend.spaces import list_spaces
+
+    tables = [d.value for d in at.dataframe if "space" in d.value.columns]
+    assert tables and set(list_spaces(atlas)) == set(tables[0]["space"])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_renders(app_atlas: str, page: str) -> None:
+    at = app(app_atlas)
+    at.switch_page(page).run()
+    assert not errors(at), errors(at)
+    assert at.title, f"{page} rendered no title"
+
+
+def test_missing_atlas_says_how_to_build_it(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere")
+    at = app(missing)
+    assert not at.exception
+    assert any("Cannot open the atlas" in e.value for e in at.error)
+    assert any(f"python -m embeddings demo --atlas {missing}" in c.value for c in at.code)
+
+
+def test_galaxy_deep_link_shows_that_object_and_neighbours(app_atlas: str) -> None:
+    oid = open_atlas(app_atlas).objects(["object_id"], limit=5)["object_id"].iloc[3]
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    assert not errors(at), errors(at)
+    assert at.title[0].value == f"Galaxy {oid}"
+    neighbour_buttons = [b for b in at.button if (b.key or "").startswith("nb_")]
+    assert len(neighbour_buttons) == 12
+    assert all(b.key != f"nb_{oid}" for b in neighbour_buttons), "the galaxy is not its own neighbour"
+    # Opening a neighbour moves the page (and the shareable URL) to it.
+    target = neighbour_buttons[0].key.removeprefix("nb_")
+    neighbour_buttons[0].click().run()
+    assert at.title[0].value == f"Galaxy {target}"
+    assert at.query_params["object"] == [target] or at.query_params["object"] == target
+
+
+def test_cross_modal_direction_shows_neighbour_spectra(app_atlas: str) -> None:
+    oid = open_atlas(app_atlas).objects(["object_id"], limit=1)["object_id"].iloc[0]
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    control = at.get("segmented_control")[0]
+    assert {"image → image", "spectrum → spectrum", "image → spectrum", "spectrum → image"} <= set(control.options)
+    control.set_value("image -> spectrum").run()
+    assert not errors(at), errors(at)
+    assert any("against `" in c.value and "spectrum" in c.value.split("against")[1] for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2  # the galaxy's spectrum and the neighbours' spectra
+
+
+def test_tag_button_writes_a_tag_row_and_undo_removes_it(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    oid = atlas.objects(["object_id"], limit=10)["object_id"].iloc[7]
+    before = len(tags.history(atlas, oid))
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    at.button(key="galaxy_tag_merger").click().run()
+    assert not errors(at), errors(at)
+    assert "merger" in tags.tags_of(atlas, oid)
+    assert len(tags.history(atlas, oid)) == before + 1
+    assert any("`merger`" in m.value for m in at.markdown)
+    at.button(key="galaxy_undo").click().run()
+    assert "merger" not in tags.tags_of(atlas, oid)
+    assert len(tags.history(atlas, oid)) == before + 2  # the removal is a row too
