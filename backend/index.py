@@ -5,10 +5,11 @@ query it in atlas meta; `measure_recall` compares the index with exact numpy sea
 recall@k. Readers (backend/neighbours.py) query through `search_params` / the meta entry:
 
     meta key f"index:{space}" -> {
-        "type": "flat" | "IVF_PQ",     # flat: no index, LanceDB scans exactly
+        "type": "flat" | "IVF_PQ" | "IVF_HNSW_SQ",  # flat: no index, LanceDB scans exactly
         "metric": "cosine",             # distance_type to pass to queries
         "nprobes": int | None,          # partitions to probe (IVF only)
-        "refine_factor": int | None,    # re-rank k * refine_factor candidates exactly (IVF only)
+        "refine_factor": int | None,    # re-rank k * refine_factor candidates exactly (IVF_PQ)
+        "ef": int,                      # HNSW search breadth (IVF_HNSW_SQ only)
         "num_partitions": int | None, "num_sub_vectors": int | None,
         "rows": int,                    # table rows when the index was built
         "build_s": float,               # build time, seconds
@@ -37,6 +38,7 @@ FLAT_THRESHOLD = 20_000
 METRIC = "cosine"
 REFINE_FACTOR = 20
 MIN_NPROBES = 20
+HNSW_EF = 100
 
 
 def meta_key(space: str) -> str:
@@ -50,12 +52,18 @@ def _divisor_near(dim: int, target: int) -> int:
     return min(divisors, key=lambda d: (abs(d - target), -d))
 
 
-def index_plan(rows: int, dim: int, *, flat_threshold: int = FLAT_THRESHOLD) -> dict:
+def index_plan(rows: int, dim: int, *, flat_threshold: int = FLAT_THRESHOLD, index_type: str = "IVF_PQ") -> dict:
     """Index type and parameters scaled to a table of `rows` x `dim`."""
     if rows < flat_threshold:
         return {"type": "flat", "metric": METRIC, "nprobes": None, "refine_factor": None,
                 "num_partitions": None, "num_sub_vectors": None}
     partitions = max(1, int(round(math.sqrt(rows))))
+    if index_type == "IVF_HNSW_SQ":
+        partitions = max(1, rows // 100_000)  # HNSW graphs per partition: few, large partitions
+        return {"type": "IVF_HNSW_SQ", "metric": METRIC, "num_partitions": partitions, "num_sub_vectors": None,
+                "nprobes": partitions, "refine_factor": None, "ef": HNSW_EF}
+    if index_type != "IVF_PQ":
+        raise ValueError(f"index_type must be IVF_PQ or IVF_HNSW_SQ, got {index_type!r}")
     return {
         "type": "IVF_PQ",
         "metric": METRIC,
@@ -66,13 +74,13 @@ def index_plan(rows: int, dim: int, *, flat_threshold: int = FLAT_THRESHOLD) -> 
     }
 
 
-def build_index(atlas: Atlas, space: str, *, flat_threshold: int = FLAT_THRESHOLD) -> dict:
+def build_index(atlas: Atlas, space: str, *, flat_threshold: int = FLAT_THRESHOLD, index_type: str = "IVF_PQ") -> dict:
     """Build or refresh the ANN index of a space (flat below `flat_threshold` rows) and record it in meta."""
     encoder, modality = schema.parse_space(space)
     tbl = atlas.table(schema.vectors_table(encoder, modality))
     rows = tbl.count_rows()
     dim = tbl.schema.field("vector").type.list_size
-    plan = index_plan(rows, dim, flat_threshold=flat_threshold)
+    plan = index_plan(rows, dim, flat_threshold=flat_threshold, index_type=index_type)
     start = time.perf_counter()
     if plan["type"] == "flat":
         for idx in tbl.list_indices():
@@ -83,7 +91,7 @@ def build_index(atlas: Atlas, space: str, *, flat_threshold: int = FLAT_THRESHOL
             lambda: tbl.create_index(
                 metric=plan["metric"],
                 vector_column_name="vector",
-                index_type="IVF_PQ",
+                index_type=plan["type"],
                 num_partitions=plan["num_partitions"],
                 num_sub_vectors=plan["num_sub_vectors"],
                 replace=True,
@@ -107,8 +115,10 @@ def ann_search(atlas: Atlas, space: str, vector: np.ndarray, k: int = 10) -> lis
     tbl = atlas.table(schema.vectors_table(encoder, modality))
     params = search_params(atlas, space)
     query = tbl.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type(params["metric"])
-    if params["type"] != "flat":
+    if params["type"] == "IVF_PQ":
         query = query.nprobes(params["nprobes"]).refine_factor(params["refine_factor"])
+    elif params["type"] == "IVF_HNSW_SQ":
+        query = query.nprobes(params["nprobes"]).ef(max(params.get("ef") or HNSW_EF, k))
     return [r["object_id"] for r in query.select(["object_id", "_distance"]).limit(k).to_list()]
 
 

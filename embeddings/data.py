@@ -139,13 +139,28 @@ def _column_values(col: pa.ChunkedArray) -> list:
 
 
 def page_loader(dataset: PageDataset, *, workers: int = 0, pin_memory: bool = False, prefetch: int = 2):
-    """A DataLoader yielding whole preprocessed pages (workers spawn; Lance is not fork-safe)."""
+    """Pages in order: a DataLoader with `workers` spawned processes (Lance is not fork-safe), or with
+    workers=0 one background thread that reads and preprocesses the next pages while the model runs."""
     from torch.utils.data import DataLoader
 
-    kwargs = {}
-    if workers > 0:
-        kwargs = {"multiprocessing_context": "spawn", "prefetch_factor": prefetch, "persistent_workers": False}
-    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory, **kwargs)
+    if workers == 0:
+        return _threaded_pages(dataset, prefetch, pin_memory)
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+                      multiprocessing_context="spawn", prefetch_factor=prefetch, persistent_workers=False)
+
+
+def _threaded_pages(dataset: PageDataset, prefetch: int, pin_memory: bool) -> Iterator[dict]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="page-reader") as pool:
+        futures = [pool.submit(dataset.__getitem__, i) for i in range(min(prefetch, len(dataset)))]
+        for i in range(len(dataset)):
+            page = futures.pop(0).result()
+            if i + prefetch < len(dataset):
+                futures.append(pool.submit(dataset.__getitem__, i + prefetch))
+            if pin_memory and page["inputs"].numel():
+                page["inputs"] = page["inputs"].pin_memory()
+            yield page
 
 
 def iter_rows(

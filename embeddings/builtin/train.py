@@ -123,7 +123,13 @@ def save_pair(model, stats: pp.PreprocessStats, path: str | Path, extra: dict[st
 
 
 def train(
-    atlas_uri: str, *, out: str | Path | None = None, max_epochs: int | None = None, seed: int = 0, progress: bool = True
+    atlas_uri: str,
+    *,
+    out: str | Path | None = None,
+    max_epochs: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
+    progress: bool = True,
 ) -> dict:
     """Train the pair on the atlas, save safetensors + metrics JSON, return the summary."""
     import torch
@@ -137,7 +143,7 @@ def train(
     atlas = open_atlas(atlas_uri)
     arrays = load_split_arrays(atlas, progress=progress)
     split = arrays["split"]
-    if (split == "train").sum() < BATCH_SIZE or (split == "val").sum() < 2:
+    if (split == "train").sum() < batch_size or (split == "val").sum() < 2:
         raise ValueError(f"atlas {atlas_uri} has too few usable train/val objects to train the builtin pair")
     tr = split == "train"
     stats = fit_stats(arrays["cube"][tr], arrays["fbin"][tr], arrays["wsum"][tr])
@@ -149,7 +155,7 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     train_idx = np.flatnonzero(tr)
     val_idx = np.flatnonzero(split == "val")
-    steps_per_epoch = len(train_idx) // BATCH_SIZE
+    steps_per_epoch = len(train_idx) // batch_size
     epochs = max_epochs or MAX_EPOCHS
     total_steps = steps_per_epoch * epochs
 
@@ -158,7 +164,7 @@ def train(
             return LR * (step + 1) / WARMUP_STEPS
         return LR * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))))
 
-    val_batch = min(BATCH_SIZE, len(val_idx))
+    val_batch = min(batch_size, len(val_idx))
     best = {"val_loss": float("inf"), "epoch": -1, "state": None}
     history = []
     step = 0
@@ -168,20 +174,20 @@ def train(
         order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
         losses, accs = [], []
         for b in range(steps_per_epoch):
-            idx = torch.from_numpy(order[b * BATCH_SIZE : (b + 1) * BATCH_SIZE])
+            idx = torch.from_numpy(order[b * batch_size : (b + 1) * batch_size])
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             loss, acc = model.loss(pp.augment_images(images[idx], gen), spectra[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
-            accs.append(float(acc))
+            losses.append(loss.item())
+            accs.append(acc.item())
             step += 1
         val = _val_loss(model, images[val_idx], spectra[val_idx], val_batch)
         elapsed = time.perf_counter() - train_start
         history.append({"epoch": epoch, "train_loss": round(np.mean(losses), 4), "train_top1": round(np.mean(accs), 4),
-                        "val_loss": round(val, 4), "temperature": round(float(1 / model.logit_scale.exp()), 4),
+                        "val_loss": round(val, 4), "temperature": round(float(1 / model.logit_scale.detach().exp()), 4),
                         "elapsed_s": round(elapsed, 1)})
         if progress:
             print(json.dumps(history[-1]), flush=True)

@@ -1,0 +1,130 @@
+"""Embedding pipeline efficiency: end-to-end job throughput / forward-only throughput of the same model.
+
+End-to-end = `embeddings.job.run_embedding` on an atlas (Lance reads, preprocessing, DataLoader,
+forward, vector upserts; index building off). Forward-only = `encoder.embed` on the same objects
+already preprocessed into an in-memory tensor, same batch size, same device. Prints JSON lines.
+
+    python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("LANCE_LOG", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backend import schema  # noqa: E402
+from backend.spectra import desi_wavelength  # noqa: E402
+from backend.store import open_atlas  # noqa: E402
+from embeddings.data import iter_rows, survey_contexts  # noqa: E402
+from embeddings.encoders.base import SurveyContext  # noqa: E402
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS  # noqa: E402
+from embeddings.encoders.registry import get_encoder  # noqa: E402
+from embeddings.job import resolve_device, run_embedding  # noqa: E402
+
+MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
+
+
+def emit(name: str, value: float, unit: str, **extra: object) -> None:
+    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
+    print(json.dumps(record), flush=True)
+
+
+def synthetic_atlas(path: str, n: int, seed: int = 0):
+    """n objects shaped like the demo: 3 x 64 x 64 g,r,z cutouts and 7781-pixel DESI spectra."""
+    rng = np.random.default_rng(seed)
+    atlas = open_atlas(path, create=True)
+    atlas.register_survey("synth", bands=["g", "r", "z"], pixel_scale=0.262, image_shape=[3, 64, 64],
+                          wavelength=desi_wavelength())
+    yy, xx = np.mgrid[:64, :64] - 32
+    for start in range(0, n, 1000):
+        rows = []
+        for i in range(start, min(n, start + 1000)):
+            blob = np.exp(-(xx**2 + yy**2) / (2 * rng.uniform(1.5, 6) ** 2))
+            cube = np.stack([blob * f for f in rng.uniform(0.1, 2, 3)]) + rng.normal(0, 0.01, (3, 64, 64))
+            rows.append({"object_id": f"b{i:07d}", "survey": "synth", "split": "train", "redshift": 0.1,
+                         "image": cube.astype(np.float32).ravel(), "image_shape": [3, 64, 64],
+                         "spectrum_flux": (1 + rng.normal(0, 0.1, 7781)).astype(np.float32),
+                         "spectrum_ivar": np.full(7781, 100.0, np.float32)})
+        atlas.upsert(schema.OBJECTS, rows)
+    return atlas
+
+
+def make_encoder(name: str):
+    return get_encoder(name) if DEFAULT_WEIGHTS.is_file() else get_encoder(name, random_init=True)
+
+
+def forward_only(encoder, atlas, batch_size: int, limit: int) -> tuple[float, int]:
+    """Objects/s of encoder.embed alone on preprocessed in-memory tensors."""
+    import torch
+
+    surveys = survey_contexts(atlas)
+    pre = encoder.preprocessor()
+    inputs = []
+    for row in iter_rows(atlas, ["survey", *encoder.input_columns()]):
+        inputs.append(pre(row, surveys.get(row["survey"], SurveyContext())))
+        if len(inputs) >= limit:
+            break
+    x = torch.from_numpy(np.stack(inputs))
+    encoder.embed(x[:batch_size])  # warm-up
+    t0 = time.perf_counter()
+    for i in range(0, len(x), batch_size):
+        encoder.embed(x[i : i + batch_size])
+    return len(x) / (time.perf_counter() - t0), len(x)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--atlas", default=None, help="copy this atlas instead of building a synthetic one")
+    parser.add_argument("--encoders", default="arp-pair-image,arp-pair-spectrum")
+    parser.add_argument("--workers", default="0")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    root = tempfile.mkdtemp(prefix="arp-pipe-")
+    try:
+        if args.atlas:
+            shutil.copytree(args.atlas, os.path.join(root, "src"))
+            atlas = open_atlas(os.path.join(root, "src"))
+        else:
+            atlas = synthetic_atlas(os.path.join(root, "src"), args.n)
+        n = min(args.n, atlas.count(schema.OBJECTS))
+        for name in args.encoders.split(","):
+            encoder = make_encoder(name).to(device)
+            table = schema.vectors_table(encoder.name, encoder.modality)
+            for workers in (int(w) for w in args.workers.split(",")):
+                fwd_runs, e2e_runs = [], []
+                for _ in range(args.repeats):  # interleaved, medians: the machine is shared and noisy
+                    fwd_runs.append(forward_only(encoder, atlas, args.batch_size, n)[0])
+                    if atlas.has_table(table):
+                        atlas.db.drop_table(table)
+                    t0 = time.perf_counter()
+                    result = run_embedding(atlas, name, encoder=encoder, device=device, batch_size=args.batch_size,
+                                           workers=workers, limit=n, progress=False, index=False)
+                    e2e_runs.append(result["embedded"] / (time.perf_counter() - t0))
+                fwd, e2e = float(np.median(fwd_runs)), float(np.median(e2e_runs))
+                tags = {"encoder": name, "device": device, "batch": args.batch_size, "workers": workers, "n": n,
+                        "repeats": args.repeats}
+                emit("embed_forward_only", fwd, "objects/s", **tags)
+                emit("embed_end_to_end", e2e, "objects/s", **tags)
+                emit("embed_pipeline_efficiency", e2e / fwd, "ratio", **tags)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Builtin pair: documented preprocessing on known inputs, safetensors loading, training reproduces a loadable file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from backend.spectra import desi_wavelength
+from embeddings.builtin import preprocess as pp
+from embeddings.builtin.train import save_pair, train
+from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256, load_pair
+from embeddings.encoders.registry import available_encoders, get_encoder
+from embeddings.models.arp_pair import ArpPair
+from tests.test_embed_job import synthetic_atlas
+
+GRZ = SurveyContext(bands=("g", "r", "z"), pixel_scale=0.262, wavelength=desi_wavelength())
+STATS = pp.PreprocessStats((0.01, 0.02, 0.04), 1.0, 0.5)
+
+
+def cube_row(cube: np.ndarray) -> dict:
+    return {"image": cube.astype(np.float32).ravel(), "image_shape": list(cube.shape)}
+
+
+def test_image_recipe_centre_crop_band_order_and_arcsinh():
+    cube = np.zeros((3, 64, 64), np.float32)
+    cube[:, 32, 32] = [0.01, 0.02, 0.04]  # one softening unit in every band at the centre
+    cube[0, 0, 0] = 5.0  # outside the 48 px centre crop
+    x = pp.image_input(cube_row(cube), GRZ, STATS)
+    assert x.shape == (3, 48, 48) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, 24, 24], np.arcsinh(1.0), rtol=1e-6)
+    assert np.count_nonzero(x) == 3
+    # a survey storing z, r, g gets re-ordered to g, r, z
+    zrg = SurveyContext(bands=("z", "r", "g"), pixel_scale=0.262)
+    np.testing.assert_allclose(pp.image_input(cube_row(cube[::-1].copy()), zrg, STATS), x)
+    with pytest.raises(ValueError, match="needs g, r, z"):
+        pp.image_input(cube_row(cube), SurveyContext(bands=("u", "g", "r")), STATS)
+
+
+def test_image_resampled_to_the_training_pixel_scale_and_small_cutouts_padded():
+    rng = np.random.default_rng(0)
+    cube = rng.random((3, 40, 40)).astype(np.float32)
+    padded = pp.raw_image(cube_row(cube), GRZ)
+    assert padded.shape == (3, 48, 48) and np.all(padded[:, :4] == 0) and np.all(padded[:, 4:44, 4:44] == cube)
+    coarse = SurveyContext(bands=("g", "r", "z"), pixel_scale=0.524)  # 2x coarser -> 2x more pixels
+    assert np.count_nonzero(pp.raw_image(cube_row(cube), coarse)[0]) == 48 * 48
+    nan = np.full((3, 64, 64), np.nan, np.float32)
+    with pytest.raises(ValueError, match="non-finite"):
+        pp.image_input(cube_row(nan), GRZ, STATS)
+
+
+def test_spectrum_recipe_binning_ivar_weighting_and_channels():
+    flux = np.full(7781, 4.0, np.float32)
+    ivar = np.full(7781, 1.0, np.float32)
+    flux[:8] = [0, 0, 0, 0, 100, 100, 100, 100]
+    ivar[:8] = [1, 1, 1, 1, 0, 0, 0, 0]  # masked pixels must not leak into the bin
+    ivar[8:16] = 0  # a bin with no data
+    x = pp.spectrum_input({"spectrum_flux": flux, "spectrum_ivar": ivar}, GRZ, STATS)
+    assert x.shape == (3, 972)
+    assert x[0, 0] == 0.0 and np.allclose(x[0, 2:], np.arcsinh(1.0))  # flux / median |flux| = 1
+    assert x[1, 1] == 0.0 and x[0, 1] == 0.0  # no data: zero flux and zero weight
+    np.testing.assert_allclose(x[1, 2], np.arcsinh(4.0 * np.sqrt(8.0)) / 4.0, rtol=1e-6)
+    np.testing.assert_allclose(x[2], (np.log10(4.0) - 1.0) / 0.5, rtol=1e-6)
+
+
+def test_spectrum_on_another_grid_is_interpolated_and_empty_spectra_rejected():
+    grid = np.linspace(3000, 10000, 3000)
+    other = SurveyContext(wavelength=grid)
+    row = {"spectrum_flux": np.full(3000, 2.0, np.float32), "spectrum_ivar": np.ones(3000, np.float32)}
+    x = pp.spectrum_input(row, other, STATS)
+    np.testing.assert_allclose(x[0], np.arcsinh(1.0), rtol=1e-6)
+    with pytest.raises(ValueError, match="only"):
+        pp.spectrum_input({"spectrum_flux": np.ones(7781), "spectrum_ivar": np.zeros(7781)}, GRZ, STATS)
+    with pytest.raises(ValueError, match="no spectrum"):
+        pp.spectrum_input({"spectrum_flux": None}, GRZ, STATS)
+
+
+def test_registered_pair_shares_one_aligned_space():
+    specs = available_encoders()
+    assert specs["arp-pair-image"].modality == "image" and specs["arp-pair-spectrum"].modality == "spectrum"
+    img, spec = get_encoder("arp-pair-image", random_init=True), get_encoder("arp-pair-spectrum", random_init=True)
+    assert img.aligned_group == spec.aligned_group == "arp-pair" and img.dim == spec.dim == 128
+
+
+def test_weights_round_trip_through_safetensors_and_refuse_other_preprocessing(tmp_path):
+    model = ArpPair().eval()
+    path = save_pair(model, STATS, tmp_path / "w.safetensors")
+    enc = get_encoder("arp-pair-spectrum", checkpoint=str(path))
+    assert enc.weights_revision == "sha256:" + file_sha256(path)[:16] and enc.stats == STATS
+    x = torch.randn(4, 3, 972)
+    with torch.inference_mode():
+        np.testing.assert_allclose(enc.embed(x), model.spectrum(x).numpy(), atol=1e-6)
+    state = {k: v for k, v in model.state_dict().items()}
+    from safetensors.torch import save_file
+
+    save_file(state, str(tmp_path / "old.safetensors"), metadata={"preprocess_version": "arp-pair-v0",
+                                                                  "config": "{}", "stats": "{}"})
+    with pytest.raises(ValueError, match="retrain"):
+        load_pair(tmp_path / "old.safetensors")
+    with pytest.raises(FileNotFoundError, match="train-builtin"):
+        load_pair(tmp_path / "missing.safetensors")
+
+
+def test_train_builtin_writes_loadable_weights_and_metrics(tmp_path):
+    atlas = synthetic_atlas(tmp_path / "a", 240, size=48)
+    out = tmp_path / "pair.safetensors"
+    summary = train(atlas.uri, out=out, max_epochs=2, batch_size=32, progress=False)
+    assert summary["n_train"] == 80 and summary["epochs_run"] == 2
+    assert set(summary["test_metrics"]) >= {"image_redshift_r2", "spectrum_redshift_r2", "cross_modal_median_rank"}
+    with safe_open(str(out), framework="pt") as fh:
+        stats = json.loads(fh.metadata()["stats"])
+    assert 0.005 < stats["image_softening"][0] < 0.02  # the synthetic noise level (sigma 0.01)
+    enc = get_encoder("arp-pair-image", checkpoint=str(out))
+    vec = enc.embed(torch.from_numpy(enc.preprocess(cube_row(np.zeros((3, 48, 48))), GRZ))[None])
+    assert vec.shape == (1, 128) and np.isclose(np.linalg.norm(vec), 1, atol=1e-5)
+    assert json.loads(out.with_suffix(".metrics.json").read_text())["n_val"] == 80
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="builtin weights not trained yet")
+def test_committed_weights_load_deterministically():
+    a, b = get_encoder("arp-pair-image"), get_encoder("arp-pair-image")
+    x = torch.randn(3, 3, 48, 48)
+    np.testing.assert_array_equal(a.embed(x), b.embed(x))
+    assert DEFAULT_WEIGHTS.stat().st_size <= 20 * 1024 * 1024
