@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -13,12 +16,13 @@ import pyarrow as pa
 from backend import schema
 from backend.imaging import thumbnail_png
 from backend.spectra import desi_wavelength, resample_spectrum
-from backend.store import Atlas, sql_list
+from backend.store import Atlas, sql_list, with_retry
 
 from . import report as R
 from .crossmatch import SkyMatcher
 from .records import Record, Skip, SourceInfo
 
+log = logging.getLogger(__name__)
 CORE = set(schema.OBJECT_CORE.names)
 _LABEL_RE = re.compile(r"[^a-z0-9_]+")
 _LIST_F32 = pa.list_(pa.float32())
@@ -92,6 +96,7 @@ class ObjectWriter:
         match_radius: float | None = None,
         unmatched: str = "add",
         batch_rows: int = 256,
+        batch_bytes: int = 24 * 2**20,
         on_written: Callable[[int], None] | None = None,
     ) -> None:
         if unmatched not in ("add", "skip"):
@@ -99,7 +104,9 @@ class ObjectWriter:
         self.atlas, self.info, self.report = atlas, info, report
         self.source_name = source_name
         self.unmatched = unmatched
-        self.batch_rows = batch_rows
+        self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.pending_bytes = 0
+        self.pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
         self.on_written = on_written
         self.matcher = SkyMatcher(atlas, match_radius) if match_radius else None
         self.seen: dict[str, str] = {}
@@ -136,12 +143,13 @@ class ObjectWriter:
             self.report.skip(item.where, item.reason, item.detail)
             return
         self.pending.append(item)
-        if len(self.pending) >= self.batch_rows:
+        self.pending_bytes += _nbytes(item)
+        if len(self.pending) >= self.batch_rows or self.pending_bytes >= self.batch_bytes:
             self.flush()
 
     def flush(self) -> None:
         """Resolve, validate and write the queued records in one batch."""
-        records, self.pending = self.pending, []
+        records, self.pending, self.pending_bytes = self.pending, [], 0
         if not records:
             return
         existing = self._existing([r.object_id for r in records])
@@ -168,13 +176,25 @@ class ObjectWriter:
                 continue
             self.seen[oid] = rec.where
             rows.append(row)
+        self._thumbnails(rows)
         self._write(rows, existing)
 
     def close(self) -> None:
         """Write what is left and compact the objects table."""
         self.flush()
+        self.pool.shutdown()
         if self.report.added or self.report.updated:
+            self._compact()
             self.atlas.optimize(schema.OBJECTS)
+
+    def _compact(self) -> None:
+        """Merge the batch fragments by copying encoded pages in small batches (bounded memory for pixel columns)."""
+        dataset = self.atlas.table(schema.OBJECTS).to_lance()
+        try:
+            with_retry(lambda: dataset.optimize.compact_files(batch_size=16, num_threads=1,
+                                                              compaction_mode="try_binary_copy"), "compact objects")
+        except Exception as exc:  # older Lance without binary copy: Atlas.optimize compacts the usual way
+            log.info("binary-copy compaction unavailable (%s); using the default", exc)
 
     # ----------------------------------------------------------------- steps
     def _match(self, records: list[Record]) -> list[tuple[str, str] | None]:
@@ -236,10 +256,7 @@ class ObjectWriter:
             return False
         row["image"] = img
         row["image_shape"] = np.array(img.shape, np.int32)
-        if rec.thumbnail is not None:
-            row["thumbnail"] = rec.thumbnail
-        else:
-            row["thumbnail"] = thumbnail_png(img, want)
+        row["thumbnail"] = rec.thumbnail if rec.thumbnail is not None else _Pending(want)
         return True
 
     def _spectrum(self, rec: Record, survey: str, row: dict[str, Any]) -> bool:
@@ -275,6 +292,13 @@ class ObjectWriter:
         row["spectrum_ivar"] = out_ivar
         return True
 
+    def _thumbnails(self, rows: list[dict[str, Any]]) -> None:
+        """Render pending thumbnails in a thread pool (PIL and numpy release the GIL)."""
+        todo = [r for r in rows if isinstance(r.get("thumbnail"), _Pending)]
+        pngs = self.pool.map(lambda r: thumbnail_png(r["image"], r["thumbnail"].bands), todo)
+        for row, png in zip(todo, pngs, strict=True):
+            row["thumbnail"] = png
+
     def _write(self, rows: list[dict[str, Any]], existing: dict[str, str]) -> None:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
@@ -286,6 +310,18 @@ class ObjectWriter:
         self.report.added += len(rows) - n_upd
         if self.on_written:
             self.on_written(len(rows))
+
+
+class _Pending:
+    """A thumbnail still to render, with the band order of its image."""
+
+    def __init__(self, bands: list[str]) -> None:
+        self.bands = bands
+
+
+def _nbytes(rec: Record) -> int:
+    size = 0 if rec.image is None else np.asarray(rec.image).nbytes
+    return size + (0 if rec.spectrum is None else 3 * np.asarray(rec.spectrum.flux).nbytes)
 
 
 def _num(value: float | None) -> float | None:

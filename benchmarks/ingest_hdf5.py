@@ -1,0 +1,69 @@
+"""HDF5 ingest rate: an AstroCLIP-layout file of N objects (152x152x3 g,r,z cutouts + 7781-pixel spectra,
+redshifts, targetids) is generated in a temp dir and ingested into a fresh atlas with `run_ingest`.
+
+Prints JSON lines: objects/s, MB/s of HDF5 read, and the ingest process's peak RSS (the file is generated
+in a child process, so the peak belongs to the streaming ingest alone).
+
+    python benchmarks/ingest_hdf5.py            # 5000 objects (~1.5 GB file)
+    python benchmarks/ingest_hdf5.py --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LANCE_LOG", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from embeddings.ingest import run_ingest  # noqa: E402
+from embeddings.ingest.samples import write_astroclip_h5  # noqa: E402
+
+MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
+
+
+def emit(name: str, value: float, unit: str, **extra: object) -> None:
+    record = {"benchmark": name, "value": round(float(value), 3), "unit": unit, "machine": MACHINE, **extra}
+    print(json.dumps(record), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000, help="objects in the generated file")
+    parser.add_argument("--batch-rows", type=int, default=256, help="rows per atlas write")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="arp-ingest-bench-"))
+    try:
+        path = tmp / "astroclip.h5"
+        t0 = time.perf_counter()
+        child = mp.get_context("spawn").Process(target=write_astroclip_h5, args=(path, args.n), kwargs={"groups": 10})
+        child.start()
+        child.join()
+        gen_s = time.perf_counter() - t0
+        size_mb = path.stat().st_size / 2**20
+        t0 = time.perf_counter()
+        report = run_ingest(path, str(tmp / "atlas"), progress=False, batch_rows=args.batch_rows)
+        ingest_s = time.perf_counter() - t0
+        assert report.added == args.n, report.summary()
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        extra = {"n": args.n, "file_mb": round(size_mb), "generate_s": round(gen_s, 1), "ingest_s": round(ingest_s, 1)}
+        emit("ingest_hdf5_astroclip_rate", args.n / ingest_s, "objects/s", **extra)
+        emit("ingest_hdf5_astroclip_read", size_mb / ingest_s, "MB/s", **extra)
+        emit("ingest_hdf5_peak_rss", peak_mb, "MiB", **extra)
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
