@@ -262,3 +262,28 @@ def test_specformer_lightning_checkpoint_loads_strictly(tmp_path):
     assert out.shape == (2, 256) and np.isfinite(out).all()
     with torch.no_grad():
         np.testing.assert_allclose(out, model.eval()(torch.from_numpy(x)).mean(dim=1).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_embedding_job_writes_both_aligned_spaces_from_the_checkpoint(tmp_path, ckpt):
+    from backend import schema
+    from backend.spaces import list_spaces, read_vectors
+    from backend.store import open_atlas
+    from embeddings.job import run_embedding
+
+    atlas = open_atlas(tmp_path / "atlas", create=True)
+    atlas.register_survey("legacy", bands=["g", "r", "z"], pixel_scale=0.262, image_shape=[3, 64, 64], wavelength=desi_wavelength())
+    rows = [{"object_id": f"o{i}", "survey": "legacy", "ra": float(i), "dec": 0.0, "redshift": 0.1, "split": "test", **_row(i)} for i in range(6)]
+    for r in rows:
+        r["image_shape"] = [3, 64, 64]
+    atlas.upsert(schema.OBJECTS, rows)
+    for name in ("astroclip-image", "astroclip-spectrum"):
+        result = run_embedding(atlas, name, checkpoint=str(ckpt), device="cpu", workers=0, batch_size=4, progress=False, index=False)
+        assert result["embedded"] == 6 and result["skipped"] == 0
+    spaces = list_spaces(atlas)
+    img, spec = spaces["astroclip-image__image"], spaces["astroclip-spectrum__spectrum"]
+    assert img.aligned_group == spec.aligned_group == "astroclip" and img.dim == spec.dim == 64
+    assert img.weights_revision == spec.weights_revision
+    ids, vecs = read_vectors(atlas, "astroclip-image__image")
+    enc = get_encoder("astroclip-image", checkpoint=str(ckpt))
+    direct = enc.embed(np.stack([enc.preprocess(rows[int(i[1:])], SURVEY) for i in ids]))
+    np.testing.assert_allclose(vecs, direct, rtol=1e-4, atol=1e-5)
