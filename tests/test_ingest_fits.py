@@ -115,3 +115,15 @@ def test_single_corrupt_file_is_a_user_error_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "broken.fits" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_position_from_ra_dec_keywords_when_there_is_no_wcs(tmp_path, atlas):
+    header = fits.Header()
+    header["RA"], header["DEC"], header["FILTER"] = "10:00:00.0", "+02:30:00", "r"
+    path = tmp_path / "plain.fits"
+    fits.PrimaryHDU(galaxy_cube(np.random.default_rng(6), 1, 24)[0], header=header).writeto(path)
+    report = run_ingest(path, atlas.uri, progress=False, survey="plain")
+    assert (report.kind, report.added) == ("fits-cutout", 1)
+    row = atlas.get_objects(["plain"]).iloc[0]
+    assert row["ra"] == pytest.approx(150.0) and row["dec"] == pytest.approx(2.5)
+    assert atlas.surveys()["plain"]["bands"] == ["r"] and list(row["image_shape"]) == [1, 24, 24]

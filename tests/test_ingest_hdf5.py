@@ -108,3 +108,22 @@ def test_hdf5_is_read_in_chunks_with_bounded_memory(tmp_path, atlas, monkeypatch
     assert report.added == 240
     assert len(reads) >= 10 and max(reads) <= 16  # ~4 MB slices of ~0.3 MB rows, never the whole dataset
     assert peak < size / 3, f"peak {peak / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
+
+
+def test_a_corrupt_chunk_skips_only_its_rows(tmp_path, atlas, monkeypatch):
+    path = tmp_path / "mmu.hdf5"
+    write_mmu_desi_h5(path, 6)
+    with h5py.File(path, "a") as f:  # re-store the fluxes gzip-compressed, one row per chunk
+        flux = f["spectrum_flux"][:]
+        del f["spectrum_flux"]
+        f.create_dataset("spectrum_flux", data=flux, chunks=(1, flux.shape[1]), compression="gzip")
+    with h5py.File(path, "r") as f:
+        info = f["spectrum_flux"].id.get_chunk_info(3)
+    raw = bytearray(path.read_bytes())
+    raw[info.byte_offset : info.byte_offset + info.size] = b"\xff" * info.size
+    path.write_bytes(bytes(raw))
+    monkeypatch.setattr(hdf5_mod, "CHUNK_BYTES", 100_000)  # ~one row per read
+    report = run_ingest(path, atlas.uri, progress=False)
+    assert report.skip_counts == {"corrupt_file": 1} and report.added == 5
+    assert "row 3" in report.examples["corrupt_file"][0][0]
+    assert "39627000000000003" not in set(atlas.objects(["object_id"])["object_id"])
