@@ -8,7 +8,6 @@ Parameter names follow PolymathicAI/AstroCLIP `astroclip/models/astroclip.py` (I
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -75,17 +74,6 @@ class SpectrumTower(nn.Module):
     def forward(self, flux: torch.Tensor) -> torch.Tensor:
         x = self.cross_attention(self.backbone(flux))
         return (x + self.mlp(x))[:, 0]
-
-
-@dataclass(frozen=True)
-class TowerShapes:
-    """Architecture read off a state_dict (head counts are not visible in shapes: fixed per-head widths)."""
-
-    vit: ViTConfig | None = None
-    spec: SpecFormerConfig | None = None
-    embed_dim: int = 1024
-    n_head: int = CROSS_ATTENTION_HEADS
-    notes: list[str] = field(default_factory=list)
 
 
 def vit_config_from_state(sd: dict[str, torch.Tensor], num_heads: int | None = None) -> ViTConfig:
