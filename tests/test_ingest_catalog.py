@@ -80,3 +80,18 @@ def test_catalogue_cross_match_and_id_join(tmp_path, atlas):
     joined = run_ingest(tmp_path / "ids.parquet", atlas.uri, progress=False, unmatched="skip")
     assert (joined.kind, joined.updated, joined.skip_counts) == ("parquet", 1, {"unmatched": 1})
     assert atlas.get_objects(["obj2"], ["label"])["label"].iloc[0] == 7
+
+
+def test_cli_ingest_prints_the_report(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder = _spectra(tmp_path / "spec")
+    write_sdss_spec(folder / "twin.fits", ra=1.0, dec=1.0, z=0.1, fiber=1)  # duplicate id of spec0
+    env = {**os.environ, "PYTHONPATH": repo, "LANCE_LOG": "error"}
+    proc = subprocess.run([sys.executable, "-m", "embeddings", "ingest", str(folder), "--atlas", str(tmp_path / "a"),
+                           "--no-progress"], capture_output=True, text=True, env=env, cwd=repo, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 added, 0 updated, 1 skipped" in proc.stdout and "duplicate_id" in proc.stdout and "twin.fits" in proc.stdout

@@ -104,7 +104,8 @@ def run_ingest(
 
     writer = ObjectWriter(
         atlas, info, report, source_name=path.name, match_radius=options.get("match_radius"),
-        unmatched=options.get("unmatched", "add"), batch_rows=int(options.get("batch_rows", 256)), on_written=written,
+        unmatched=options.get("unmatched", "add"), on_written=written,
+        batch_rows=int(options.get("batch_rows", 5000 if kind == "catalog" else 256)),
     )
     try:
         for item in reader:
