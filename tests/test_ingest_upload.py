@@ -67,3 +67,16 @@ def test_job_hook_stops_when_cancelled_keeping_complete_rows(tmp_path, atlas):
     path = write_astroclip_h5(tmp_path / "a.h5", 8, groups=1)
     result = run_ingest_job(atlas, {"source": str(path), "batch_rows": 2}, Ctx(cancel_after=3))
     assert result["cancelled"] and result["added"] == 3 and atlas.count("objects") == 3
+
+
+def test_ingest_runs_through_the_shared_job_runner(tmp_path, atlas):
+
+    from backend import jobs
+
+    path = write_astroclip_h5(tmp_path / "a.h5", 4, groups=1)
+    job_id = jobs.submit(atlas, "ingest", {"source": str(path)}, detach=False)
+    job = jobs.get_job(atlas, job_id)
+    assert job["status"] == "done" and job["result"]["added"] == 4
+    bad = jobs.submit(atlas, "ingest", {"source": str(tmp_path / "missing.h5")}, detach=False)
+    failed = jobs.get_job(atlas, bad)
+    assert failed["status"] == "failed" and "missing.h5: no such file or folder" in failed["message"]
