@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from backend import jobs
 from embeddings.ingest import UploadError, validate_upload
 from embeddings.ingest.job import run_ingest_job
 from embeddings.ingest.samples import write_astroclip_h5, write_sdss_spec
@@ -70,9 +71,6 @@ def test_job_hook_stops_when_cancelled_keeping_complete_rows(tmp_path, atlas):
 
 
 def test_ingest_runs_through_the_shared_job_runner(tmp_path, atlas):
-
-    from backend import jobs
-
     path = write_astroclip_h5(tmp_path / "a.h5", 4, groups=1)
     job_id = jobs.submit(atlas, "ingest", {"source": str(path)}, detach=False)
     job = jobs.get_job(atlas, job_id)
