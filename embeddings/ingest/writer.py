@@ -7,7 +7,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,8 @@ class ObjectWriter:
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
         self.pending_bytes = 0
         self.pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+        self.write_pool = ThreadPoolExecutor(max_workers=1)  # one batch is written while the next one is prepared
+        self._inflight: Future | None = None
         self.on_written = on_written
         self.matcher = SkyMatcher(atlas, match_radius) if match_radius else None
         self.seen: dict[str, str] = {}
@@ -177,12 +179,26 @@ class ObjectWriter:
             self.seen[oid] = rec.where
             rows.append(row)
         self._thumbnails(rows)
-        self._write(rows, existing)
+        self._wait()
+        self._inflight = self.write_pool.submit(self._write, rows, existing)
+
+    def _wait(self) -> None:
+        """Wait for the batch being written, then count it (errors surface here, in the caller's thread)."""
+        if self._inflight is None:
+            return
+        future, self._inflight = self._inflight, None
+        added, updated = future.result()
+        self.report.added += added
+        self.report.updated += updated
+        if self.on_written:
+            self.on_written(added + updated)
 
     def close(self) -> None:
         """Write what is left and compact the objects table."""
         self.flush()
+        self._wait()
         self.pool.shutdown()
+        self.write_pool.shutdown()
         if self.report.added or self.report.updated:
             self._compact()
             self.atlas.optimize(schema.OBJECTS)
@@ -299,17 +315,14 @@ class ObjectWriter:
         for row, png in zip(todo, pngs, strict=True):
             row["thumbnail"] = png
 
-    def _write(self, rows: list[dict[str, Any]], existing: dict[str, str]) -> None:
+    def _write(self, rows: list[dict[str, Any]], existing: dict[str, str]) -> tuple[int, int]:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
         for group in groups.values():
             self.atlas.upsert(schema.OBJECTS, rows_to_table(group), batch_rows=max(len(group), 1))
         n_upd = sum(1 for r in rows if r["object_id"] in existing)
-        self.report.updated += n_upd
-        self.report.added += len(rows) - n_upd
-        if self.on_written:
-            self.on_written(len(rows))
+        return len(rows) - n_upd, n_upd
 
 
 class _Pending:
