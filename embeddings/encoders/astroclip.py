@@ -17,6 +17,7 @@ from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_w
 from embeddings.models.astroclip_model import (
     build_image_tower,
     build_spectrum_tower,
+    load_strict,
     specformer_config_from_state,
     split_astroclip_state,
     vit_config_from_state,
@@ -152,9 +153,8 @@ def astrodino_image(checkpoint: str | None = None, num_heads: int | None = None)
     """AstroDINO from polymathic-ai/astrodino `astrodino.ckpt` (strict on the backbone; DINO heads skipped)."""
     found = resolve_weights("astrodino", ASTRODINO_REPO, ASTRODINO_FILE, checkpoint)
     backbone, _skipped = astrodino_backbone_state(load_checkpoint(found.path))
-    vit = AstroDinoViT(vit_config_from_state(backbone, num_heads))
-    vit.load_state_dict(backbone, strict=True)
-    return AstroDinoEncoder(vit.eval(), weights_revision(found.path))
+    cfg = vit_config_from_state(backbone, num_heads)
+    return AstroDinoEncoder(load_strict(lambda: AstroDinoViT(cfg), backbone), weights_revision(found.path))
 
 
 class SpecFormerEncoder(TorchEncoder):
@@ -181,6 +181,5 @@ def specformer_spectrum(checkpoint: str | None = None) -> TorchEncoder:
     """SpecFormer from polymathic-ai/specformer `specformer.ckpt` (strict)."""
     found = resolve_weights("specformer", SPECFORMER_REPO, SPECFORMER_FILE, checkpoint)
     state, hparams = _lightning_state(found.path)
-    model = SpecFormer(specformer_config_from_state(state, hparams))
-    model.load_state_dict(state, strict=True)
-    return SpecFormerEncoder(model.eval(), weights_revision(found.path))
+    cfg = specformer_config_from_state(state, hparams)
+    return SpecFormerEncoder(load_strict(lambda: SpecFormer(cfg), state), weights_revision(found.path))

@@ -17,6 +17,7 @@ from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
 from embeddings.encoders.registry import register_encoder
 from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_weights
+from embeddings.models.astroclip_model import load_strict
 from embeddings.models.astropt_gpt import AstroPT, GPTConfig, Modality, spiral_order
 
 ASTROPT_REPO = "Smith42/astroPT_v2.0"
@@ -106,6 +107,6 @@ def astropt(checkpoint: str | None = None, size: str = DEFAULT_SIZE, image_size:
     found = resolve_weights("astropt", ASTROPT_REPO, f"astropt/{size}/ckpt.pt", checkpoint)
     ckpt = load_checkpoint(found.path)
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
-    model = AstroPT(config_from_checkpoint(ckpt))
-    model.load_state_dict(state, strict=True)
+    cfg = config_from_checkpoint(ckpt)
+    model = load_strict(lambda: AstroPT(cfg), state)
     return AstroPTEncoder(model, weights_revision(found.path), image_size, size)

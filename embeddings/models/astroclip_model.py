@@ -8,6 +8,7 @@ Parameter names follow PolymathicAI/AstroCLIP `astroclip/models/astroclip.py` (I
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -76,6 +77,14 @@ class SpectrumTower(nn.Module):
         return (x + self.mlp(x))[:, 0]
 
 
+def load_strict(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor]) -> nn.Module:
+    """Build `factory()` without initialising weights (meta device), take `state` strictly, fp32, eval mode."""
+    with torch.device("meta"):
+        model = factory()
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.float().eval()
+
+
 def vit_config_from_state(sd: dict[str, torch.Tensor], num_heads: int | None = None) -> ViTConfig:
     """Infer the ViT shape from backbone keys (patch_embed.proj, pos_embed, blocks.*)."""
     w = sd["patch_embed.proj.weight"]
@@ -119,9 +128,7 @@ def specformer_config_from_state(sd: dict[str, torch.Tensor], hparams: dict | No
 def build_image_tower(sd: dict[str, torch.Tensor], n_head: int = CROSS_ATTENTION_HEADS, vit_heads: int | None = None) -> ImageTower:
     """An ImageTower shaped like `sd` (keys relative to `image_encoder.`), loaded with strict=True."""
     vit = vit_config_from_state({k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}, vit_heads)
-    tower = ImageTower(vit, embed_dim=sd["cross_attention.query"].shape[-1], n_head=n_head)
-    tower.load_state_dict(sd, strict=True)
-    return tower.eval()
+    return load_strict(lambda: ImageTower(vit, embed_dim=sd["cross_attention.query"].shape[-1], n_head=n_head), sd)
 
 
 def build_spectrum_tower(sd: dict[str, torch.Tensor], n_head: int = CROSS_ATTENTION_HEADS, spec_heads: int | None = None) -> SpectrumTower:
@@ -130,9 +137,7 @@ def build_spectrum_tower(sd: dict[str, torch.Tensor], n_head: int = CROSS_ATTENT
         {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")},
         {"num_heads": spec_heads} if spec_heads else None,
     )
-    tower = SpectrumTower(spec, embed_dim=sd["cross_attention.query"].shape[-1], n_head=n_head)
-    tower.load_state_dict(sd, strict=True)
-    return tower.eval()
+    return load_strict(lambda: SpectrumTower(spec, embed_dim=sd["cross_attention.query"].shape[-1], n_head=n_head), sd)
 
 
 def split_astroclip_state(state_dict: dict[str, torch.Tensor]) -> tuple[dict, dict]:
