@@ -120,3 +120,14 @@ def test_tokens_are_standardised_patches_in_spiral_order():
     patch = cwh[:, 16:32, 0:16].transpose(1, 2, 0).ravel()
     np.testing.assert_allclose(tokens[0], (patch - patch.mean()) / (patch.std(ddof=1) + 1e-8), rtol=1e-4, atol=1e-5)
     assert spiral_order(2).tolist() == [2, 3, 1, 0]
+
+
+def test_095m_state_dict_matches_upstream_key_list():
+    import json
+
+    expected = json.loads((Path(__file__).parent / "fixtures" / "astropt_095m_state_keys.json").read_text())
+    cfg = GPTConfig(block_size=1024, n_layer=12, n_head=12, n_embd=768, modalities=(Modality("images", 768, 16),))
+    with torch.device("meta"):
+        model = AstroPT(cfg)
+    assert {k: list(v.shape) for k, v in model.state_dict().items()} == expected["keys"]
+    assert sum(v.numel() for v in model.state_dict().values()) == expected["n_params"]
