@@ -133,3 +133,39 @@ def fetch_cmd(
     print(report.summary())
     for ing in report.ingests:
         print(f"  ingest {ing['kind']}: {ing['added']} added, {ing['updated']} updated, {ing['skipped']} skipped")
+
+
+@app.command("demo")
+def demo_cmd(
+    atlas: str = AtlasOpt,
+    n: int = typer.Option(10000, "--n", min=1, max=10000, help="Number of catalogue galaxies (subsets keep every rare class)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical objects."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Worker processes rendering cutouts and spectra."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Build the SDSS-10k demo survey (real SDSS catalogue, GalSim cutouts, synthetic DESI-like spectra)."""
+    import time
+
+    from embeddings.demo.build import build_demo
+
+    started = time.perf_counter()
+    built = build_demo(_atlas(atlas), n=n, seed=seed, workers=workers, progress=not no_progress)
+    seconds = time.perf_counter() - started
+    count = built.count("objects", "survey = 'sdss-demo'")
+    print(f"demo: {count} objects in {built.uri} (seed {seed}) in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} objects/s)")
+
+
+@app.command("hdf")
+def hdf_cmd(
+    atlas: str = typer.Option(..., "--atlas", help="Atlas folder or URI for the Hubble Deep Field atlas."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+) -> None:
+    """Build the Hubble Deep Field atlas: sources detected with sep in scikit-image's HDF image, one cutout each."""
+    import time
+
+    from embeddings.demo.hdf import build_hdf_atlas
+
+    started = time.perf_counter()
+    built = build_hdf_atlas(atlas, progress=not no_progress)
+    count = built.count("objects", "survey = 'hubble-deep-field'")
+    print(f"hdf: {count} sources in {built.uri} in {time.perf_counter() - started:.1f} s")
