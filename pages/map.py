@@ -48,7 +48,9 @@ def colour_values(uri: str, colour: str, version: int) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=32)
 def background(frame: pd.DataFrame, colour: str | None, x_range: tuple, y_range: tuple) -> render.Rendered:
     """Datashader image of all points for the current extent and colour."""
-    return render.render(frame, colour, x_range=x_range, y_range=y_range, width=WIDTH, height=HEIGHT)
+    in_view = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
+    spread = 2 if in_view < 5_000 else 1 if in_view < 100_000 else 0  # sparse maps: make single points visible
+    return render.render(frame, colour, x_range=x_range, y_range=y_range, width=WIDTH, height=HEIGHT, spread=spread)
 
 
 def colour_options(frame: pd.DataFrame) -> list[str]:
@@ -129,10 +131,10 @@ def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tupl
                     "color": [bg.value_range[0]], "showscale": True, "colorbar": {"title": colour, "thickness": 12}},
         ))
     fig.update_layout(
-        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="lasso", showlegend=False,
+        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=False,
         xaxis={"range": list(x_range), "title": labels[0], "showgrid": False, "zeroline": False},
         yaxis={"range": list(y_range), "title": labels[1], "showgrid": False, "zeroline": False},
-        plot_bgcolor="#0e1117",
+        plot_bgcolor="rgba(0,0,0,0)",
     )
     st.caption(
         f"{inside:,} objects in view (all drawn in the background), {len(sample):,} clickable. "

@@ -13,38 +13,23 @@ APP_ATLAS_SEED = 7
 
 
 def build_app_atlas(uri: str, n: int = APP_ATLAS_N, seed: int = APP_ATLAS_SEED) -> None:
-    """Demo survey objects, builtin image+spectrum vectors and their maps: what `python -m embeddings demo` leaves."""
-    import numpy as np
+    """Demo survey objects, builtin image+spectrum vectors, maps, anomaly scores and rare clusters."""
+    from backend import anomaly, maps, rare
+    from backend.spaces import list_spaces
+    from embeddings.demo.build import build_demo
+    from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+    from embeddings.encoders.registry import get_encoder
+    from embeddings.job import run_embedding
 
-    from backend.imaging import thumbnail_png
-    from backend.spaces import SpaceInfo, register_space, write_vectors
-    from backend.spectra import desi_wavelength
-    from backend.store import open_atlas
-
-    rng = np.random.default_rng(seed)
-    atlas = open_atlas(uri, create=True)
-    wave = desi_wavelength()
-    atlas.register_survey("sdss10k", bands=["g", "r", "z"], pixel_scale=0.262, image_shape=[3, 32, 32], wavelength=wave)
-    yy, xx = np.mgrid[:32, :32]
-    blob = np.exp(-((xx - 16) ** 2 + (yy - 16) ** 2) / 20.0)
-    rows = []
-    for i in range(n):
-        img = (rng.normal(0, 0.01, (3, 32, 32)) + blob[None] * np.array([0.5, 1.0, 1.5])[:, None, None]).astype("f4")
-        flux = (1 + 0.1 * rng.normal(size=wave.size)).astype("f4")
-        rows.append(
-            dict(object_id=f"obj{i:04d}", survey="sdss10k", ra=150 + rng.normal(), dec=2 + rng.normal(),
-                 redshift=float(rng.uniform(0.02, 0.3)), split=["train", "val", "test"][i % 3], image=img.ravel(),
-                 image_shape=[3, 32, 32], spectrum_flux=flux, spectrum_ivar=np.full(wave.size, 100, "f4"),
-                 thumbnail=thumbnail_png(img, ["g", "r", "z"], 64), source="test",
-                 morphology=["elliptical", "spiral", "irregular"][i % 3], stellar_mass=float(10 + rng.normal()))
-        )
-    atlas.upsert("objects", rows)
-    ids = [r["object_id"] for r in rows]
-    base = rng.normal(size=(n, 16)).astype("f4")
-    for encoder, modality in (("arp-pair-image", "image"), ("arp-pair-spectrum", "spectrum")):
-        info = SpaceInfo(encoder, modality, 16, "test", "v1", "arp-pair")
-        register_space(atlas, info)
-        write_vectors(atlas, info, ids, base + 0.1 * rng.normal(size=base.shape).astype("f4"))
+    atlas = build_demo(uri, n=n, seed=seed, workers=1, progress=False)
+    for name in ("arp-pair-image", "arp-pair-spectrum"):
+        # The committed weights when present; an untrained pair exercises the same pipeline otherwise.
+        encoder = get_encoder(name, random_init=not DEFAULT_WEIGHTS.is_file())
+        run_embedding(atlas, name, encoder=encoder, device="cpu", batch_size=64, workers=0, progress=False)
+    for space in list_spaces(atlas):
+        maps.compute_map(atlas, space)
+        anomaly.compute_anomalies(atlas, space)
+        rare.find_clusters(atlas, space)
 
 
 def shared_app_atlas(factory: pytest.TempPathFactory, n: int = APP_ATLAS_N) -> str:

@@ -1,0 +1,122 @@
+"""End to end in headless Chromium: the live app on a small demo atlas, driven like a user would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from backend import tags
+from backend.store import open_atlas
+from tests.app_atlas import shared_app_atlas
+from tests.browser import chromium_context, screenshot, streamlit_server, wait_app_idle
+
+pytestmark = pytest.mark.browser
+
+# Pixel position (in the page) of one clickable point of the map's WebGL sample layer, read from plotly's axes.
+POINT_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout || !gd._fullData) return null;
+  const tr = gd._fullData.find(t => t.name === 'objects');
+  if (!tr || !tr.x || tr.x.length === 0) return null;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const i = Math.floor(tr.x.length / 3);
+  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
+}"""
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    uri = shared_app_atlas(tmp_path_factory)
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(uri, log) as url:
+        yield url, uri
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium_context(1400, 1300) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    tab = browser.new_page()
+    yield tab
+    tab.close()
+
+
+def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(POINT_JS, timeout=120_000)
+    wait_app_idle(page)
+    assert page.locator(".js-plotly-plot image").count() >= 1, "the datashader background image is missing"
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    time.sleep(0.5)
+    screenshot(page, "map")
+    point = page.evaluate(POINT_JS)
+    page.mouse.move(point["x"] - 4, point["y"])
+    page.mouse.move(point["x"], point["y"])
+    time.sleep(0.3)
+    page.mouse.click(point["x"], point["y"])
+    page.get_by_role("heading", name=f"Galaxy {point['id']}").wait_for(timeout=120_000)
+    assert f"object={point['id']}" in page.url
+    neighbours = page.locator("[data-testid='stMain'] [data-testid='stImage'] img")
+    page.wait_for_function(
+        "() => document.querySelectorAll(\"[data-testid='stMain'] [data-testid='stImage'] img\").length >= 13",
+        timeout=120_000,
+    )
+    assert neighbours.count() >= 13  # the galaxy's composite + 12 neighbour thumbnails
+    wait_app_idle(page)
+    screenshot(page, "map_click_galaxy")
+
+
+def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
+    oid = open_atlas(uri).objects(["object_id"], limit=3)["object_id"].iloc[2]
+    page.goto(f"{url}/galaxy?object={oid}")
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
+    wait_app_idle(page)
+    page.get_by_role("radio", name="image → spectrum").click()
+    page.get_by_text("Neighbour spectra").wait_for(timeout=120_000)
+    page.get_by_text("image → spectrum: query").wait_for(timeout=60_000)
+    wait_app_idle(page)
+    traces = page.evaluate(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout && gd.layout.title"
+        " && gd.layout.title.text ? [gd.layout.title.text, gd.data.length] : null).filter(Boolean)"
+    )
+    spectra = [n for title, n in traces if "Neighbour spectra" in title]
+    assert spectra and spectra[0] == 12, traces
+    screenshot(page, "galaxy_image_to_spectrum")
+
+
+def test_tag_persists_across_a_page_reload(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
+    oid = open_atlas(uri).objects(["object_id"], limit=6)["object_id"].iloc[5]
+    page.goto(f"{url}/galaxy?object={oid}")
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
+    wait_app_idle(page)
+    page.get_by_role("button", name="lens", exact=True).click()
+    page.get_by_text("Tags: lens").wait_for(timeout=60_000)
+    page.reload()
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
+    page.get_by_text("Tags: lens").wait_for(timeout=60_000)
+    assert "lens" in tags.tags_of(open_atlas(uri), oid)
+    screenshot(page, "galaxy_tagged")
+
+
+def test_probe_job_launched_from_the_page_reaches_done_with_metrics(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/probes")
+    page.get_by_role("button", name="Train probe").wait_for(timeout=120_000)
+    wait_app_idle(page)
+    page.get_by_role("button", name="Train probe").click()  # defaults: first space, redshift, kNN
+    page.get_by_text("Probe job").wait_for(timeout=60_000)
+    page.locator("strong", has_text="done").wait_for(timeout=240_000)
+    page.locator("[data-testid='stMetric']", has_text="r2").wait_for(timeout=60_000)
+    page.get_by_text("Predicted vs true").wait_for(timeout=60_000)
+    wait_app_idle(page)
+    screenshot(page, "probes_done")
