@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
-from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, r2_score
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
@@ -167,6 +167,38 @@ def _mlp_predict(state: dict, meta: dict, Xs: np.ndarray, task: str, classes: li
     return np.asarray(classes)[proba.argmax(1)], 1.0 - proba.max(1)
 
 
+def fit_ridge(X: np.ndarray, y: np.ndarray, alphas: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """Ridge regression with the penalty chosen on a 10% validation slice.
+
+    One pass over the data builds the Gram matrices of the fit and validation rows; one eigendecomposition
+    then serves every alpha, and the final fit on all rows reuses the summed Gram matrices.
+    """
+    alphas = np.logspace(-2, 5, 15) if alphas is None else alphas
+    val = np.random.default_rng(seed).random(len(X)) < 0.1
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+
+    def gram(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+        part = X32[rows]
+        return (part.T @ part).astype(np.float64), part.sum(0, dtype=np.float64), part.T.astype(np.float64) @ y[rows], float(y[rows].sum()), int(rows.sum())
+
+    def solve(S: np.ndarray, sx: np.ndarray, sxy: np.ndarray, sy: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        mu, y0 = sx / n, sy / n
+        evals, evecs = np.linalg.eigh(S - n * np.outer(mu, mu))
+        return evals, evecs, evecs.T @ (sxy - n * mu * y0), mu, y0
+
+    fit_g, val_g = gram(~val), gram(val)
+    best = float(alphas[len(alphas) // 2])
+    if val_g[4] >= 5 and fit_g[4] > 5:
+        evals, evecs, proj, mu, y0 = solve(*fit_g)
+        Xv = X32[val].astype(np.float64) - mu
+        errors = [np.mean((Xv @ (evecs @ (proj / (evals + a))) + y0 - y[val]) ** 2) for a in alphas]
+        best = float(alphas[int(np.argmin(errors))])
+    total = tuple(a + b for a, b in zip(fit_g, val_g, strict=True))
+    evals, evecs, proj, mu, y0 = solve(*total)
+    coef = evecs @ (proj / (evals + best))
+    return coef, float(y0 - mu @ coef), best
+
+
 # ------------------------------------------------------------------ metrics
 def probe_metrics(y_true: np.ndarray, y_pred: np.ndarray, task: str, target: str = "", classes: list[str] | None = None) -> dict:
     """R^2, MAE (and redshift outlier fraction) for regression; accuracy, macro F1, confusion matrix for classes."""
@@ -230,10 +262,10 @@ def train_probe(
         meta.update(k=int(model.n_neighbors), train_ids=list(map(str, data.ids[tr])))
     elif method == "linear":
         if data.task == "regression":
-            model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(Xs[tr], y_fit[tr])
-            pred, unc = model.predict(Xs), np.full(len(Xs), np.nan)
-            tensors.update(coef=np.atleast_2d(model.coef_).astype(np.float32), intercept=np.atleast_1d(model.intercept_).astype(np.float32))
-            meta["alpha"] = float(model.alpha_)
+            coef, intercept, alpha = fit_ridge(Xs[tr], y_fit[tr].astype(np.float64), seed=seed)
+            pred, unc = Xs @ coef + intercept, np.full(len(Xs), np.nan)
+            tensors.update(coef=coef[None].astype(np.float32), intercept=np.array([intercept], np.float32))
+            meta["alpha"] = alpha
         else:
             model = LogisticRegression(C=1.0, max_iter=300).fit(Xs[tr], y_fit[tr])
             proba = model.predict_proba(Xs)
