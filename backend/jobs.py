@@ -78,9 +78,9 @@ def _update(atlas: Atlas, job_id: str, **fields: Any) -> None:
 
 
 def _atlas_dir(atlas: Atlas) -> Path:
-    if "://" in atlas.uri:
+    if "://" in atlas.uri:  # object-store atlas: logs stay on this machine
         return Path.cwd() / "logs"
-    return Path(atlas.uri)
+    return Path(atlas.uri).resolve()
 
 
 def _logs_dir(atlas: Atlas) -> Path:
@@ -161,9 +161,10 @@ def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool 
     repo_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo_root), os.environ.get("PYTHONPATH")) if p)}
     env.setdefault("LANCE_LOG", "error")
+    uri = atlas.uri if "://" in atlas.uri else str(Path(atlas.uri).resolve())  # the job runs from the repo root
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.jobs", "run", "--atlas", atlas.uri, job_id],
+            [sys.executable, "-m", "backend.jobs", "run", "--atlas", uri, job_id],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

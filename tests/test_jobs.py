@@ -76,3 +76,10 @@ def test_probe_job_to_completion(atlas):
 def test_unknown_kind_is_refused(atlas):
     with pytest.raises(AtlasError, match="unknown job kind 'tranin'"):
         jobs.submit(atlas, "tranin", {})
+
+
+def test_relative_atlas_path_works_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    atlas = open_atlas("rel-atlas", create=True)
+    job_id = jobs.submit(atlas, "tests.job_kinds:slow", {"steps": 2, "sleep": 0.01})
+    assert jobs.wait(atlas, job_id, timeout_s=60)["status"] == "done"
