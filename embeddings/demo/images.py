@@ -189,7 +189,7 @@ def render(p: dict, seed: int) -> np.ndarray:
     elif kind == "lens":
         _lensed_arc(rng, total, extra)
 
-    # Clumps take their share of each band (capped at 80 %); the smooth light carries the rest of the SED.
+    # Clumps take their share of each band (capped at 60 %); the smooth light carries the rest of the SED.
     clump_share = clumps.band_totals() * total
     clump_scale = total * np.minimum(1.0, 0.6 * total / np.maximum(clump_share, 1e-30))
     clump_flux = clumps.band_totals() * clump_scale
