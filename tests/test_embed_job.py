@@ -189,3 +189,15 @@ def test_cli_resumes_after_kill_9_with_every_object_exactly_once(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     ids = atlas.table(IMAGE_TABLE).to_lance().to_table(columns=["object_id"]).column("object_id").to_pylist()
     assert len(ids) == n and len(set(ids)) == n
+
+
+def test_embed_job_through_the_shared_job_runner(tmp_path):
+    from backend.jobs import get_job, submit
+
+    atlas = synthetic_atlas(tmp_path / "a", 90, spectra=False)
+    weights = save_pair(ArpPair(), pp.PreprocessStats(), tmp_path / "pair.safetensors")
+    job_id = submit(atlas, "embed", {"encoder": "arp-pair-image", "checkpoint": str(weights), "workers": 0,
+                                     "batch_size": 32, "device": "cpu"}, detach=False)
+    job = get_job(atlas, job_id)
+    assert job["status"] == "done" and job["progress"] == 1.0, job["message"]
+    assert job["result"]["embedded"] == 90 and atlas.count(IMAGE_TABLE) == 90
