@@ -36,7 +36,7 @@ class MapParams:
     metric: str = "cosine"
     fit_size: int = 100_000
     n_epochs: int | None = None
-    seed: int = 42
+    seed: int | None = None  # None: UMAP runs multi-threaded (not bit-reproducible); an int: reproducible, one thread
 
     def key(self, n_vectors: int) -> str:
         payload = json.dumps({**asdict(self), "n_vectors": n_vectors}, sort_keys=True)
@@ -65,7 +65,8 @@ def _umap(params: MapParams, n_fit: int):  # noqa: ANN202 - umap imported lazily
         metric=params.metric,
         n_epochs=params.n_epochs,
         random_state=params.seed,
-        low_memory=True,
+        n_jobs=1 if params.seed is not None else -1,
+        low_memory=False,
         verbose=False,
     )
 
@@ -74,7 +75,7 @@ def fit_map(reduced: np.ndarray, params: MapParams = MapParams(), progress: Prog
     """UMAP 2-D coordinates for reduced vectors: fit on all (or a sample past fit_size), transform the rest."""
     progress = progress or (lambda f, m: None)
     n = len(reduced)
-    rng = np.random.default_rng(params.seed)
+    rng = np.random.default_rng(params.seed or 0)
     fit_idx = np.arange(n) if n <= params.fit_size else np.sort(rng.choice(n, params.fit_size, replace=False))
     model = _umap(params, len(fit_idx))
     progress(0.1, f"fitting UMAP on {len(fit_idx)} of {n} objects")
@@ -109,7 +110,7 @@ def compute_map(
         if cached is not None and len(cached) and cached["params_key"].iloc[0] == key:
             return cached
     ids, vectors = read_vectors(atlas, space)
-    reduced = reduce(vectors, params.pca_components, params.seed, params.fit_size)
+    reduced = reduce(vectors, params.pca_components, params.seed or 0, params.fit_size)
     xy = fit_map(reduced, params, progress)
     frame = pd.DataFrame({"object_id": ids, "x": xy[:, 0], "y": xy[:, 1], "params_key": key})
     atlas.replace(schema.maps_table(space), frame)

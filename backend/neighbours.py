@@ -203,6 +203,8 @@ def search(
         limit = int(min(fetch * total / max(n_match or 1, 1) * 2 + 10, 20_000))
         while True:
             found = run(limit)
+            if found.empty:
+                break
             ok = _objects_where(atlas, ["object_id"], f"({where}) AND object_id IN ({sql_list(list(found['object_id']))})")
             found = found[found["object_id"].isin(set(ok["object_id"]))]
             if len(found) >= fetch or limit >= min(total, 20_000):
