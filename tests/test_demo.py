@@ -16,8 +16,10 @@ from backend.spectra import desi_wavelength
 from backend.store import Atlas, open_atlas
 from embeddings.demo.build import build_demo
 from embeddings.demo.catalogue import catalogue_path, load_catalogue, object_id, split_for
-from embeddings.demo.population import ARTEFACT_KINDS, RARE_CLASSES
+from embeddings.demo.images import render
+from embeddings.demo.population import ARTEFACT_KINDS, RARE_CLASSES, draw_population
 from embeddings.demo.sed import fit_seds, kcorrect_model
+from embeddings.demo.spectra import synthesize
 from tests.conftest import REPO
 
 N = 200
@@ -73,8 +75,6 @@ def test_every_rare_class_is_planted_with_consistent_labels(demo):
 def test_full_catalogue_rare_fraction_is_about_two_percent():
     cat = load_catalogue()
     maggies, ivar = cat.maggies()
-    from embeddings.demo.population import draw_population
-
     pop = draw_population(cat, fit_seds(cat.redshift, maggies, ivar), seed=0)
     counts = pop["rare_class"].value_counts()
     assert all(counts[c] >= 30 for c in RARE_CLASSES)
@@ -181,18 +181,31 @@ def test_vectorised_fit_matches_kcorrect(demo):
 def test_same_seed_same_objects_across_workers_and_other_seed_differs(demo, tmp_path):
     parallel = build_demo(str(tmp_path / "parallel"), n=N, seed=0, workers=2, progress=False).objects()
     assert _digest(parallel) == _digest(demo)
-    other = build_demo(str(tmp_path / "seed1"), n=30, seed=1, workers=1, progress=False).objects()
-    common = set(other["object_id"]) & set(demo["object_id"])
-    a, b = _digest(other), _digest(demo)
-    assert all(a[o] != b[o] for o in common)
+    seed0 = build_demo(str(tmp_path / "seed0"), n=30, seed=0, workers=1, progress=False).objects()
+    seed1 = build_demo(str(tmp_path / "seed1"), n=30, seed=1, workers=1, progress=False).objects()
+    assert set(seed0.loc[seed0["is_rare"], "object_id"]) != set(seed1.loc[seed1["is_rare"], "object_id"])
 
 
-def test_cli_builds_a_tiny_demo_idempotently(tmp_path):
+def test_another_seed_gives_the_same_galaxy_other_noise():
+    cat = load_catalogue()
+    maggies, ivar = cat.maggies()
+    pop = draw_population(cat, fit_seds(cat.redshift, maggies, ivar), seed=0).iloc[[5, 50, 500]]
+    flux0, ivar0, model0 = synthesize(pop, seed=0)
+    flux1, ivar1, model1 = synthesize(pop, seed=1)
+    np.testing.assert_array_equal(model0, model1)
+    np.testing.assert_array_equal(ivar0, ivar1)
+    assert not np.allclose(flux0, flux1)
+    for row in pop.to_dict("records"):
+        assert not np.allclose(render(row, 0), render(row, 1))
+
+
+def test_cli_builds_a_tiny_demo_and_a_rebuild_upserts(tmp_path):
     env = {**os.environ, "LANCE_LOG": "error", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "embeddings", "demo", "--atlas", str(tmp_path / "cli"), "--n", "25", "--seed", "3",
            "--workers", "1", "--no-progress"]
-    for _ in range(2):
-        done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stderr
-        assert "demo: 25 objects" in done.stdout
-    assert open_atlas(tmp_path / "cli").count("objects") == 25
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "demo: 25 objects" in done.stdout
+    before = _digest(open_atlas(tmp_path / "cli").objects())
+    again = build_demo(str(tmp_path / "cli"), n=25, seed=3, workers=1, progress=False).objects()
+    assert len(again) == 25 and _digest(again) == before

@@ -116,8 +116,10 @@ def _smooth(kind: str, p: dict, rng: np.random.Generator) -> list[tuple[galsim.G
     bulge = galsim.DeVaucouleurs(half_light_radius=bulge_hlr, trunc=_TRUNC_HLR * bulge_hlr, gsparams=_GSP).shear(q=rng.uniform(0.7, 1.0), beta=beta)
     inc = galsim.Angle(float(np.radians(min(incl, 89.5))), galsim.radians)
     h_ratio = 0.08 if kind == "edge_on" else 0.15
+    if p["rare_class"] == "dust_lane":  # thick, bulgy (Sombrero-like) hosts: the lane splits the light in two
+        h_ratio, bt = rng.uniform(0.18, 0.26), rng.uniform(0.25, 0.5)
     disk = galsim.InclinedExponential(inc, half_light_radius=hlr, scale_h_over_r=h_ratio, gsparams=_GSP)
-    disk = disk.rotate((pa - 90.0) * galsim.degrees)
+    disk = disk.rotate(pa * galsim.degrees)  # GalSim inclines about the x axis: the major axis starts along x
     out.append((bulge, COLOUR["bulge"], bt))
     disk_frac = 1.0 - bt
     if kind == "barred_spiral":
@@ -143,11 +145,10 @@ def _draw_smooth(components, band_flux: np.ndarray, psf: galsim.GSObject) -> np.
 
 
 def _draw_unconvolved(components, band_flux: np.ndarray) -> np.ndarray:
-    """Pixel-integrated but PSF-free image (2x oversampled, then binned) for dust screening."""
+    """PSF-free image sampled 2x finer and binned (approximates the pixel integral) for dust screening."""
     prof = galsim.Add([c.withFlux(f) for c, f in zip(components, band_flux, strict=True)])
     img = galsim.ImageF(2 * STAMP, 2 * STAMP, scale=PIXEL_SCALE / 2)
-    pixel = galsim.Pixel(PIXEL_SCALE / 2, gsparams=_GSP)
-    galsim.Convolve(prof, pixel, real_space=False, gsparams=_GSP).drawImage(image=img, method="no_pixel")
+    prof.drawImage(image=img, method="no_pixel")
     return img.array.astype(np.float64).reshape(STAMP, 2, STAMP, 2).sum(axis=(1, 3))
 
 
@@ -279,7 +280,7 @@ def _dust_screen(rng, hlr: float, pa: float) -> np.ndarray:
     xx, yy = np.meshgrid(_COORD, _COORD)
     minor = -xx * np.sin(t) + yy * np.cos(t) - rng.uniform(-0.2, 0.2)
     major = xx * np.cos(t) + yy * np.sin(t)
-    width = rng.uniform(0.45, 0.8)
+    width = rng.uniform(0.3, 0.5)
     lane = np.exp(-0.5 * (minor / width) ** 2) * np.exp(-0.5 * (major / (2.5 * max(hlr, 1.5))) ** 2)
     tau_r = rng.uniform(2.5, 4.5)
     return np.stack([np.exp(-tau_r * k * lane) for k in (1.35, 1.0, 0.55)])
