@@ -43,41 +43,57 @@ survey_meta = atlas.surveys().get(survey, {})
 st.title(f"Galaxy {object_id}")
 tag_bar(atlas, object_id, key="galaxy")
 
-left, middle = st.columns([1, 2])
-with left:
-    image = row.get("image")
-    if image is not None and len(image):
-        shape = [int(s) for s in row["image_shape"]]
-        cube = np.asarray(image, dtype=np.float32).reshape(shape)
-        bands = survey_meta.get("bands", [])
-        st.image(png_bytes(rgb_composite(cube, bands), size=256), caption=f"{survey} {''.join(bands)} composite")
-    else:
-        st.caption("No cutout for this object.")
-    meta = {k: row[k] for k in catalogue.columns if k in row.index}
-    st.dataframe(pd.DataFrame({"value": [str(v) for v in meta.values()]}, index=list(meta)), width="stretch")
-
-
+@st.cache_data(show_spinner=False, max_entries=64)
 def spectrum_figure(flux: np.ndarray, ivar: np.ndarray, wave: np.ndarray, redshift: float, smooth: int) -> go.Figure:
     """The observed spectrum, smoothed with its 1-sigma band, lines marked at the galaxy's redshift."""
     smoothed, error = smooth_spectrum(flux, ivar, smooth)
     step = max(1, smooth // 3)
     w, s, e = wave[::step], smoothed[::step], error[::step]
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=w, y=s + e, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=w, y=s + e, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
     fig.add_trace(
-        go.Scattergl(x=w, y=s - e, mode="lines", line={"width": 0}, fill="tonexty", fillcolor="rgba(150,150,150,0.3)",
-                     name="1σ", hoverinfo="skip")
+        go.Scatter(x=w, y=s - e, mode="lines", line={"width": 0}, fill="tonexty", fillcolor="rgba(150,150,150,0.3)",
+                   name="1σ", hoverinfo="skip")
     )
-    fig.add_trace(go.Scattergl(x=w, y=s, mode="lines", line={"width": 1, "color": "#4aa3ff"}, name="flux"))
-    top = np.nanpercentile(s, 99.5) if np.isfinite(s).any() else 1.0
+    fig.add_trace(go.Scatter(x=w, y=s, mode="lines", line={"width": 1, "color": "#4aa3ff"}, name="flux"))
+    shapes, notes = [], []
     for name, observed, kind in lines_in_range(redshift, float(wave[0]), float(wave[-1])):
         colour = "#ff6b6b" if kind == "emission" else "#ffd166"
-        fig.add_vline(x=observed, line={"width": 1, "dash": "dot", "color": colour})
-        fig.add_annotation(x=observed, y=top, text=name, showarrow=False, textangle=-90, font={"size": 9, "color": colour},
-                           yshift=10)
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": observed, "x1": observed, "y0": 0, "y1": 1,
+                       "line": {"width": 1, "dash": "dot", "color": colour}})
+        notes.append({"x": observed, "y": 1, "xref": "x", "yref": "paper", "text": name, "showarrow": False,
+                      "textangle": -90, "yanchor": "top", "font": {"size": 9, "color": colour}})
     fig.update_layout(height=330, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="observed wavelength (Å)",
-                      yaxis_title="flux", title=f"Spectrum (z = {redshift:.4f})", legend={"orientation": "h"})
+                      yaxis_title="flux", title=f"Spectrum (z = {redshift:.4f})", legend={"orientation": "h"},
+                      shapes=shapes, annotations=notes)
     return fig
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, ...]) -> bytes:
+    """Legacy Survey style g,r,z composite of a cutout, as a 256 px PNG."""
+    cube = np.asarray(image, dtype=np.float32).reshape(shape)
+    return png_bytes(rgb_composite(cube, list(bands)), size=256)
+
+
+def _fmt(value: object) -> str:
+    """A metadata value for the table: floats to 5 significant digits, empty for missing."""
+    if isinstance(value, float | np.floating):
+        return "" if not np.isfinite(value) else f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+left, middle = st.columns([1, 2])
+with left:
+    image = row.get("image")
+    if image is not None and len(image):
+        bands = tuple(survey_meta.get("bands", []))
+        png = composite_png(np.asarray(image), tuple(int(s) for s in row["image_shape"]), bands)
+        st.image(png, caption=f"{survey} {''.join(bands)} composite")
+    else:
+        st.caption("No cutout for this object.")
+    meta = {k: row[k] for k in catalogue.columns if k in row.index}
+    st.markdown("\n".join(["| | |", "|---|---|", *(f"| {k} | {_fmt(v)} |" for k, v in meta.items())]))
 
 
 with middle:
@@ -144,7 +160,7 @@ if target.endswith("__spectrum") and wave is not None and len(found):
         s, _ = smooth_spectrum(np.asarray(r["spectrum_flux"]), np.asarray(r["spectrum_ivar"]), 15)
         s = s[::5]
         scale = np.nanpercentile(np.abs(s), 95) or 1.0
-        fig.add_trace(go.Scattergl(x=wave[::5], y=s / scale + i, mode="lines", line={"width": 1},
+        fig.add_trace(go.Scatter(x=wave[::5], y=s / scale + i, mode="lines", line={"width": 1},
                                    name=f"{r['object_id']} z={r['redshift']:.3f}"))
     fig.update_layout(title="Neighbour spectra (normalised, offset)", height=120 + 40 * len(rows),
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=True, yaxis={"showticklabels": False},

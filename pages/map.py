@@ -191,13 +191,14 @@ colour = cols[1].selectbox("Colour by", options, index=options.index(wanted) if 
 st.session_state["map_colour"] = colour
 cap = cols[2].number_input("Clickable points", 500, 50_000, 5_000, step=500)
 
-umap_tab, sky_tab = st.tabs(["Embedding map (UMAP)", "Sky map (RA, Dec)"])
-with umap_tab:
+view = st.segmented_control("View", ["Embedding map (UMAP)", "Sky map (RA, Dec)"], default="Embedding map (UMAP)",
+                            key="map_view", label_visibility="collapsed") or "Embedding map (UMAP)"
+if view.startswith("Embedding"):
     try:
         map_view(f"umap_{space}", frame, colour, int(cap), ("UMAP 1", "UMAP 2"), frame)
     except AtlasError as exc:
         st.error(str(exc))
-with sky_tab:
+else:  # the same selection, drawn on the sky
     sky = sky_frame(atlas.uri, table_version(atlas, "objects"))
     map_view("sky", sky, colour, int(cap), ("RA (deg)", "Dec (deg)"), frame)
 
