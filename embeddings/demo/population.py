@@ -150,7 +150,7 @@ def draw_population(cat: Catalogue, fit: SedFit, seed: int) -> pd.DataFrame:
     # Rare spectra and lens sources.
     agn = rare == "agn"
     host_flam_r = flux_obs[:, 1] * NMGY_CGS * C_A_S / DECAM_EFF_WAVE[1] ** 2 * 1e17
-    agn_l5100 = np.where(agn, rng.uniform(0.25, 0.9, n) * host_flam_r * (6400 / (1 + z) / 5100) ** 1.5, 0.0)
+    agn_l5100 = np.where(agn, rng.uniform(0.12, 0.45, n) * host_flam_r * (6400 / (1 + z) / 5100) ** 1.5, 0.0)
     lens = rare == "lens"
     src_z = np.where(lens, rng.uniform(0.45, 1.1, n), 0.0)
 
