@@ -50,7 +50,9 @@ else:
 
 st.subheader("Upload")
 st.caption(f"FITS cutouts or spectra, HDF5 (AstroCLIP / Multimodal Universe layouts) or a CSV catalogue, up to {MAX_UPLOAD_MB} MB.")
-upload = st.file_uploader("File to ingest", type=["fits", "fit", "fz", "h5", "hdf5", "csv"], key="upload")
+upload = st.file_uploader(
+    "File to ingest", type=["fits", "fit", "fts", "fz", "h5", "hdf5", "hdf", "csv", "parquet", "pq"], key="upload"
+)
 if upload is not None:
     from embeddings.ingest import validate_upload
 
@@ -69,7 +71,8 @@ if upload is not None:
             if st.button("Ingest into this atlas", type="primary", key="ingest_go"):
                 uploads.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
-                job_id = jobs.submit(atlas, "ingest", {"source": str(target), "kind": kind})
+                job_id = jobs.submit(atlas, "ingest", {"source": str(target)})
+                st.session_state["ingest_job"] = job_id
                 st.success(f"Ingest job {job_id} started; follow it on the Jobs page.")
 
 st.subheader("Export")

@@ -31,17 +31,19 @@ def log_tail(path: str | None, lines: int = 20) -> str:
         return "".join(handle.readlines()[-lines:])
 
 
+st.subheader("Embed the atlas with an encoder")
+specs = encoder_specs()
+top = st.columns(2)
+modality = top[0].selectbox("Modality", ["image", "spectrum"], key="embed_modality")
+names = [name for name, m in specs.items() if m == modality]
 with st.form("embed_form"):
-    st.subheader("Embed the atlas with an encoder")
-    specs = encoder_specs()
-    cols = st.columns(5)
-    encoder = cols[0].selectbox("Encoder", list(specs), key="embed_encoder")
-    modality = cols[1].selectbox("Modality", ["image", "spectrum"], index=0 if specs.get(encoder) != "spectrum" else 1,
-                                 key="embed_modality")
-    device = cols[2].selectbox("Device", ["auto", "cpu", "cuda"], key="embed_device")
-    batch_size = cols[3].number_input("Batch size", 1, 4096, 64, key="embed_batch")
-    limit = cols[4].number_input("Limit (0 = all)", 0, 10_000_000, 0, key="embed_limit")
-    if st.form_submit_button("Launch embedding job", type="primary"):
+    cols = st.columns(4)
+    encoder = cols[0].selectbox("Encoder", names, key="embed_encoder",
+                                help="Pretrained families load from the hub or a local file; the builtin pair works offline.")
+    device = cols[1].selectbox("Device", ["auto", "cpu", "cuda"], key="embed_device")
+    batch_size = cols[2].number_input("Batch size", 1, 4096, 64, key="embed_batch")
+    limit = cols[3].number_input("Limit (0 = all)", 0, 10_000_000, 0, key="embed_limit")
+    if st.form_submit_button("Launch embedding job", type="primary", disabled=not names):
         params = {"encoder": encoder, "modality": modality, "device": device, "batch_size": int(batch_size)}
         if limit:
             params["limit"] = int(limit)

@@ -103,3 +103,75 @@ def test_tag_button_writes_a_tag_row_and_undo_removes_it(app_atlas: str) -> None
     at.button(key="galaxy_undo").click().run()
     assert "merger" not in tags.tags_of(atlas, oid)
     assert len(tags.history(atlas, oid)) == before + 2  # the removal is a row too
+
+
+@pytest.fixture
+def atlas_copy(app_atlas: str, tmp_path: Path) -> str:
+    """A private copy of the small atlas, for tests that add objects, probes or jobs."""
+    import shutil
+
+    shutil.copytree(app_atlas, tmp_path / "atlas")
+    return str(tmp_path / "atlas")
+
+
+def test_upload_is_validated_saved_under_uploads_and_ingested(atlas_copy: str) -> None:
+    from backend import jobs
+
+    atlas = open_atlas(atlas_copy)
+    ids = atlas.objects(["object_id"], limit=3)["object_id"].tolist()
+    csv = "object_id,ra,dec,visual_class\n" + "".join(f"{oid},,,{cls}\n" for oid, cls in zip(ids, "abc", strict=True))
+    at = app(atlas_copy)
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload").upload("../../etc/evil name.csv", csv.encode(), "text/csv").run()
+    assert not errors(at), errors(at)
+    at.button(key="ingest_go").click().run()
+    assert not errors(at), errors(at)
+    saved = list((Path(atlas_copy) / "uploads").iterdir())
+    assert len(saved) == 1 and "/" not in saved[0].name and ".." not in saved[0].name and " " not in saved[0].name
+    job = jobs.wait(atlas, at.session_state["ingest_job"], timeout_s=300)
+    assert job["status"] == "done", job["message"]
+    labels = atlas.get_objects(ids, ["visual_class"])
+    assert labels["visual_class"].tolist() == ["a", "b", "c"]
+
+
+def test_upload_with_wrong_content_is_refused(atlas_copy: str) -> None:
+    at = app(atlas_copy)
+    at.switch_page("pages/data.py").run()
+    at.file_uploader(key="upload").upload("cube.fits", b"this is not a FITS file at all", "application/fits").run()
+    assert any("cube.fits" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "ingest_go"]
+    assert not (Path(atlas_copy) / "uploads").exists()
+
+
+def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
+    at = app(atlas_copy)
+    at.switch_page("pages/rare.py").run()
+    assert not errors(at), errors(at)
+    ups = [b for b in at.button if (b.key or "").startswith("anom_up_")]
+    assert len(ups) == 24, "the anomaly gallery shows the top 24 with a vote button each"
+    voted = ups[0].key.removeprefix("anom_up_")
+    ups[0].click().run()
+    assert "interesting" in tags.tags_of(open_atlas(atlas_copy), voted)
+    at.button(key="rerank").click().run()
+    assert not errors(at), errors(at)
+    assert any("Re-ranked by your tags" in c.value for c in at.caption)
+    reviewed = [b.key.removeprefix("anom_up_") for b in at.button if (b.key or "").startswith("anom_up_")]
+    assert voted not in reviewed, "the re-ranked list offers objects not labelled yet"
+    assert at.get("download_button"), "tagged objects can be exported"
+
+
+def test_probe_colours_the_map(atlas_copy: str) -> None:
+    from backend import probes
+    from backend.spaces import list_spaces
+
+    atlas = open_atlas(atlas_copy)
+    space = sorted(list_spaces(atlas))[0]
+    probe_id = probes.train_probe(atlas, space, "redshift", "linear")["probe_id"]
+    at = app(atlas_copy)
+    at.switch_page("pages/probes.py").run()
+    assert not errors(at), errors(at)
+    assert any(m.label == "r2" for m in at.metric)
+    at.button(key="colour_map").click().run()
+    assert not errors(at), errors(at)
+    assert at.title[0].value == "Map"
+    assert at.selectbox[1].value == f"probe:{probe_id}"
