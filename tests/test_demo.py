@@ -209,3 +209,20 @@ def test_cli_builds_a_tiny_demo_and_a_rebuild_upserts(tmp_path):
     before = _digest(open_atlas(tmp_path / "cli").objects())
     again = build_demo(str(tmp_path / "cli"), n=25, seed=3, workers=1, progress=False).objects()
     assert len(again) == 25 and _digest(again) == before
+
+
+def _border_peak(image) -> float:
+    """Brightest pixel of the stamp's 3-pixel border, in robust noise units, over the bands."""
+    peaks = []
+    for band in np.asarray(image).reshape(3, 64, 64):
+        border = np.concatenate([band[:3].ravel(), band[-3:].ravel(), band[3:-3, :3].ravel(), band[3:-3, -3:].ravel()])
+        med = np.median(border)
+        peaks.append((border.max() - med) / (1.4826 * np.median(np.abs(border - med))))
+    return max(peaks)
+
+
+def test_imaging_artefacts_cross_the_stamp_and_ordinary_compact_galaxies_do_not(demo):
+    artefacts = demo[demo["rare_class"] == "artefact"]
+    compact = demo[(demo["rare_class"] == "") & (demo["half_light_radius"] < 2.0)]
+    assert all(_border_peak(img) > 15 for img in artefacts["image"])
+    assert np.mean([_border_peak(img) < 6 for img in compact["image"]]) > 0.95
