@@ -28,6 +28,7 @@ DESCRIPTION = (
     "DESI-like spectra from kcorrect SED fits; planted rare classes with ground truth. See docs/demo-survey.md."
 )
 
+
 def _tasks(subset: pd.DataFrame, seed: int) -> Iterator[tuple[pd.DataFrame, int]]:
     for start in range(0, len(subset), CHUNK_ROWS):
         yield subset.iloc[start : start + CHUNK_ROWS], seed
