@@ -120,7 +120,6 @@ def test_train_builtin_writes_loadable_weights_and_metrics(tmp_path):
     assert json.loads(out.with_suffix(".metrics.json").read_text())["n_val"] == 80
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="builtin weights not trained yet")
 def test_committed_weights_load_deterministically():
     a, b = get_encoder("arp-pair-image"), get_encoder("arp-pair-image")
     x = torch.randn(3, 3, 48, 48)

@@ -26,6 +26,7 @@ class PairConfig:
     spectrum_pool: int = 16  # positions kept before flattening: line positions carry the redshift
     hidden: int = 256
     init_temperature: float = 0.07
+    norm: str = "batch"  # "batch" | "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -34,6 +35,13 @@ class PairConfig:
     def from_dict(cls, raw: dict) -> PairConfig:
         known = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def _norm(kind: str, channels: int, dims: int) -> nn.Module:
+    """Normalisation after a conv (training re-estimates BatchNorm statistics exactly, see train.py)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
+    return nn.Identity()
 
 
 def _head(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
@@ -48,16 +56,17 @@ class ImageTower(nn.Module):
         layers: list[nn.Module] = []
         c_in = cfg.image_channels
         for i, width in enumerate(cfg.image_widths):
-            layers += [nn.Conv2d(c_in, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.GELU()]
+            layers += [nn.Conv2d(c_in, width, 3, stride=2, padding=1), _norm(cfg.norm, width, 2), nn.GELU()]
             if i > 0:  # a second conv per stage once the resolution is low enough to afford it
-                layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.GELU()]
+                layers += [nn.Conv2d(width, width, 3, padding=1), _norm(cfg.norm, width, 2), nn.GELU()]
             c_in = width
         self.features = nn.Sequential(*layers)
-        self.head = _head(2 * c_in, cfg.hidden, cfg.embed_dim)
+        self.head = _head(2 * c_in + cfg.image_channels, cfg.hidden, cfg.embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        # the mean stretched flux per band goes straight to the head: brightness and colour survive normalisation
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), x.mean(dim=(2, 3))], dim=1)
         return F.normalize(self.head(pooled), dim=-1)
 
 
@@ -70,14 +79,15 @@ class SpectrumTower(nn.Module):
         c_in = cfg.spectrum_channels
         for i, width in enumerate(cfg.spectrum_widths):
             k = 7 if i == 0 else 5
-            layers += [nn.Conv1d(c_in, width, k, stride=2, padding=k // 2, bias=False), nn.BatchNorm1d(width), nn.GELU()]
+            layers += [nn.Conv1d(c_in, width, k, stride=2, padding=k // 2), _norm(cfg.norm, width, 1), nn.GELU()]
             c_in = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool1d(cfg.spectrum_pool)
-        self.head = _head(c_in * cfg.spectrum_pool, cfg.hidden, cfg.embed_dim)
+        self.head = _head(c_in * cfg.spectrum_pool + cfg.spectrum_channels, cfg.hidden, cfg.embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.pool(self.features(x)).flatten(1)
+        # the per-channel input means (incl. the amplitude level) go straight to the head
+        h = torch.cat([self.pool(self.features(x)).flatten(1), x.mean(dim=2)], dim=1)
         return F.normalize(self.head(h), dim=-1)
 
 
