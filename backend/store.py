@@ -236,10 +236,19 @@ class Atlas:
         with_retry(lambda: tbl.delete(where), name)
 
     def optimize(self, name: str, *, keep_versions_newer_than: timedelta = timedelta(minutes=10)) -> None:
-        """Compact files, prune old versions and refresh indexes after a bulk write."""
-        if self._exists(name):
-            tbl = self.db.open_table(name)
-            with_retry(lambda: tbl.optimize(cleanup_older_than=keep_versions_newer_than), name)
+        """Compact files, refresh indexes and delete table versions older than the given age.
+
+        Pass `timedelta(0)` only when no other process reads the table (a fresh bulk build).
+        """
+        if not self._exists(name):
+            return
+        tbl = self.db.open_table(name)
+        with_retry(lambda: tbl.optimize(), name)
+        try:
+            dataset = tbl.to_lance()
+        except (AttributeError, NotImplementedError, ValueError):  # not a local Lance table
+            return
+        with_retry(lambda: dataset.cleanup_old_versions(older_than=keep_versions_newer_than), name)
 
     def _table_for_write(self, name: str, table: pa.Table, create_schema: pa.Schema | None) -> Any:
         if self._exists(name):
