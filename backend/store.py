@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -11,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import lancedb
+os.environ.setdefault("LANCEDB_LOG", "error")  # Lance's 'no existing dataset, will be created' notices are noise
+
+import lancedb  # noqa: E402
 import numpy as np
 import pandas as pd
 import pyarrow as pa

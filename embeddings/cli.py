@@ -142,8 +142,9 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, identical objects."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes rendering cutouts and spectra."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    objects_only: bool = typer.Option(False, "--objects-only", help="Stop after the objects (no vectors, index, maps)."),
 ) -> None:
-    """Build the SDSS-10k demo survey (real SDSS catalogue, GalSim cutouts, synthetic DESI-like spectra)."""
+    """Build the SDSS-10k demo survey, then embed it with the builtin pair, index it and map it."""
     import time
 
     from embeddings.demo.build import build_demo
@@ -153,6 +154,13 @@ def demo_cmd(
     seconds = time.perf_counter() - started
     count = built.count("objects", "survey = 'sdss-demo'")
     print(f"demo: {count} objects in {built.uri} (seed {seed}) in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} objects/s)")
+    if objects_only:
+        return
+    from embeddings.pipeline import prepare_atlas
+
+    started = time.perf_counter()
+    prepare_atlas(built, workers=workers, progress=not no_progress)
+    print(f"demo: builtin vectors, index, maps, anomalies and clusters ready in {time.perf_counter() - started:.1f} s")
 
 
 @app.command("hdf")

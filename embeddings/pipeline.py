@@ -1,0 +1,40 @@
+"""From objects to a ready atlas: builtin vectors, ANN index, UMAP maps, anomaly scores and rare clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from backend import anomaly, maps, rare
+from backend.spaces import list_spaces
+from backend.store import Atlas, open_atlas
+
+BUILTIN_ENCODERS = ("arp-pair-image", "arp-pair-spectrum")
+
+
+def prepare_atlas(
+    atlas: Atlas | str,
+    *,
+    encoders: tuple[str, ...] = BUILTIN_ENCODERS,
+    workers: int | None = None,
+    progress: bool = True,
+    random_init: bool = False,
+    say: Callable[[str], None] = print,
+) -> Atlas:
+    """Embed objects with the encoders (resumable), index each space, then compute maps, anomalies and clusters.
+
+    `random_init=True` uses untrained builtin weights (tests of the plumbing when no weights file exists).
+    """
+    from embeddings.encoders.registry import get_encoder
+    from embeddings.job import run_embedding
+
+    atlas = atlas if isinstance(atlas, Atlas) else open_atlas(atlas)
+    for name in encoders:
+        encoder = get_encoder(name, random_init=True) if random_init else None
+        summary = run_embedding(atlas, name, encoder=encoder, device="cpu", workers=workers, progress=progress)
+        say(f"embed {name}: {summary.get('embedded', 0)} new vectors, {summary.get('skipped', 0)} skipped")
+    for space in list_spaces(atlas):
+        maps.compute_map(atlas, space)
+        anomaly.compute_anomalies(atlas, space)
+        table = rare.find_clusters(atlas, space)
+        say(f"map {space}: UMAP, anomaly scores and {len(table)} clusters stored")
+    return atlas
