@@ -18,7 +18,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from backend import maps, tags
-from backend.anomaly import features
+from backend.anomaly import DEFAULT_COMPONENTS, features
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
@@ -61,7 +61,7 @@ def blend(
 
 
 def rerank(
-    atlas: Atlas, space: str, *, n_components: int = 16, regressor: str = "knn", seed: int = 0, store: bool = True
+    atlas: Atlas, space: str, *, n_components: int = DEFAULT_COMPONENTS, regressor: str = "knn", seed: int = 0, store: bool = True
 ) -> pd.DataFrame:
     """The anomaly list re-ranked by the user's tags: object_id, anomaly, user_score, predicted, weight, score (desc)."""
     frame = maps.load_map(atlas, space)

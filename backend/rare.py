@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from backend import maps
-from backend.anomaly import features, percentile_rank
+from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
@@ -65,7 +65,7 @@ def find_clusters(
     on: str = "pca",
     min_cluster_size: int = 10,
     min_samples: int | None = None,
-    n_components: int = 16,
+    n_components: int = DEFAULT_COMPONENTS,
     n_exemplars: int = N_EXEMPLARS,
     map_params: maps.MapParams | None = None,
 ) -> pd.DataFrame:
