@@ -84,11 +84,14 @@ def raw_image(row: dict, survey: SurveyContext, size: int = IMAGE_SIZE) -> np.nd
     bad = ~np.isfinite(cube)
     if bad.mean() > 0.5:
         raise ValueError(f"image has {bad.mean():.0%} non-finite pixels")
-    cube = np.where(bad, 0.0, cube).astype(np.float32)
-    if survey.pixel_scale and abs(survey.pixel_scale / PIXEL_SCALE - 1) > 0.02:
+    resample = bool(survey.pixel_scale) and abs(survey.pixel_scale / PIXEL_SCALE - 1) > 0.02
+    if not resample:  # crop first: the pixels outside the crop are never looked at again
+        cube = _crop_or_pad(cube, size)
+    cube = np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+    if resample:
         zoom = survey.pixel_scale / PIXEL_SCALE
-        cube = np.stack([ndimage.zoom(b, zoom, order=1) for b in cube]).astype(np.float32)
-    return _crop_or_pad(cube, size)
+        cube = _crop_or_pad(np.stack([ndimage.zoom(b, zoom, order=1) for b in cube]).astype(np.float32), size)
+    return cube
 
 
 def stretch_image(cube: np.ndarray, stats: PreprocessStats) -> np.ndarray:
