@@ -19,15 +19,12 @@ FAST_MAP = maps.MapParams(pca_components=16, n_neighbors=12, n_epochs=80)
 @pytest.fixture(scope="module")
 def demo_uri(tmp_path_factory) -> str:
     from embeddings.demo.build import build_demo
-    from embeddings.encoders.builtin import DEFAULT_WEIGHTS
-    from embeddings.encoders.registry import get_encoder
     from embeddings.job import run_embedding
 
     uri = str(tmp_path_factory.mktemp("workflow") / "demo")
     atlas = build_demo(uri, n=N, seed=3, workers=1, progress=False)
     for name in ("arp-pair-image", "arp-pair-spectrum"):
-        encoder = get_encoder(name, random_init=not DEFAULT_WEIGHTS.is_file())
-        run_embedding(atlas, name, encoder=encoder, device="cpu", batch_size=64, workers=0, progress=False)
+        run_embedding(atlas, name, device="cpu", batch_size=64, workers=0, progress=False)  # committed weights
     return uri
 
 
@@ -48,6 +45,9 @@ def test_notebook_workflow(demo_uri, tmp_path):
         assert len(out) == 8 and oid not in set(out["object_id"]), row.direction
         assert (np.diff(out["similarity"]) <= 1e-5).all()
         assert out[["ra", "dec", "redshift"]].notna().all().all() and out["thumbnail"].map(len).gt(0).all()
+    # the trained pair: an object's own spectrum is among the 10 nearest spectra of its image, mostly
+    own = [q in set(neighbours(atlas, q, IMAGE, target_space=SPECTRUM, k=10, include_self=True)["object_id"]) for q in objs.index[:20]]
+    assert np.mean(own) >= 0.6
     near = neighbours(atlas, oid, IMAGE, k=6, z_range=(0.02, 0.2), exclude_same_source_arcsec=1.0)
     assert near["redshift"].between(0.02, 0.2).all()
 
