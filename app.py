@@ -66,7 +66,7 @@ def home() -> None:
 
 def sidebar_picker() -> None:
     """The atlas picker: any atlas folder or LanceDB URI."""
-    if ATLAS_KEY not in st.session_state:
+    if not st.session_state.get(ATLAS_KEY):
         st.session_state[ATLAS_KEY] = atlas_uri()
     st.sidebar.text_input("Atlas folder or URI", key=ATLAS_KEY, help="Default: --atlas, then $ARP_ATLAS, then the demo.")
 

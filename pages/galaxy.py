@@ -31,6 +31,13 @@ def current_object() -> str:
     return wanted
 
 
+def show(oid: str) -> None:
+    """Move this page to another object (same page: a rerun with the new `?object=`, no page switch)."""
+    st.session_state["object_id"] = oid
+    st.query_params["object"] = oid
+    st.rerun()
+
+
 object_id = current_object()
 with st.sidebar:
     typed = st.text_input("Go to object id", key="goto_id")
@@ -178,4 +185,4 @@ for start in range(0, len(found), cols_per_row):
             z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
             st.caption(f"{n['object_id']} · sim {n['similarity']:.3f} {z_text}")
             if st.button("Open", key=f"nb_{n['object_id']}", width="stretch"):
-                open_galaxy(str(n["object_id"]))
+                show(str(n["object_id"]))

@@ -13,23 +13,13 @@ APP_ATLAS_SEED = 7
 
 
 def build_app_atlas(uri: str, n: int = APP_ATLAS_N, seed: int = APP_ATLAS_SEED) -> None:
-    """Demo survey objects, builtin image+spectrum vectors, maps, anomaly scores and rare clusters."""
-    from backend import anomaly, maps, rare
-    from backend.spaces import list_spaces
+    """What `python -m embeddings demo --n N` leaves: demo objects, builtin vectors, index, maps, anomalies, clusters."""
     from embeddings.demo.build import build_demo
     from embeddings.encoders.builtin import DEFAULT_WEIGHTS
-    from embeddings.encoders.registry import get_encoder
-    from embeddings.job import run_embedding
+    from embeddings.pipeline import prepare_atlas
 
     atlas = build_demo(uri, n=n, seed=seed, workers=1, progress=False)
-    for name in ("arp-pair-image", "arp-pair-spectrum"):
-        # The committed weights when present; an untrained pair exercises the same pipeline otherwise.
-        encoder = get_encoder(name, random_init=not DEFAULT_WEIGHTS.is_file())
-        run_embedding(atlas, name, encoder=encoder, device="cpu", batch_size=64, workers=0, progress=False)
-    for space in list_spaces(atlas):
-        maps.compute_map(atlas, space)
-        anomaly.compute_anomalies(atlas, space)
-        rare.find_clusters(atlas, space)
+    prepare_atlas(atlas, workers=0, progress=False, random_init=not DEFAULT_WEIGHTS.is_file(), say=lambda _: None)
 
 
 def shared_app_atlas(factory: pytest.TempPathFactory, n: int = APP_ATLAS_N) -> str:

@@ -120,3 +120,43 @@ def test_probe_job_launched_from_the_page_reaches_done_with_metrics(app_url: tup
     page.get_by_text("Predicted vs true").wait_for(timeout=60_000)
     wait_app_idle(page)
     screenshot(page, "probes_done")
+
+
+def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, str], page: object) -> None:
+    from backend import maps, render
+    from backend.spaces import list_spaces
+
+    url, uri = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(POINT_JS, timeout=120_000)
+    wait_app_idle(page)
+    plot = page.locator(".js-plotly-plot").first
+    plot.scroll_into_view_if_needed()
+    plot.hover()
+    page.locator(".js-plotly-plot .modebar-btn[data-title='Box Select']").first.click()
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + 0.15 * area["width"], area["y"] + 0.15 * area["height"]
+    x1, y1 = area["x"] + 0.75 * area["width"], area["y"] + 0.85 * area["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+    page.mouse.move(x1, y1, steps=5)
+    page.mouse.up()
+    heading = page.get_by_role("heading", name="Selection:")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('h2, h3')].some(h => /Selection: [1-9]/.test(h.innerText))",
+        timeout=120_000,
+    )
+    shown = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
+    # The same box in data coordinates, and every object of the stored map inside it (not only the drawn sample).
+    xs, ys = page.evaluate(
+        """([a, b, c, d]) => { const gd = document.querySelector('.js-plotly-plot');
+             const fl = gd._fullLayout; return [[fl.xaxis.p2l(a), fl.xaxis.p2l(c)], [fl.yaxis.p2l(b), fl.yaxis.p2l(d)]]; }""",
+        [x0 - area["x"], y0 - area["y"], x1 - area["x"], y1 - area["y"]],
+    )
+    atlas = open_atlas(uri)
+    space = list(list_spaces(atlas))[0]  # the page's default space
+    expected = len(render.points_in_box(maps.load_map(atlas, space), tuple(xs), tuple(ys)))
+    assert shown > 0 and abs(shown - expected) <= 1, (shown, expected)
+    page.get_by_role("button", name="Export CSV").wait_for(timeout=30_000)
+    screenshot(page, "map_box_selection")
