@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 
@@ -64,6 +65,24 @@ def home() -> None:
         st.caption("No job running.")
 
 
+@st.cache_resource(show_spinner=False)
+def warm_up() -> threading.Thread:
+    """Once per server: import and JIT-compile the map renderer in the background, so the first Map visit is quick."""
+
+    def work() -> None:
+        import pandas as pd
+
+        from backend import render
+
+        frame = pd.DataFrame({"object_id": ["a", "b"], "x": [0.0, 1.0], "y": [0.0, 1.0], "v": [0.1, 0.2], "c": ["u", "w"]})
+        for colour in (None, "v", "c"):
+            render.render(frame, colour, width=8, height=8, spread=1)
+
+    thread = threading.Thread(target=work, name="arp-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def sidebar_picker() -> None:
     """The atlas picker: any atlas folder or LanceDB URI."""
     if not st.session_state.get(ATLAS_KEY):
@@ -71,6 +90,7 @@ def sidebar_picker() -> None:
     st.sidebar.text_input("Atlas folder or URI", key=ATLAS_KEY, help="Default: --atlas, then $ARP_ATLAS, then the demo.")
 
 
+warm_up()
 sidebar_picker()
 pages = [
     st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True),
