@@ -175,3 +175,22 @@ def test_probe_colours_the_map(atlas_copy: str) -> None:
     assert not errors(at), errors(at)
     assert at.title[0].value == "Map"
     assert at.selectbox[1].value == f"probe:{probe_id}"
+
+
+def test_jobs_page_launches_an_embedding_job_that_finishes(atlas_copy: str) -> None:
+    from backend import jobs
+
+    at = app(atlas_copy)
+    at.switch_page("pages/jobs.py").run()
+    assert not errors(at), errors(at)
+    assert "arp-pair-image" in at.selectbox(key="embed_encoder").options
+    at.selectbox(key="embed_device").set_value("cpu")
+    at.number_input(key="embed_batch").set_value(32)
+    at.button[0].click().run()  # the form's submit button
+    assert not errors(at), errors(at)
+    job = jobs.wait(open_atlas(atlas_copy), at.session_state["followed_job"], timeout_s=300)
+    assert job["status"] == "done", job["message"]
+    assert job["params"]["encoder"] == "arp-pair-image" and job["params"]["batch_size"] == 32
+    at.run()
+    history = [d.value for d in at.dataframe if "job_id" in d.value.columns]
+    assert history and job["job_id"] in set(history[0]["job_id"])
