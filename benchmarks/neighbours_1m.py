@@ -120,15 +120,17 @@ def main() -> None:
             one.append(time.perf_counter() - t0)
         emit("neighbours.exact_numpy_p50", np.median(one) * 1000, "ms", n=args.n, note="one query at a time")
         search(atlas, queries[0], info.name, 10)  # warm the index cache
-        times, recalls = [], []
-        for qi, row in enumerate(picks):
-            t0 = time.perf_counter()
-            found = search(atlas, vectors[row], info.name, 10, exclude=(ids[row],))
-            times.append(time.perf_counter() - t0)
-            want = {ids[j] for j in truth[qi] if j != row}
-            recalls.append(len(want & set(found["object_id"][:10])) / 10)
-        emit("neighbours.ann_p50", np.median(times) * 1000, "ms", n=args.n, p95_ms=round(np.percentile(times, 95) * 1000, 2))
-        emit("neighbours.recall_at_10", np.mean(recalls), "fraction", n=args.n, vs="exact numpy")
+        for nprobes in (None, 20):
+            times, recalls = [], []
+            for qi, row in enumerate(picks):
+                t0 = time.perf_counter()
+                found = search(atlas, vectors[row], info.name, 10, exclude=(ids[row],), nprobes=nprobes)
+                times.append(time.perf_counter() - t0)
+                want = {ids[j] for j in truth[qi] if j != row}
+                recalls.append(len(want & set(found["object_id"][:10])) / 10)
+            label = "" if nprobes is None else f"_nprobes{nprobes}"
+            emit(f"neighbours.ann_p50{label}", np.median(times) * 1000, "ms", n=args.n, p95_ms=round(np.percentile(times, 95) * 1000, 2))
+            emit(f"neighbours.recall_at_10{label}", np.mean(recalls), "fraction", n=args.n, vs="exact numpy")
         full = []
         for row in picks[:30]:
             t0 = time.perf_counter()
