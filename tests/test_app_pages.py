@@ -194,3 +194,22 @@ def test_jobs_page_launches_an_embedding_job_that_finishes(atlas_copy: str) -> N
     at.run()
     history = [d.value for d in at.dataframe if "job_id" in d.value.columns]
     assert history and job["job_id"] in set(history[0]["job_id"])
+
+
+def test_galaxy_filters_restrict_the_neighbours(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    oid = atlas.objects(["object_id"], limit=2)["object_id"].iloc[1]
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    lo, hi = at.slider(key="z_range").value
+    mid = (lo + hi) / 2
+    at.slider(key="z_range").set_value((lo, mid)).run()
+    at.text_input(key="conditions").input("split = 'train'").run()
+    assert not errors(at), errors(at)
+    shown = [b.key.removeprefix("nb_") for b in at.button if (b.key or "").startswith("nb_")]
+    assert shown, "some neighbours pass the filters"
+    rows = atlas.get_objects(shown, ["redshift", "split"])
+    assert rows["redshift"].between(lo - 1e-6, mid + 1e-6).all()
+    assert set(rows["split"]) == {"train"}
+    at.text_input(key="conditions").input("no_such_column = 1").run()
+    assert any("Neighbour search failed" in e.value for e in at.error) and not at.exception
