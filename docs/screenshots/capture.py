@@ -59,6 +59,12 @@ def main() -> None:
         visit("home")
         save(page, "home")
         visit("map", MAP_READY_JS)
+        page.locator("[data-testid='stSelectbox']").nth(1).click()  # Colour by
+        page.keyboard.type("redshift")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=120_000)
+        wait_app_idle(page)
+        time.sleep(1.0)
         save(page, "map", ".js-plotly-plot")
         visit(f"galaxy?object={galaxy}")
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
