@@ -36,18 +36,18 @@ def search_params(atlas: Atlas, space: str) -> dict:
 
     Cached for PARAMS_TTL_S seconds per atlas and space, so a burst of queries reads the meta table once.
     """
-    key = (atlas.uri, space)
-    hit = _params_cache.get(key)
+    cache_key = (atlas.uri, space)
+    hit = _params_cache.get(cache_key)
     if hit and time.monotonic() - hit[0] < PARAMS_TTL_S:
         return hit[1]
     stored = atlas.get_meta(f"index:{space}", {}) or {}
     params = dict(DEFAULT_SEARCH)
-    for key in ("metric", "nprobes", "refine_factor"):
-        if stored.get(key) is not None:
-            params[key] = stored[key]
+    for name in ("metric", "nprobes", "refine_factor"):
+        if stored.get(name) is not None:
+            params[name] = stored[name]
     if stored.get("distance_type"):
         params["metric"] = stored["distance_type"]
-    _params_cache[key] = (time.monotonic(), params)
+    _params_cache[cache_key] = (time.monotonic(), params)
     return params
 
 
@@ -183,7 +183,7 @@ def search(
     fetch = k + len(exclude)
 
     def run(limit: int, prefilter: str | None = None) -> pd.DataFrame:
-        q = tbl.search(vector).distance_type(params["metric"]).select(cols).limit(limit)
+        q = tbl.search(vector, vector_column_name="vector").distance_type(params["metric"]).select(cols).limit(limit)
         if prefilter:
             return q.where(prefilter, prefilter=True).bypass_vector_index().to_pandas()
         refine = refine_factor if limit <= 100 else max(2, 2000 // limit)  # oversampled filter queries refine less
