@@ -51,22 +51,6 @@ def search_params(atlas: Atlas, space: str) -> dict:
     return params
 
 
-def label_columns(atlas: Atlas) -> list[str]:
-    """Scalar label columns of objects (like Atlas.label_columns, also counting pandas' large_string columns)."""
-    import pyarrow as pa
-
-    if not atlas.has_table(schema.OBJECTS):
-        return []
-    core = set(schema.OBJECT_CORE.names)
-    out = []
-    for field in atlas.table(schema.OBJECTS).schema:
-        t = field.type
-        scalar = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-        if field.name not in core and (scalar or pa.types.is_string(t) or pa.types.is_large_string(t)):
-            out.append(field.name)
-    return out
-
-
 def ensure_id_index(atlas: Atlas, table: str) -> None:
     """Give a large table a BTREE scalar index on object_id (once per process; id lookups and IN-prefilters use it)."""
     key = (atlas.uri, table)
@@ -275,7 +259,7 @@ def neighbours(
     exclude = () if include_self else (object_id,)
     sql = filter_sql(where, z_range=z_range, survey=survey)
     found = search(atlas, vector, target, k + extra, where=sql, allowed=allowed, exclude=exclude)
-    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else label_columns(atlas))]))
+    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else atlas.label_columns())]))
     meta = atlas.get_objects(list(found["object_id"]), cols)
     out = found.merge(meta, on="object_id", how="left")
     if exclude_same_source_arcsec:

@@ -22,7 +22,6 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_abs
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 from backend import schema
-from backend.neighbours import label_columns
 from backend.spaces import read_vectors
 from backend.store import Atlas, AtlasError, utcnow
 
@@ -58,7 +57,7 @@ def load_probe_data(
     """Join a space's vectors with a target column; split by the atlas's split column or a random test fraction."""
     available = set(atlas.table(schema.OBJECTS).schema.names)
     if target not in available:
-        raise AtlasError(f"objects have no column {target!r}; label columns: {', '.join(label_columns(atlas))}")
+        raise AtlasError(f"objects have no column {target!r}; label columns: {', '.join(atlas.label_columns())}")
     if isinstance(split, str) and split not in available:
         raise AtlasError(f"objects have no split column {split!r}; pass a test fraction instead")
     objects = atlas.objects(list(dict.fromkeys(["object_id", target] + ([split] if isinstance(split, str) else []))))

@@ -315,7 +315,7 @@ class Atlas:
         for field in self.db.open_table(schema.OBJECTS).schema:
             if field.name in core:
                 continue
-            if pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_string(field.type) or pa.types.is_boolean(field.type):
+            if pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_boolean(field.type):
                 out.append(field.name)
         return out
 
