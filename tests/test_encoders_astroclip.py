@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +21,12 @@ from embeddings.encoders.weights import WeightsNotFoundError  # noqa: E402
 from embeddings.models.astroclip_model import ImageTower, SpectrumTower  # noqa: E402
 from embeddings.models.astroclip_specformer import SpecFormerConfig, spectrum_tokens  # noqa: E402
 from embeddings.models.astroclip_vit import ViTConfig  # noqa: E402
+from tests.upstream_modules import upstream_module  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SURVEY = SurveyContext(bands=("g", "r", "z"), pixel_scale=0.262, wavelength=desi_wavelength())
 TINY_VIT = ViTConfig(img_size=48, patch_size=12, embed_dim=128, depth=4, num_heads=2, block_chunks=2)
 TINY_SPEC = SpecFormerConfig(embed_dim=256, num_layers=2, num_heads=2)
-
-
-@contextmanager
-def upstream_module(name: str):
-    """A throwaway module named like upstream's, only so a pickled object carries upstream's class path."""
-    parts = name.split(".")
-    added = [".".join(parts[: i + 1]) for i in range(len(parts)) if ".".join(parts[: i + 1]) not in sys.modules]
-    for mod_name in added:
-        sys.modules[mod_name] = types.ModuleType(mod_name)
-    try:
-        yield sys.modules[name]
-    finally:
-        for mod_name in added:
-            sys.modules.pop(mod_name, None)
 
 
 def write_official_ckpt(path: Path, seed: int = 0, extra_key: str | None = None, drop_key: str | None = None) -> dict:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,23 +20,10 @@ from embeddings.encoders.base import SurveyContext  # noqa: E402
 from embeddings.encoders.registry import get_encoder  # noqa: E402
 from embeddings.encoders.weights import WeightsNotFoundError  # noqa: E402
 from embeddings.models.astropt_gpt import AstroPT, GPTConfig, Modality, spiral_order  # noqa: E402
+from tests.upstream_modules import upstream_module  # noqa: E402
 
 SURVEY = SurveyContext(bands=("g", "r", "z"), pixel_scale=0.262)
 ARGS = {"n_layer": 4, "n_head": 2, "n_embd": 64, "block_size": 64, "bias": False, "vocab_size": None, "dropout": 0.0, "attn_type": "causal", "tokeniser": "aim"}
-
-
-@contextmanager
-def upstream_module(name: str):
-    """A throwaway module named like upstream's, only so pickled objects carry upstream's class paths."""
-    parts = name.split(".")
-    added = [".".join(parts[: i + 1]) for i in range(len(parts)) if ".".join(parts[: i + 1]) not in sys.modules]
-    for mod_name in added:
-        sys.modules[mod_name] = types.ModuleType(mod_name)
-    try:
-        yield sys.modules[name]
-    finally:
-        for mod_name in added:
-            sys.modules.pop(mod_name, None)
 
 
 def write_astropt_ckpt(path: Path, compiled: bool = False) -> None:

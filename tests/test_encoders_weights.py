@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import types
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,21 +20,9 @@ from embeddings.encoders.weights import (  # noqa: E402
     opaque_state,
     resolve_weights,
 )
+from tests.upstream_modules import upstream_module  # noqa: E402
 
 REV = "89abcdef0123456789abcdef0123456789abcdef"
-
-
-@contextmanager
-def upstream_module(name: str):
-    parts = name.split(".")
-    added = [".".join(parts[: i + 1]) for i in range(len(parts)) if ".".join(parts[: i + 1]) not in sys.modules]
-    for mod_name in added:
-        sys.modules[mod_name] = types.ModuleType(mod_name)
-    try:
-        yield sys.modules[name]
-    finally:
-        for mod_name in added:
-            sys.modules.pop(mod_name, None)
 
 
 @pytest.fixture
