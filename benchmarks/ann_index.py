@@ -11,9 +11,7 @@ flat (unindexed) LanceDB scan and the index `backend.index.build_index` picks (I
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -25,16 +23,11 @@ import numpy as np
 os.environ.setdefault("LANCE_LOG", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_common import emit  # noqa: E402
+
 from backend.index import build_index, measure_recall  # noqa: E402
 from backend.spaces import SpaceInfo, register_space, write_vectors  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
-    print(json.dumps(record), flush=True)
 
 
 def clustered(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:

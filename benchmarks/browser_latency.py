@@ -13,9 +13,6 @@ Goals: <= 3 s and <= 1 s. Prints JSON lines. Usage: python benchmarks/browser_la
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,11 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_common import emit  # noqa: E402
+
 from backend.config import default_atlas_uri  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
 from tests.browser import chromium_context, streamlit_server, wait_app_idle  # noqa: E402
 
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
 MAP_READY_JS = """() => {
   const gd = document.querySelector('.js-plotly-plot');
   return !!(gd && gd._fullData && gd._fullData.some(t => t.name === 'objects' && t.x && t.x.length)
@@ -47,8 +45,6 @@ KEYS_JS = """() => [...document.querySelectorAll("[class*='st-key-nb_']")].map(e
     [...e.classList].find(c => c.startsWith('st-key-nb_'))).join()"""
 
 
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    print(json.dumps({"benchmark": name, "value": round(value, 3), "unit": unit, "machine": MACHINE, **extra}), flush=True)
 
 
 def load_map(ctx: object, url: str) -> float:

@@ -10,9 +10,7 @@ Prints JSON lines: total seconds, objects/s, and the full-10k time extrapolated 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -22,14 +20,9 @@ from pathlib import Path
 os.environ.setdefault("LANCE_LOG", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_common import emit  # noqa: E402
+
 from embeddings.demo.build import build_demo  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
-    print(json.dumps(record), flush=True)
 
 
 def main() -> None:

@@ -10,9 +10,7 @@ already preprocessed into an in-memory tensor, same batch size, same device. Pri
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -24,6 +22,8 @@ import numpy as np
 os.environ.setdefault("LANCE_LOG", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_common import emit  # noqa: E402
+
 from backend import schema  # noqa: E402
 from backend.spectra import desi_wavelength  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
@@ -32,13 +32,6 @@ from embeddings.encoders.base import SurveyContext  # noqa: E402
 from embeddings.encoders.builtin import DEFAULT_WEIGHTS  # noqa: E402
 from embeddings.encoders.registry import get_encoder  # noqa: E402
 from embeddings.job import resolve_device, run_embedding  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
-    print(json.dumps(record), flush=True)
 
 
 def synthetic_atlas(path: str, n: int, seed: int = 0):

@@ -11,10 +11,8 @@ in a child process, so the peak belongs to the streaming ingest alone).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import shutil
 import sys
@@ -25,15 +23,10 @@ from pathlib import Path
 os.environ.setdefault("LANCE_LOG", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_common import emit  # noqa: E402
+
 from embeddings.ingest import run_ingest  # noqa: E402
 from embeddings.ingest.samples import write_astroclip_h5  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    record = {"benchmark": name, "value": round(float(value), 3), "unit": unit, "machine": MACHINE, **extra}
-    print(json.dumps(record), flush=True)
 
 
 def main() -> None:

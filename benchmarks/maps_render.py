@@ -6,21 +6,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 
 import numpy as np
 import pandas as pd
+from bench_common import emit  # noqa: E402
 
 from backend import maps, render
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    print(json.dumps({"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}), flush=True)
 
 
 def blobs(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:

@@ -9,9 +9,7 @@ metadata), filtered p50, exact numpy p50 and recall@10 of the index against exac
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -21,17 +19,13 @@ import pyarrow as pa
 
 os.environ.setdefault("LANCE_LOG", "error")
 
+from bench_common import emit  # noqa: E402
+
 from backend import schema  # noqa: E402
 from backend.index import build_index, exact_neighbours  # noqa: E402
 from backend.neighbours import ensure_id_index, neighbours, search  # noqa: E402
 from backend.spaces import SpaceInfo, register_space  # noqa: E402
 from backend.store import open_atlas, utcnow  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    print(json.dumps({"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}), flush=True)
 
 
 def clustered(n: int, dim: int, n_clusters: int, rng: np.random.Generator) -> np.ndarray:

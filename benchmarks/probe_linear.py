@@ -6,9 +6,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -18,15 +16,11 @@ import pandas as pd
 
 os.environ.setdefault("LANCE_LOG", "error")
 
+from bench_common import emit  # noqa: E402
+
 from backend import probes  # noqa: E402
 from backend.spaces import SpaceInfo, register_space, write_vectors  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
-
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
-
-
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    print(json.dumps({"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}), flush=True)
 
 
 def main() -> None:

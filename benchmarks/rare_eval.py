@@ -12,25 +12,22 @@ not modified.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 
 import numpy as np
 
 os.environ.setdefault("LANCE_LOG", "error")
 
+from bench_common import emit  # noqa: E402
+
 from backend import active, anomaly, rare  # noqa: E402
 from backend.config import default_atlas_uri  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
 
-MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
 TOP = 100
 
 
-def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    print(json.dumps({"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}), flush=True)
 
 
 def precision_at(order: np.ndarray, truth: np.ndarray, n: int = TOP) -> float:
