@@ -159,7 +159,7 @@ def demo_cmd(
     from embeddings.pipeline import prepare_atlas
 
     started = time.perf_counter()
-    prepare_atlas(built, workers=workers, progress=not no_progress)
+    prepare_atlas(built, progress=not no_progress)  # DataLoader workers only pay off on GPU
     print(f"demo: builtin vectors, index, maps, anomalies and clusters ready in {time.perf_counter() - started:.1f} s")
 
 
