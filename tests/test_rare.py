@@ -39,6 +39,7 @@ def test_rarest_cluster_is_the_planted_one_with_exemplars(toy):
 
 def test_anomaly_scores_are_stored_with_the_map_and_rank_the_planted_objects(toy):
     atlas, objs = toy
+    rare.find_clusters(atlas, IMAGE.name, min_cluster_size=8)  # scores must land beside existing map columns
     frame = anomaly.compute_anomalies(atlas, IMAGE.name, ("iforest", "lof"), k=10)
     assert {"anomaly", "anomaly_iforest", "anomaly_lof", "x", "cluster"} <= set(frame.columns)
     assert "anomaly_knn" not in frame.columns
