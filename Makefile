@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` (app on the demo atlas) and `make test` (whole suite).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 ATLAS ?= data/atlases/sdss10k
