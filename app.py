@@ -7,7 +7,7 @@ import threading
 
 import streamlit as st
 
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 from pages._shared import ATLAS_KEY, atlas_uri, get_atlas, light_objects  # noqa: E402
 

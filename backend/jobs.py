@@ -160,7 +160,7 @@ def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool 
         return job_id
     repo_root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo_root), os.environ.get("PYTHONPATH")) if p)}
-    env.setdefault("LANCE_LOG", "error")
+    env.setdefault("LANCEDB_LOG", "error")
     uri = atlas.uri if "://" in atlas.uri else str(Path(atlas.uri).resolve())  # the job runs from the repo root
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--atlas", required=True)
     run.add_argument("job_id")
     args = parser.parse_args(argv)
-    os.environ.setdefault("LANCE_LOG", "error")
+    os.environ.setdefault("LANCEDB_LOG", "error")
     job = run_job(open_atlas(args.atlas), args.job_id)
     print(f"job {args.job_id}: {job['status']} - {job['message']}", flush=True)
     return 0 if job["status"] in ("done", "cancelled") else 1

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-os.environ.setdefault("LANCE_LOG", "error")
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 from bench_common import emit  # noqa: E402
 
