@@ -74,12 +74,18 @@ def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str
     screenshot(page, "map_click_galaxy")
 
 
-def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], page: object) -> None:
+def _open_galaxy(app_url: tuple[str, str], page: object, index: int) -> tuple[str, str]:
+    """Open the galaxy page of the atlas's index-th object via its deep link; returns (url, object_id)."""
     url, uri = app_url
-    oid = open_atlas(uri).objects(["object_id"], limit=3)["object_id"].iloc[2]
+    oid = open_atlas(uri).objects(["object_id"], limit=index + 1)["object_id"].iloc[index]
     page.goto(f"{url}/galaxy?object={oid}")
     page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
     wait_app_idle(page)
+    return url, oid
+
+
+def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], page: object) -> None:
+    url, oid = _open_galaxy(app_url, page, 2)
     page.get_by_role("radio", name="image → spectrum").click()
     page.get_by_text("Neighbour spectra").wait_for(timeout=120_000)
     page.get_by_text("image → spectrum: query").wait_for(timeout=60_000)
@@ -94,17 +100,13 @@ def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], pag
 
 
 def test_tag_persists_across_a_page_reload(app_url: tuple[str, str], page: object) -> None:
-    url, uri = app_url
-    oid = open_atlas(uri).objects(["object_id"], limit=6)["object_id"].iloc[5]
-    page.goto(f"{url}/galaxy?object={oid}")
-    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
-    wait_app_idle(page)
+    url, oid = _open_galaxy(app_url, page, 5)
     page.get_by_role("button", name="lens", exact=True).click()
     page.get_by_text("Tags: lens").wait_for(timeout=60_000)
     page.reload()
     page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
     page.get_by_text("Tags: lens").wait_for(timeout=60_000)
-    assert "lens" in tags.tags_of(open_atlas(uri), oid)
+    assert "lens" in tags.tags_of(open_atlas(app_url[1]), oid)
     screenshot(page, "galaxy_tagged")
 
 
