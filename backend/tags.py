@@ -8,13 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.table import Table
 
 from backend import schema
 from backend.store import Atlas, AtlasError, utcnow
 
-EXPORT_FORMATS = {"csv": "ascii.csv", "fits": "fits", "votable": "votable"}
-_SUFFIX_FORMAT = {".csv": "csv", ".fits": "fits", ".fit": "fits", ".vot": "votable", ".xml": "votable", ".votable": "votable"}
 INTERESTING, NOT_INTERESTING = "interesting", "not-interesting"
 
 
@@ -90,15 +87,8 @@ def tagged_objects(atlas: Atlas, tag: str | None = None, columns: Iterable[str] 
 
 def export_tagged(atlas: Atlas, path: str | Path, tag: str | None = None, fmt: str | None = None) -> Path:
     """Write tagged objects (ra/dec in degrees) as CSV, FITS or VOTable via astropy.table; returns the path."""
-    path = Path(path)
-    fmt = fmt or _SUFFIX_FORMAT.get(path.suffix.lower(), "")
-    if fmt not in EXPORT_FORMATS:
-        raise AtlasError(f"cannot export to {path.name}: choose a .csv, .fits or .vot/.xml file (or fmt=csv|fits|votable)")
-    frame = tagged_objects(atlas, tag)
-    frame["created_at"] = frame["created_at"].astype(str)
-    table = Table.from_pandas(frame.fillna({"note": "", "author": ""}))
-    table["ra"].unit = "deg"
-    table["dec"].unit = "deg"
-    table.meta["atlas"] = atlas.uri
-    table.write(path, format=EXPORT_FORMATS[fmt], overwrite=True)
-    return path
+    from backend import export
+
+    fmt = export.format_for(path, fmt)
+    table = export.frame_to_table(tagged_objects(atlas, tag), name=f"tag {tag}" if tag else "tagged", atlas_uri=atlas.uri)
+    return export.write_table(table, path, fmt)

@@ -1,4 +1,4 @@
-"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin`.
+"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin|export`.
 
 Each command is a thin wrapper: parse options, call the module that does the work, print a
 summary. User errors (bad paths, missing weights, no network) print one clear line and exit 2.
@@ -177,3 +177,41 @@ def hdf_cmd(
     built = build_hdf_atlas(atlas, progress=not no_progress)
     count = built.count("objects", "survey = 'hubble-deep-field'")
     print(f"hdf: {count} sources in {built.uri} in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("export")
+def export_cmd(
+    atlas: str = AtlasOpt,
+    tag: str = typer.Option(None, "--tag", help="Objects currently carrying this tag."),
+    ids: str = typer.Option(None, "--ids", help="File of object ids (one per line, or a CSV with an object_id column)."),
+    cluster: str = typer.Option(None, "--cluster", help="SPACE:N, the members of cluster N of a space."),
+    top_anomalies: str = typer.Option(None, "--top-anomalies", help="SPACE:N, the N most anomalous objects of a space."),
+    fmt: str = typer.Option(None, "--format", help="csv | fits | votable (default: from the --out suffix)."),
+    out: str = typer.Option(..., "--out", help="Output file."),
+) -> None:
+    """Export a selection (a tag, an id list, a cluster or the top anomalies) with its catalogue columns."""
+    from backend import export, selection
+    from backend.store import open_atlas
+
+    chosen = [name for name, value in (("--tag", tag), ("--ids", ids), ("--cluster", cluster), ("--top-anomalies", top_anomalies)) if value]
+    if len(chosen) != 1:
+        raise UserError(f"choose exactly one of --tag, --ids, --cluster, --top-anomalies (got {', '.join(chosen) or 'none'})")
+    fmt = export.format_for(out, fmt)
+    opened = open_atlas(_atlas(atlas))
+    missing: list[str] = []
+    if tag:
+        frame, name = selection.by_tag(opened, tag), f"tag {tag}"
+    elif ids:
+        frame, missing = selection.by_ids(opened, selection.read_ids_file(ids))
+        name = f"ids from {os.path.basename(ids)}"
+    elif cluster:
+        space, number = selection.parse_space_n(cluster, "--cluster")
+        frame, name = selection.by_cluster(opened, space, number), f"cluster {number} of {space}"
+    else:
+        space, number = selection.parse_space_n(top_anomalies, "--top-anomalies")
+        frame, name = selection.by_top_anomalies(opened, space, number), f"top {number} anomalies of {space}"
+    path = export.write_table(export.selection_table(opened, frame, name=name), out, fmt)
+    if missing:
+        shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+        print(f"warning: {len(missing)} id(s) not in the atlas, skipped: {shown}", file=sys.stderr)
+    print(f"export: {len(frame)} objects ({name}) -> {path} ({fmt})")

@@ -110,3 +110,19 @@ def test_safetensors_and_garbage(tmp_path):
     (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.ckpt"):
         load_checkpoint(tmp_path / "bad.ckpt")
+
+
+def test_without_network_a_missing_file_fails_at_once_and_the_cache_still_works(places, monkeypatch):
+    """Online mode but no route to the hub: no download attempt (no minute of retries), the same actionable message."""
+    from tests.app_atlas import free_port
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("ARP_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert not is_offline()
+    with pytest.raises(WeightsNotFoundError) as err:
+        resolve_weights("fam", "org/other", "w.pt")
+    msg = str(err.value)
+    assert "cannot be reached (no network)" in msg and "huggingface-cli download org/other w.pt" in msg
+    got = resolve_weights("fam", "org/model", "w.ckpt")  # already in the Hugging Face cache: found without the hub
+    assert got.source == "hf-hub:org/model" and got.path.read_bytes() == b"hub"

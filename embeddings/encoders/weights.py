@@ -1,8 +1,8 @@
 """Find pretrained weights (explicit path, Arp's weights folder, or the Hugging Face cache) and load them weights-only.
 
 Resolution order: `checkpoint=` path -> `$ARP_WEIGHTS_DIR/<family>/<file>` (default `~/.cache/arp/weights`) ->
-`huggingface_hub.hf_hub_download` (cache only when offline). When nothing is found the error says which file to
-fetch and where to put it.
+the Hugging Face cache -> `huggingface_hub.hf_hub_download` (only when online and the hub answers within 1.5 s, so
+a machine without network fails at once). When nothing is found the error says which file to fetch and where to put it.
 """
 
 from __future__ import annotations
@@ -42,6 +42,40 @@ def is_offline() -> bool:
     return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "ARP_OFFLINE"))
 
 
+def hub_endpoint() -> str:
+    """The Hugging Face endpoint downloads would use (`$HF_ENDPOINT`, default https://huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+
+
+def hub_reachable(timeout_s: float = 1.5) -> bool:
+    """Whether a TCP connection to the hub endpoint (or the HTTPS proxy) opens within `timeout_s`, DNS included.
+
+    Checked before any download so that a machine without network fails at once instead of retrying for a minute.
+    """
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    parts = urlsplit(proxy if proxy else hub_endpoint())
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if not host:
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, name="arp-hub-probe", daemon=True)
+    worker.start()
+    worker.join(timeout_s)  # getaddrinfo has no timeout of its own
+    return bool(result and result[0])
+
+
 def fetch_hint(family: str, repo_id: str, filename: str) -> str:
     """The exact command that puts `filename` where Arp looks for it."""
     folder = arp_weights_dir() / family
@@ -66,16 +100,25 @@ def resolve_weights(
     local = arp_weights_dir() / family / filename
     if local.is_file():
         return ResolvedWeights(local.resolve(), "arp-cache")
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
+    cache_dir = os.environ.get("HF_HUB_CACHE") or None  # read now, not at import time
+    cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
+    if isinstance(cached, str) and Path(cached).is_file():
+        return ResolvedWeights(Path(cached), f"hf-hub:{repo_id}")
     offline = is_offline()
+    if not offline and not hub_reachable():
+        raise WeightsNotFoundError(
+            f"{family} weights not found: not in the Hugging Face cache and {hub_endpoint()} cannot be reached "
+            "(no network); " + fetch_hint(family, repo_id, filename)
+        )
     try:
         got = hf_hub_download(
             repo_id=repo_id,
             filename=filename,
             revision=revision,
             local_files_only=offline,
-            cache_dir=os.environ.get("HF_HUB_CACHE") or None,  # read now, not at import time
+            cache_dir=cache_dir,
         )
     except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable message
         why = "offline (HF_HUB_OFFLINE/ARP_OFFLINE set) and not in the Hugging Face cache" if offline else f"download failed ({type(exc).__name__})"
