@@ -9,9 +9,8 @@ import streamlit as st
 
 os.environ.setdefault("LANCEDB_LOG", "error")
 
-from pages._shared import ATLAS_KEY, atlas_uri, get_atlas, light_objects  # noqa: E402
-
-st.set_page_config(page_title="Arp", page_icon=":material/flare:", layout="wide")
+from pages import _state  # noqa: E402
+from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # noqa: E402
 
 
 def home() -> None:
@@ -85,20 +84,34 @@ def warm_up() -> threading.Thread:
 
 def sidebar_picker() -> None:
     """The atlas picker: any atlas folder or LanceDB URI."""
-    if not st.session_state.get(ATLAS_KEY):
-        st.session_state[ATLAS_KEY] = atlas_uri()
-    st.sidebar.text_input("Atlas folder or URI", key=ATLAS_KEY, help="Default: --atlas, then $ARP_ATLAS, then the demo.")
+    if not st.session_state.get(_state.ATLAS_URI):
+        st.session_state[_state.ATLAS_URI] = atlas_uri()
+    st.sidebar.text_input(
+        "Atlas folder or URI", key=_state.ATLAS_URI, help="Default: --atlas, then $ARP_ATLAS, then the demo."
+    )
 
 
-warm_up()
-sidebar_picker()
-pages = [
-    st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True),
-    st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
-    st.Page("pages/galaxy.py", title="Galaxy", icon=":material/star:", url_path="galaxy"),
-    st.Page("pages/rare.py", title="Rare", icon=":material/diamond:", url_path="rare"),
-    st.Page("pages/probes.py", title="Probes", icon=":material/query_stats:", url_path="probes"),
-    st.Page("pages/jobs.py", title="Jobs", icon=":material/memory:", url_path="jobs"),
-    st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
-]
-st.navigation(pages).run()
+def app_pages() -> list[st.Page]:
+    """Every page of the app, in menu order (the one place pages are defined)."""
+    return [
+        st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True),
+        st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
+        st.Page("pages/galaxy.py", title="Galaxy", icon=":material/star:", url_path="galaxy"),
+        st.Page("pages/rare.py", title="Rare", icon=":material/diamond:", url_path="rare"),
+        st.Page("pages/probes.py", title="Probes", icon=":material/query_stats:", url_path="probes"),
+        st.Page("pages/jobs.py", title="Jobs", icon=":material/memory:", url_path="jobs"),
+        st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),
+    ]
+
+
+def main() -> None:
+    """The frame around every page: page config, atlas picker, navigation; then the chosen page."""
+    st.set_page_config(page_title="Arp", page_icon=":material/flare:", layout="wide")
+    warm_up()
+    sidebar_picker()
+    with app_frame():
+        st.navigation(app_pages()).run()
+
+
+if __name__ == "__main__":  # `streamlit run app.py` runs this file as __main__
+    main()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import runpy
 import sys
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pandas as pd
 import streamlit as st
 
 from backend.config import default_atlas_uri
 from backend.store import Atlas, AtlasError, open_atlas
+from pages import _state
 
-ATLAS_KEY = "atlas_uri"
-APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
 LIGHT_COLUMNS = ("object_id", "survey", "ra", "dec", "redshift", "split", "source")
 
 
@@ -31,7 +30,7 @@ def cli_atlas() -> str | None:
 
 def atlas_uri() -> str:
     """The atlas this session looks at: the picker's value, else `--atlas`, else `$ARP_ATLAS`/demo."""
-    return st.session_state.get(ATLAS_KEY) or cli_atlas() or default_atlas_uri()
+    return st.session_state.get(_state.ATLAS_URI) or cli_atlas() or default_atlas_uri()
 
 
 @st.cache_resource(show_spinner=False)
@@ -44,24 +43,37 @@ def build_command(uri: str) -> str:
     return f"python -m embeddings demo --atlas {uri}"
 
 
-def ensure_navigation() -> None:
-    """Re-run through app.py's st.navigation when a fresh server was first asked for a page URL directly.
+_IN_FRAME: ContextVar[bool] = ContextVar("arp_in_frame", default=False)
 
-    Streamlit treats an app with a pages/ folder as a v1 multipage app until st.navigation runs once, so the
-    very first request to e.g. /galaxy would run the page without app.py's sidebar and navigation. Then run
-    app.py here (it runs this page through st.navigation, with this run's widget events) and stop this run.
+
+@contextmanager
+def app_frame() -> Iterator[None]:
+    """Mark the pages run inside it as run by app.py's `st.navigation` (with the sidebar and menu around them)."""
+    token = _IN_FRAME.set(True)
+    try:
+        yield
+    finally:
+        _IN_FRAME.reset(token)
+
+
+def ensure_frame() -> None:
+    """Run the app around this page when Streamlit ran the page file alone, then stop this run.
+
+    A fresh server treats the `pages/` folder as a legacy multipage app until `st.navigation` has run once, so
+    the very first request for e.g. `/galaxy` runs pages/galaxy.py without app.py. Then call app.py's `main`
+    (its `st.navigation` routes to the page asked for, inside the frame) and stop the bare run.
     """
-    from streamlit.runtime.pages_manager import PagesManager
+    if _IN_FRAME.get():
+        return
+    from app import main
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        runpy.run_path(str(APP_SCRIPT), run_name="__main__")
-        st.stop()
+    main()
+    st.stop()
 
 
 def get_atlas() -> Atlas:
     """The open atlas; on a missing or unreadable atlas, say how to build one and stop the page."""
-    ensure_navigation()
+    ensure_frame()
     uri = atlas_uri()
     try:
         return _open(uri)
@@ -72,6 +84,17 @@ def get_atlas() -> Atlas:
         st.markdown("or pick another atlas folder in the sidebar.")
         st.stop()
         raise  # unreachable: st.stop raises
+
+
+def spaces_or_stop(atlas: Atlas) -> list[str]:
+    """The atlas's space names; without any, say how to make one and stop the page."""
+    from backend.spaces import list_spaces
+
+    names = list(list_spaces(atlas))
+    if not names:
+        st.info("No embedding space yet: run an embedding job first (Jobs page).")
+        st.stop()
+    return names
 
 
 def table_version(atlas: Atlas, table: str) -> int:
@@ -95,30 +118,38 @@ def light_objects(atlas: Atlas, extra: Iterable[str] = ()) -> pd.DataFrame:
 
 def open_galaxy(object_id: str) -> None:
     """Go to the galaxy page for one object (deep link `?object=ID`)."""
-    st.session_state["object_id"] = object_id
+    st.session_state[_state.OBJECT_ID] = object_id
     st.switch_page("pages/galaxy.py", query_params={"object": object_id})
 
 
-def thumbnail_grid(frame: pd.DataFrame, *, key: str, columns: int = 6, caption: str = "redshift") -> None:
-    """Thumbnails with an Open button each (opens the galaxy page)."""
+def thumbnail_grid(
+    frame: pd.DataFrame,
+    *,
+    label: Callable[[pd.Series], str],
+    actions: Callable[[pd.Series], None],
+    columns: int = 6,
+    empty: str | None = "Nothing to show.",
+) -> None:
+    """Thumbnails in rows of `columns`, each with its caption and the page's buttons (`actions(row)`)."""
     if frame.empty:
-        st.info("Nothing to show.")
+        if empty:
+            st.info(empty)
         return
-    rows = [frame.iloc[i : i + columns] for i in range(0, len(frame), columns)]
-    for r, chunk in enumerate(rows):
+    for start in range(0, len(frame), columns):
         cols = st.columns(columns)
-        for col, (_, row) in zip(cols, chunk.iterrows(), strict=False):
+        for col, (_, row) in zip(cols, frame.iloc[start : start + columns].iterrows(), strict=False):
             with col:
                 thumb = row.get("thumbnail")
                 if isinstance(thumb, bytes | bytearray) and thumb:
                     st.image(bytes(thumb), width="stretch")
-                label = str(row["object_id"])
-                extra = row.get(caption)
-                if extra is not None and pd.notna(extra):
-                    label += f" · {caption[:1]}={extra:.3f}" if isinstance(extra, float) else f" · {extra}"
-                st.caption(label)
-                if st.button("Open", key=f"{key}_{r}_{row['object_id']}", width="stretch"):
-                    open_galaxy(str(row["object_id"]))
+                st.caption(label(row))
+                actions(row)
+
+
+def open_button(row: pd.Series, *, key: str) -> None:
+    """An Open button that opens the row's galaxy page."""
+    if st.button("Open", key=f"{key}_{row['object_id']}", width="stretch"):
+        open_galaxy(str(row["object_id"]))
 
 
 TAG_BUTTONS = {"ring": "ring", "merger": "merger", "lens": "lens", "artefact": "artefact",
@@ -129,7 +160,7 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
     """Tag buttons (fixed set + free text), the object's current tags, and undo of this session's last tag action."""
     from backend import tags
 
-    undo: list[tuple[str, str, str]] = st.session_state.setdefault("tag_undo", [])
+    undo: list[tuple[str, str, str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
     current = tags.tags_of(atlas, object_id)
     st.markdown("**Tags:** " + (" ".join(f"`{t}`" for t in current) if current else "none"))
     cols = st.columns(len(TAG_BUTTONS) + 1)
@@ -155,7 +186,7 @@ def undo_button(atlas: Atlas, *, key: str, container: object = st) -> None:
     """Undo this session's last tag action (writes the inverse row; the history keeps both)."""
     from backend import tags
 
-    undo: list[tuple[str, str, str]] = st.session_state.setdefault("tag_undo", [])
+    undo: list[tuple[str, str, str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
     hint = f"undo: {undo[-1][0]} {undo[-1][2]} on {undo[-1][1]}" if undo else "nothing to undo"
     if container.button("Undo", key=key, width="stretch", disabled=not undo, icon=":material/undo:", help=hint):
         action, oid, tag = undo.pop()

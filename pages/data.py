@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from backend import jobs
+from pages import _state
 from pages._shared import get_atlas, light_objects
 
 MAX_UPLOAD_MB = 200  # matches server.maxUploadSize in .streamlit/config.toml
@@ -72,7 +73,7 @@ if upload is not None:
                 uploads.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
                 job_id = jobs.submit(atlas, "ingest", {"source": str(target)})
-                st.session_state["ingest_job"] = job_id
+                st.session_state[_state.INGEST_JOB] = job_id
                 st.success(f"Ingest job {job_id} started; follow it on the Jobs page.")
 
 st.subheader("Export")

@@ -11,7 +11,8 @@ from backend import neighbours as nb
 from backend.imaging import png_bytes, rgb_composite
 from backend.spectra import lines_in_range, smooth_spectrum
 from backend.store import AtlasError
-from pages._shared import get_atlas, light_objects, open_galaxy, tag_bar
+from pages import _state
+from pages._shared import get_atlas, light_objects, open_galaxy, tag_bar, thumbnail_grid
 
 atlas = get_atlas()
 catalogue = light_objects(atlas)
@@ -22,18 +23,18 @@ if catalogue.empty:
 
 def current_object() -> str:
     """The object from `?object=ID`, else the last one opened, else the first in the atlas."""
-    wanted = st.query_params.get("object") or st.session_state.get("object_id") or str(catalogue["object_id"].iloc[0])
+    wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID) or str(catalogue["object_id"].iloc[0])
     if wanted not in set(catalogue["object_id"]):
         st.warning(f"No object `{wanted}` in this atlas; showing the first one instead.")
         wanted = str(catalogue["object_id"].iloc[0])
     st.query_params["object"] = wanted
-    st.session_state["object_id"] = wanted
+    st.session_state[_state.OBJECT_ID] = wanted
     return wanted
 
 
 def show(oid: str) -> None:
     """Move this page to another object (same page: a rerun with the new `?object=`, no page switch)."""
-    st.session_state["object_id"] = oid
+    st.session_state[_state.OBJECT_ID] = oid
     st.query_params["object"] = oid
     st.rerun()
 
@@ -174,15 +175,18 @@ if target.endswith("__spectrum") and wave is not None and len(found):
                       xaxis_title="observed wavelength (Å)")
     st.plotly_chart(fig, key="neighbour_spectra")
 
-cols_per_row = 6
-for start in range(0, len(found), cols_per_row):
-    cols = st.columns(cols_per_row)
-    for col, (_, n) in zip(cols, found.iloc[start : start + cols_per_row].iterrows(), strict=False):
-        with col:
-            thumb = n.get("thumbnail")
-            if isinstance(thumb, bytes | bytearray) and thumb:
-                st.image(bytes(thumb), width="stretch")
-            z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
-            st.caption(f"{n['object_id']} · sim {n['similarity']:.3f} {z_text}")
-            if st.button("Open", key=f"nb_{n['object_id']}", width="stretch"):
-                show(str(n["object_id"]))
+
+
+def neighbour_label(n: pd.Series) -> str:
+    """Id, similarity and redshift of one neighbour."""
+    z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
+    return f"{n['object_id']} · sim {n['similarity']:.3f} {z_text}"
+
+
+def neighbour_actions(n: pd.Series) -> None:
+    """Open a neighbour on this page."""
+    if st.button("Open", key=f"nb_{n['object_id']}", width="stretch"):
+        show(str(n["object_id"]))
+
+
+thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions, empty=None)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from backend import jobs
 from backend.store import AtlasError
+from pages import _state
 from pages._shared import get_atlas
 
 atlas = get_atlas()
@@ -48,7 +49,7 @@ with st.form("embed_form"):
         if limit:
             params["limit"] = int(limit)
         job_id = jobs.submit(atlas, "embed", params)
-        st.session_state["followed_job"] = job_id
+        st.session_state[_state.FOLLOWED_JOB] = job_id
         st.success(f"Started job {job_id}.")
 
 
@@ -57,7 +58,7 @@ def live_jobs() -> None:
     """Running jobs with progress, log tail and a cancel button; refreshes by itself."""
     frame = jobs.list_jobs(atlas)
     active = frame[frame["status"].isin(["queued", "running"])] if len(frame) else frame
-    followed = st.session_state.get("followed_job")
+    followed = st.session_state.get(_state.FOLLOWED_JOB)
     st.subheader("Running")
     if active.empty:
         st.caption("No job running.")

@@ -8,20 +8,25 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import maps, probes, render
-from backend.spaces import list_spaces
+from backend import maps, probes, render, schema
 from backend.store import AtlasError
-from pages._shared import get_atlas, light_objects, open_galaxy, table_version, thumbnail_grid
+from pages import _state
+from pages._shared import (
+    get_atlas,
+    light_objects,
+    open_button,
+    open_galaxy,
+    spaces_or_stop,
+    table_version,
+    thumbnail_grid,
+)
 
 WIDTH, HEIGHT = 900, 620
 ZOOM_STEP = 2.0
 
 atlas = get_atlas()
 st.title("Map")
-spaces = list(list_spaces(atlas))
-if not spaces:
-    st.info("No embedding space yet: run an embedding job first (Jobs page).")
-    st.stop()
+spaces = spaces_or_stop(atlas)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -76,7 +81,7 @@ def with_colour(frame: pd.DataFrame, colour: str, umap: pd.DataFrame) -> pd.Data
 def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], tuple[float, float]]:
     """Explicit zoom in/out/reset/to-selection buttons; the background is re-rendered for the new extent."""
     full = render.extent(frame)
-    zooms = st.session_state.setdefault("map_zoom", {})
+    zooms = st.session_state.setdefault(_state.MAP_ZOOM, {})
     (x0, x1), (y0, y1) = zooms.get(name, full)
     cols = st.columns(5)
 
@@ -90,7 +95,7 @@ def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], 
         zooms[name] = scaled(ZOOM_STEP)
     if cols[2].button("Reset view", key=f"{name}_zreset", icon=":material/fit_screen:"):
         zooms.pop(name, None)
-    selected = st.session_state.get("map_selection") or []
+    selected = st.session_state.get(_state.MAP_SELECTION) or []
     if cols[3].button("Zoom to selection", key=f"{name}_zsel", disabled=len(selected) < 2):
         sel = frame[frame["object_id"].isin(set(selected))]
         if len(sel) >= 2:
@@ -104,7 +109,7 @@ def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tupl
     coloured = with_colour(frame, colour, umap)
     colour_col = None if colour == "density" else colour
     bg = background(coloured[["object_id", "x", "y", *([colour_col] if colour_col else [])]], colour_col, x_range, y_range)
-    selected = set(st.session_state.get("map_selection") or [])
+    selected = set(st.session_state.get(_state.MAP_SELECTION) or [])
     sample = render.sample_points(frame, cap, x_range=x_range, y_range=y_range)
     inside = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
 
@@ -152,7 +157,7 @@ def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
     sel = getattr(event, "selection", None) or {}
     points, boxes, lassos = sel.get("points", []), sel.get("box", []), sel.get("lasso", [])
     signature = repr((points, boxes, lassos))
-    handled = st.session_state.setdefault("map_handled", {})
+    handled = st.session_state.setdefault(_state.MAP_HANDLED, {})
     if not (points or boxes or lassos) or handled.get(name) == signature:
         return
     handled[name] = signature
@@ -162,21 +167,29 @@ def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
             ids += render.points_in_box(frame, tuple(box["x"]), tuple(box["y"]))
         for lasso in lassos:
             ids += render.points_in_polygon(frame, list(zip(lasso["x"], lasso["y"], strict=True)))
-        st.session_state["map_selection"] = list(dict.fromkeys(ids))
+        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
         st.rerun()
     ids = [p["customdata"] for p in points if p.get("customdata") is not None]
     if len(ids) == 1:
         open_galaxy(str(ids[0]))
     elif ids:
-        st.session_state["map_selection"] = list(dict.fromkeys(map(str, ids)))
+        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(map(str, ids)))
         st.rerun()
 
 
-default_space = spaces.index(st.session_state["map_space"]) if st.session_state.get("map_space") in spaces else 0
+def redshift_label(row: pd.Series) -> str:
+    """Id and redshift of a selected object."""
+    z = row.get("redshift")
+    if z is None or pd.isna(z):
+        return str(row["object_id"])
+    return f"{row['object_id']} · r={z:.3f}" if isinstance(z, float) else f"{row['object_id']} · {z}"
+
+
+default_space = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
 cols = st.columns([2, 2, 1])
 space = cols[0].selectbox("Space", spaces, index=default_space)
-st.session_state["map_space"] = space
-frame = map_frame(atlas.uri, space, table_version(atlas, f"maps__{space}"))
+st.session_state[_state.MAP_SPACE] = space
+frame = map_frame(atlas.uri, space, table_version(atlas, schema.maps_table(space)))
 if frame is None:
     st.info(f"No map of {space} yet.")
     if st.button("Compute the UMAP map", type="primary"):
@@ -186,9 +199,9 @@ if frame is None:
     st.stop()
 
 options = colour_options(frame)
-wanted = st.session_state.get("map_colour", "density")
+wanted = st.session_state.get(_state.MAP_COLOUR, "density")
 colour = cols[1].selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
-st.session_state["map_colour"] = colour
+st.session_state[_state.MAP_COLOUR] = colour
 cap = cols[2].number_input("Clickable points", 500, 50_000, 5_000, step=500)
 
 view = st.segmented_control("View", ["Embedding map (UMAP)", "Sky map (RA, Dec)"], default="Embedding map (UMAP)",
@@ -202,7 +215,7 @@ else:  # the same selection, drawn on the sky
     sky = sky_frame(atlas.uri, table_version(atlas, "objects"))
     map_view("sky", sky, colour, int(cap), ("RA (deg)", "Dec (deg)"), frame)
 
-selection = st.session_state.get("map_selection") or []
+selection = st.session_state.get(_state.MAP_SELECTION) or []
 st.subheader(f"Selection: {len(selection):,} objects")
 if selection:
     catalogue = light_objects(atlas)
@@ -211,11 +224,11 @@ if selection:
     cols[0].download_button("Export CSV", chosen.to_csv(index=False).encode(), file_name="arp_selection.csv",
                             mime="text/csv", key="export_selection")
     if cols[1].button("Clear selection", key="clear_selection"):
-        st.session_state["map_selection"] = []
+        st.session_state[_state.MAP_SELECTION] = []
         st.rerun()
     shown = atlas.get_objects(selection[:60], ["thumbnail", "redshift"])
     if len(selection) > 60:
         st.caption(f"Showing the first 60 of {len(selection):,}; the export has all of them.")
-    thumbnail_grid(shown, key="sel")
+    thumbnail_grid(shown, label=redshift_label, actions=lambda row: open_button(row, key="sel"))
 else:
     st.caption("Lasso or box-select on either map (toolbar top right of the plot) to select objects.")

@@ -7,16 +7,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import jobs, probes
-from backend.spaces import list_spaces
 from backend.store import AtlasError
-from pages._shared import get_atlas
+from pages import _state
+from pages._shared import get_atlas, spaces_or_stop
 
 atlas = get_atlas()
 st.title("Probes")
-spaces = list(list_spaces(atlas))
-if not spaces:
-    st.info("No embedding space yet: run an embedding job first (Jobs page).")
-    st.stop()
+spaces = spaces_or_stop(atlas)
 
 targets = list(dict.fromkeys(["redshift", *[c for c in atlas.label_columns() if c not in ("object_id",)]]))
 with st.form("probe_form"):
@@ -26,13 +23,13 @@ with st.form("probe_form"):
     method = cols[2].selectbox("Method", probes.METHODS, key="probe_method",
                                format_func={"knn": "kNN (k=64, zero-shot)", "linear": "linear", "mlp": "small MLP"}.get)
     if st.form_submit_button("Train probe", type="primary"):
-        st.session_state["probe_job"] = jobs.submit(atlas, "probe", {"space": space, "target": target, "method": method})
+        st.session_state[_state.PROBE_JOB] = jobs.submit(atlas, "probe", {"space": space, "target": target, "method": method})
 
 
 @st.fragment(run_every=1.5)
 def probe_progress() -> None:
     """Live status of the probe job launched from this page."""
-    job_id = st.session_state.get("probe_job")
+    job_id = st.session_state.get(_state.PROBE_JOB)
     if not job_id:
         return
     try:
@@ -42,9 +39,9 @@ def probe_progress() -> None:
     st.markdown(f"Probe job `{job_id}`: **{job['status']}**")
     st.progress(float(job["progress"] or 0.0), text=job.get("message") or "")
     if job["status"] == "done" and job.get("result"):
-        st.session_state["probe_shown"] = job["result"]["probe_id"]
-        if st.session_state.get("probe_refreshed") != job_id:  # one full rerun so the results below show it
-            st.session_state["probe_refreshed"] = job_id
+        st.session_state[_state.PROBE_SHOWN] = job["result"]["probe_id"]
+        if st.session_state.get(_state.PROBE_REFRESHED) != job_id:  # one full rerun so the results below show it
+            st.session_state[_state.PROBE_REFRESHED] = job_id
             st.rerun()
     elif job["status"] == "failed":
         st.error(job.get("message") or "failed")
@@ -59,7 +56,7 @@ if saved.empty:
 
 st.subheader("Results")
 ids = saved["probe_id"].tolist()
-shown = st.session_state.get("probe_shown")
+shown = st.session_state.get(_state.PROBE_SHOWN)
 probe_id = st.selectbox("Probe", ids, index=ids.index(shown) if shown in ids else 0, key="probe_pick")
 info = saved.set_index("probe_id").loc[probe_id]
 metrics = info["metrics"]
@@ -101,6 +98,6 @@ else:
         st.plotly_chart(fig, key="confusion")
 
 if st.button("Colour the map by this probe", key="colour_map"):
-    st.session_state["map_colour"] = f"probe:{probe_id}"
-    st.session_state["map_space"] = info["space"]
+    st.session_state[_state.MAP_COLOUR] = f"probe:{probe_id}"
+    st.session_state[_state.MAP_SPACE] = info["space"]
     st.switch_page("pages/map.py")

@@ -9,51 +9,48 @@ import pandas as pd
 import streamlit as st
 
 from backend import active, anomaly, rare, tags
-from backend.spaces import list_spaces
 from backend.store import AtlasError
-from pages._shared import TAG_BUTTONS, get_atlas, open_galaxy, tag_bar, undo_button
+from pages import _state
+from pages._shared import TAG_BUTTONS, get_atlas, open_button, spaces_or_stop, tag_bar, thumbnail_grid, undo_button
 
 atlas = get_atlas()
 st.title("Rare objects")
-spaces = list(list_spaces(atlas))
-if not spaces:
-    st.info("No embedding space yet: run an embedding job first (Jobs page).")
-    st.stop()
-default = spaces.index(st.session_state["map_space"]) if st.session_state.get("map_space") in spaces else 0
+spaces = spaces_or_stop(atlas)
+default = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
 space = st.selectbox("Space", spaces, index=default, key="rare_space")
 
-if st.session_state.get("rare_focus"):
-    focus = st.session_state["rare_focus"]
+if st.session_state.get(_state.RARE_FOCUS):
+    focus = st.session_state[_state.RARE_FOCUS]
     st.markdown(f"Tagging **{focus}**")
     tag_bar(atlas, focus, key="rare")
 
 
 def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns: int = 6) -> None:
     """Thumbnails with quick 'interesting' / 'boring' votes, a focus button (full tag bar) and Open."""
-    for start in range(0, len(frame), columns):
-        cols = st.columns(columns)
-        for col, (_, row) in zip(cols, frame.iloc[start : start + columns].iterrows(), strict=False):
-            oid = str(row["object_id"])
-            with col:
-                thumb = row.get("thumbnail")
-                if isinstance(thumb, bytes | bytearray) and thumb:
-                    st.image(bytes(thumb), width="stretch")
-                text = oid if score is None else f"{oid} · {row[score]:.3f}"
-                st.caption(text)
-                b = st.columns(3)
-                if b[0].button("👍", key=f"{key}_up_{oid}", help="interesting"):
-                    tags.add_tag(atlas, oid, TAG_BUTTONS["interesting"])
-                    st.session_state.setdefault("tag_undo", []).append(("add", oid, TAG_BUTTONS["interesting"]))
-                    st.toast(f"{oid}: interesting")
-                if b[1].button("👎", key=f"{key}_down_{oid}", help="boring"):
-                    tags.add_tag(atlas, oid, TAG_BUTTONS["boring"])
-                    st.session_state.setdefault("tag_undo", []).append(("add", oid, TAG_BUTTONS["boring"]))
-                    st.toast(f"{oid}: boring")
-                if b[2].button("🏷", key=f"{key}_focus_{oid}", help="tag this object"):
-                    st.session_state["rare_focus"] = oid
-                    st.rerun()
-                if st.button("Open", key=f"{key}_open_{oid}", width="stretch"):
-                    open_galaxy(oid)
+
+    def label(row: pd.Series) -> str:
+        return str(row["object_id"]) if score is None else f"{row['object_id']} · {row[score]:.3f}"
+
+    def actions(row: pd.Series) -> None:
+        oid = str(row["object_id"])
+        b = st.columns(3)
+        if b[0].button("👍", key=f"{key}_up_{oid}", help="interesting"):
+            vote(oid, "interesting")
+        if b[1].button("👎", key=f"{key}_down_{oid}", help="boring"):
+            vote(oid, "boring")
+        if b[2].button("🏷", key=f"{key}_focus_{oid}", help="tag this object"):
+            st.session_state[_state.RARE_FOCUS] = oid
+            st.rerun()
+        open_button(row, key=f"{key}_open")
+
+    thumbnail_grid(frame, label=label, actions=actions, columns=columns, empty=None)
+
+
+def vote(oid: str, button: str) -> None:
+    """Tag an object with a quick vote (undoable)."""
+    tags.add_tag(atlas, oid, TAG_BUTTONS[button])
+    st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", oid, TAG_BUTTONS[button]))
+    st.toast(f"{oid}: {button}")
 
 
 clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"])
@@ -81,7 +78,7 @@ with clusters_tab:
 
 with anomalies_tab:
     n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
-    reranked = st.session_state.setdefault("reranked", {})
+    reranked = st.session_state.setdefault(_state.RERANKED, {})
     cols = st.columns(3)
     if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
         try:

@@ -9,7 +9,9 @@ from streamlit.testing.v1 import AppTest
 
 from backend import tags
 from backend.store import open_atlas
+from pages import _state
 from tests.app_atlas import REPO, shared_app_atlas
+from tests.page_alone import page_alone
 
 PAGES = ["pages/map.py", "pages/galaxy.py", "pages/rare.py", "pages/probes.py", "pages/jobs.py", "pages/data.py"]
 
@@ -22,7 +24,7 @@ def app_atlas(tmp_path_factory: pytest.TempPathFactory) -> str:
 def app(uri: str, **query: str) -> AppTest:
     """The app pointed at an atlas, with optional query parameters, run once on the home page."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=90)
-    at.session_state["atlas_uri"] = uri
+    at.session_state[_state.ATLAS_URI] = uri
     for key, value in query.items():
         at.query_params[key] = value
     return at.run()
@@ -77,6 +79,14 @@ def test_galaxy_deep_link_shows_that_object_and_neighbours(app_atlas: str) -> No
     assert at.query_params["object"] == [target] or at.query_params["object"] == target
 
 
+def test_a_page_runs_alone_without_the_app_frame(app_atlas: str) -> None:
+    oid = open_atlas(app_atlas).objects(["object_id"], limit=3)["object_id"].iloc[2]
+    at = page_alone("pages/galaxy.py", app_atlas, object=oid)
+    assert not errors(at), errors(at)
+    assert at.title[0].value == f"Galaxy {oid}"
+    assert _state.ATLAS_URI not in [t.key for t in at.text_input], "alone, there is no atlas picker (app.py's frame)"
+
+
 def test_cross_modal_direction_shows_neighbour_spectra(app_atlas: str) -> None:
     oid = open_atlas(app_atlas).objects(["object_id"], limit=1)["object_id"].iloc[0]
     at = app(app_atlas, object=oid)
@@ -128,7 +138,7 @@ def test_upload_is_validated_saved_under_uploads_and_ingested(atlas_copy: str) -
     assert not errors(at), errors(at)
     saved = list((Path(atlas_copy) / "uploads").iterdir())
     assert len(saved) == 1 and "/" not in saved[0].name and ".." not in saved[0].name and " " not in saved[0].name
-    job = jobs.wait(atlas, at.session_state["ingest_job"], timeout_s=300)
+    job = jobs.wait(atlas, at.session_state[_state.INGEST_JOB], timeout_s=300)
     assert job["status"] == "done", job["message"]
     labels = atlas.get_objects(ids, ["visual_class"])
     assert labels["visual_class"].tolist() == ["a", "b", "c"]
@@ -188,7 +198,7 @@ def test_jobs_page_launches_an_embedding_job_that_finishes(atlas_copy: str) -> N
     at.number_input(key="embed_batch").set_value(32)
     at.button[0].click().run()  # the form's submit button
     assert not errors(at), errors(at)
-    job = jobs.wait(open_atlas(atlas_copy), at.session_state["followed_job"], timeout_s=300)
+    job = jobs.wait(open_atlas(atlas_copy), at.session_state[_state.FOLLOWED_JOB], timeout_s=300)
     assert job["status"] == "done", job["message"]
     assert job["params"]["encoder"] == "arp-pair-image" and job["params"]["batch_size"] == 32
     at.run()

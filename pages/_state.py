@@ -1,0 +1,19 @@
+"""Session-state keys the pages share or keep between reruns, named once (widget keys stay beside their widgets)."""
+
+from __future__ import annotations
+
+ATLAS_URI = "atlas_uri"  # the sidebar picker's value: the atlas this session looks at
+OBJECT_ID = "object_id"  # the galaxy opened last
+TAG_UNDO = "tag_undo"  # this session's tag actions, newest last: (action, object_id, tag)
+MAP_SPACE = "map_space"  # the space the map (and the rare page) shows
+MAP_COLOUR = "map_colour"  # the map's colour column (`probe:<id>` for a probe's predictions)
+MAP_ZOOM = "map_zoom"  # per map view: ((x0, x1), (y0, y1))
+MAP_SELECTION = "map_selection"  # object ids selected by lasso/box
+MAP_HANDLED = "map_handled"  # per map view: the last chart selection already acted on
+RARE_FOCUS = "rare_focus"  # the object whose full tag bar the rare page shows
+RERANKED = "reranked"  # per space: the ranking re-ranked from this session's tags
+FOLLOWED_JOB = "followed_job"  # the embedding job launched from the Jobs page
+INGEST_JOB = "ingest_job"  # the ingest job launched from the Data page
+PROBE_JOB = "probe_job"  # the probe job launched from the Probes page
+PROBE_SHOWN = "probe_shown"  # the probe whose results the Probes page shows
+PROBE_REFRESHED = "probe_refreshed"  # the finished probe job already followed by one full rerun
