@@ -18,6 +18,10 @@ CATEGORY_PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
     "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363",
 ]
+DOMINANT_GREY, OTHER_COLOUR = "#9a9a9a", "#5c5c5c"
+DOMINANT_SHARE = 0.5  # a category this common hides the others unless drawn grey, underneath
+CATEGORICAL_CODES = ("cluster", "cluster_rank")  # integer columns that are labels, not quantities
+OTHER, NONE_LABEL = "other", "(none)"
 DENSITY_CMAP = ["#e8eef7", "#9ecae1", "#4292c6", "#08519c", "#08306b"]
 CONTINUOUS_CMAP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]  # viridis stops
 
@@ -47,8 +51,42 @@ def extent(frame: pd.DataFrame, x: str = "x", y: str = "y", pad: float = 0.02) -
     return (float(x0 - pad * dx), float(x1 + pad * dx)), (float(y0 - pad * dy), float(y1 + pad * dy))
 
 
-def _is_categorical(series: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+def is_categorical(series: pd.Series, name: str = "") -> bool:
+    """Strings, booleans, and integer codes such as `cluster` are categories; other numbers are continuous."""
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return True
+    return name in CATEGORICAL_CODES
+
+
+def category_labels(series: pd.Series, name: str = "") -> pd.Series:
+    """Category labels as text: missing or empty values read `(none)`, cluster -1 reads `noise`."""
+    if pd.api.types.is_float_dtype(series) and name in CATEGORICAL_CODES:
+        series = series.astype("Int64")
+    text = series.astype("string").fillna(NONE_LABEL).replace("", NONE_LABEL)
+    if name in ("cluster", "cluster_rank"):
+        text = text.replace("-1", "noise")
+    return text.astype(object)
+
+
+def category_colours(values: pd.Series, max_categories: int = 20) -> dict[str, str]:
+    """Legend of a categorical colouring, rarest-last order kept readable: the most common categories in palette
+    colours, the rest as `other`; a value held by at least half of the objects is drawn grey (listed last)."""
+    counts = values.value_counts()
+    if counts.empty:
+        return {}
+    dominant = counts.index[0] if len(counts) > 1 and counts.iloc[0] >= DOMINANT_SHARE * counts.sum() else None
+    others = [c for c in counts.index if c != dominant]
+    shown = others[: max_categories - 1] if len(others) > max_categories - 1 else others
+    legend = {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(sorted(shown, key=_natural))}
+    if len(shown) < len(others):
+        legend[OTHER] = OTHER_COLOUR
+    if dominant is not None:
+        legend[dominant] = DOMINANT_GREY
+    return legend
+
+
+def _natural(label: str) -> tuple:
+    return (0, int(label), "") if label.lstrip("-").isdigit() else (1, 0, label)
 
 
 def render(
@@ -77,15 +115,22 @@ def render(
     if color is None:
         agg = canvas.points(frame, x, y, agg=ds.count())
         img = tf.shade(agg, cmap=DENSITY_CMAP, how=how)
-    elif _is_categorical(frame[color]):
-        values = frame[color].astype(str).fillna("")
-        top = values.value_counts().index[:max_categories - 1]
-        values = values.where(values.isin(top), "other")
-        cats = sorted(values.unique(), key=lambda c: (c == "other", c))
-        legend = {c: CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)] for i, c in enumerate(cats)}
+    elif is_categorical(frame[color], color):
+        values = category_labels(frame[color], color)
+        legend = category_colours(values, max_categories)
+        values = values.where(values.isin(list(legend)), OTHER)
+        cats = list(legend)
         data = pd.DataFrame({x: frame[x].to_numpy(), y: frame[y].to_numpy(), "_cat": pd.Categorical(values, categories=cats)})
-        agg = canvas.points(data, x, y, agg=ds.count_cat("_cat"))
-        img = tf.shade(agg, color_key=legend, how=how)
+        dominant = cats[-1] if legend[cats[-1]] == DOMINANT_GREY else None
+        rest = data[data["_cat"] != dominant] if dominant is not None else data
+        layers = []
+        if dominant is not None:  # the common value first, grey, underneath everything else
+            agg = canvas.points(data[data["_cat"] == dominant], x, y, agg=ds.count())
+            layers.append(tf.shade(agg, cmap=[DOMINANT_GREY, DOMINANT_GREY], how="linear", min_alpha=110))
+        if len(rest):
+            agg = canvas.points(rest, x, y, agg=ds.count_cat("_cat"))
+            layers.append(tf.shade(agg, color_key=legend, how=how, min_alpha=200))
+        img = tf.stack(*layers) if len(layers) > 1 else layers[0]
     else:
         vals = frame[color].astype("float64")
         data = pd.DataFrame({x: frame[x].to_numpy(), y: frame[y].to_numpy(), "_v": vals.to_numpy()})

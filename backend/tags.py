@@ -73,6 +73,11 @@ def tag_counts(atlas: Atlas) -> pd.Series:
     return current_tags(atlas).groupby("tag").size().sort_values(ascending=False)
 
 
+def tagged_object_count(atlas: Atlas) -> int:
+    """How many distinct objects carry at least one current tag (not the number of tag rows written)."""
+    return int(current_tags(atlas)["object_id"].nunique())
+
+
 def tagged_ids(atlas: Atlas, tag: str) -> list[str]:
     """Ids of objects currently carrying `tag`."""
     return list(current_tags(atlas, tag)["object_id"])

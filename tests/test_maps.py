@@ -71,6 +71,27 @@ def test_render_puts_points_at_the_right_pixels():
     assert {tuple(p) for p in lit} == {(0, 1), (18, 19)}  # near top-left and bottom-right (row 0 = top)
 
 
+def test_a_dominant_category_is_grey_and_underneath_the_rare_ones():
+    """`rare_class` is empty for 98% of objects: the rare classes must stay visible and labelled."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame({"object_id": [f"o{i}" for i in range(n)], "x": rng.uniform(0, 1, n), "y": rng.uniform(0, 1, n),
+                          "rare_class": [""] * n})
+    frame.loc[:19, "rare_class"] = ["ring"] * 10 + ["lens"] * 10
+    out = render.render(frame, "rare_class", width=60, height=60, x_range=(0, 1), y_range=(0, 1))
+    assert list(out.legend) == ["lens", "ring", "(none)"] and out.legend["(none)"] == render.DOMINANT_GREY
+    grey = tuple(int(render.DOMINANT_GREY[i : i + 2], 16) for i in (1, 3, 5))
+    for _, row in frame.iloc[:20].iterrows():  # each rare point's pixel shows its class colour, not the grey
+        px = out.image[59 - min(59, int(row["y"] * 60)), min(59, int(row["x"] * 60))]
+        want = out.legend[row["rare_class"]]
+        assert tuple(px[:3]) != grey and px[3] > 0, (row["object_id"], px, want)
+    clusters = pd.DataFrame({"object_id": ["a", "b", "c", "d"], "x": [0.1, 0.2, 0.3, 0.4], "y": [0.1, 0.2, 0.3, 0.4],
+                             "cluster": np.array([-1, 3, 12, 3], np.int64)})
+    assert render.is_categorical(clusters["cluster"], "cluster") and not render.is_categorical(clusters["x"], "x")
+    legend = render.render(clusters, "cluster", width=20, height=20).legend
+    assert set(legend) == {"3", "12", "noise"}  # integer codes as labels, -1 named
+
+
 def test_selection_returns_all_points_not_only_the_sample():
     rng = np.random.default_rng(0)
     n = 50_000

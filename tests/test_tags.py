@@ -36,6 +36,7 @@ def test_add_remove_fold_keeps_history(toy):
     assert sorted(tags.tagged_ids(toy, "ring")) == ["obj00001", "obj00002"]
     with pytest.raises(AtlasError, match="non-empty"):
         tags.add_tag(toy, "obj00001", "  ")
+    assert tags.tagged_object_count(toy) == 3 and toy.count("tags") == 6  # objects, not rows
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".fits", ".vot"])
@@ -84,3 +85,14 @@ def test_tags_written_during_a_bulk_write_all_land(toy):
     assert len(cur) == 50
     assert cur["created_at"].between(started, finished).any()  # the writes really overlapped
     assert toy.count("objects") == 100 + n_bulk
+
+
+def test_sources_are_one_row_per_file_not_per_object():
+    from backend.catalogue import sources
+
+    cat = pd.DataFrame({"object_id": ["a", "b", "c", "d"], "survey": ["demo", "demo", "demo", "hdf"],
+                        "source": ["kcorrect:x.fits#1", "kcorrect:x.fits#2", "kcorrect:x.fits#3", None],
+                        "redshift": [0.1, 0.2, 0.3, float("nan")], "ra": [1.0, 2.0, 3.0, 4.0], "dec": [0.0, 1.0, 2.0, 3.0]})
+    out = sources(cat)
+    assert list(zip(out["survey"], out["source"], out["objects"], strict=True)) == [("demo", "kcorrect:x.fits", 3), ("hdf", "(unknown)", 1)]
+    assert out["redshift_max"].iloc[0] == pytest.approx(0.3)
