@@ -10,10 +10,12 @@ import pyarrow as pa
 from backend import schema
 from backend.store import Atlas, MixedSpaceError, sql_list, utcnow
 
+SPACE_PREFIX = "space:"  # metadata row per space: space:<name> -> SpaceInfo fields
+
 
 @dataclass(frozen=True)
 class SpaceInfo:
-    """Provenance of one embedding space, kept in atlas metadata under `spaces`."""
+    """Provenance of one embedding space, kept in atlas metadata under `space:<name>`."""
 
     encoder: str
     modality: str
@@ -33,14 +35,14 @@ class SpaceInfo:
 
 def list_spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
     """All embedding spaces of an atlas, by space name."""
-    raw = atlas.get_meta("spaces", {})
+    raw = dict(atlas.get_meta("spaces", {}) or {})  # pre-0.2 layout: one JSON value for every space
+    raw.update({key[len(SPACE_PREFIX):]: value for key, value in atlas.meta_items(SPACE_PREFIX).items()})
     return {name: SpaceInfo(**info) for name, info in raw.items() if atlas.has_table(schema.vectors_table(info["encoder"], info["modality"]))}
 
 
 def register_space(atlas: Atlas, info: SpaceInfo) -> None:
     """Record a space's provenance; refuse to mix another encoder revision into an existing space."""
-    spaces = atlas.get_meta("spaces", {})
-    old = spaces.get(info.name)
+    old = atlas.get_meta(SPACE_PREFIX + info.name) or (atlas.get_meta("spaces", {}) or {}).get(info.name)
     if old is not None and atlas.count(info.table) > 0:
         for field in ("dim", "weights_revision", "preprocess_version"):
             if old[field] != getattr(info, field):
@@ -48,8 +50,7 @@ def register_space(atlas: Atlas, info: SpaceInfo) -> None:
                     f"space {info.name} holds vectors with {field}={old[field]!r}; refusing to add "
                     f"{field}={getattr(info, field)!r}. Drop the table {info.table} first to re-embed."
                 )
-    spaces[info.name] = asdict(info)
-    atlas.set_meta("spaces", spaces)
+    atlas.set_meta(SPACE_PREFIX + info.name, asdict(info))  # one row per space: concurrent registrations never collide
 
 
 def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> int:

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WRITE_BATCH_ROWS = 2_000
+SURVEY_PREFIX = "survey:"  # metadata rows survey:["<survey>", "<field>"]
 _RETRY_ATTEMPTS = 12
 
 
@@ -86,24 +87,56 @@ class Atlas:
 
     def __init__(self, uri: str | Path | None = None, *, create: bool = False) -> None:
         self.uri = str(uri or default_atlas_uri())
-        if create and "://" not in self.uri:
-            Path(self.uri).mkdir(parents=True, exist_ok=True)
-        elif "://" not in self.uri and not Path(self.uri).is_dir():
-            raise AtlasNotFoundError(
-                f"no atlas at {self.uri}: build the demo with `python -m embeddings demo --atlas {self.uri}` "
-                "or ingest data with `python -m embeddings ingest SOURCE --atlas DIR`"
-            )
-        self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
-        if not self._exists(schema.META):
-            if not create:
-                raise AtlasNotFoundError(
-                    f"{self.uri} is not an Arp atlas (no {schema.META} table): build one with "
-                    f"`python -m embeddings demo --atlas {self.uri}`"
-                )
-            self._initialise()
-        self._check_version()
+        if "://" not in self.uri:
+            self._check_folder(Path(self.uri), create)
+        try:
+            self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+            if not self._exists(schema.META):
+                if not create:
+                    raise AtlasNotFoundError(
+                        f"{self.uri} is not an Arp atlas (no {schema.META} table): build one with "
+                        f"`python -m embeddings demo --atlas {self.uri}`"
+                    )
+                self._initialise()
+            self._check_version()
+        except AtlasError:
+            raise
+        except Exception as exc:  # lance/object-store errors: missing _versions, bad credentials, unknown scheme
+            raise AtlasError(f"atlas {self.uri} cannot be opened ({_one_line(exc)})") from None
 
     # ----------------------------------------------------------------- set-up
+    def _check_folder(self, path: Path, create: bool) -> None:
+        """A local atlas is a folder of `*.lance` tables; refuse files and folders holding anything else."""
+        if path.exists() and not path.is_dir():
+            raise AtlasError(f"{path} is a file, not an atlas folder")
+        if not path.is_dir():
+            if not create:
+                raise AtlasNotFoundError(
+                    f"no atlas at {path}: build the demo with `python -m embeddings demo --atlas {path}` "
+                    "or ingest data with `python -m embeddings ingest SOURCE --atlas DIR`"
+                )
+            path.mkdir(parents=True)
+            return
+        if create and not (path / f"{schema.META}.lance").is_dir():
+            foreign = sorted(p.name for p in path.iterdir() if not p.name.endswith(".lance"))
+            if foreign:
+                raise AtlasError(
+                    f"{path} exists and is not an Arp atlas (it holds {', '.join(foreign[:3])}"
+                    f"{'...' if len(foreign) > 3 else ''}); give a new or empty folder for a new atlas"
+                )
+
+    def verify(self) -> None:
+        """Read one column of every table in full, so damaged data files raise AtlasError naming the table."""
+        for name in self.table_names():
+            try:
+                tbl = self.db.open_table(name)
+                column = "object_id" if "object_id" in tbl.schema.names else tbl.schema.names[0]
+                tbl.search().select([column]).limit(tbl.count_rows() + 1).to_arrow()
+            except Exception as exc:
+                raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({_one_line(exc)}); "
+                                 "restore it from a backup or rebuild the atlas") from None
+
+
     def _initialise(self) -> None:
         for name, tbl_schema in schema.FIXED_TABLES.items():
             if not self._exists(name):
@@ -155,6 +188,15 @@ class Atlas:
         """Store a JSON value in the atlas metadata table."""
         self.upsert(schema.META, [{"key": key, "value": json.dumps(value)}], key="key")
 
+    def meta_items(self, prefix: str) -> dict[str, Any]:
+        """Every metadata value whose key starts with `prefix`, by key."""
+        if any(c in prefix for c in "%_\\"):
+            raise ValueError(f"metadata prefix {prefix!r} may not contain %, _ or backslash")
+        tbl = self.db.open_table(schema.META)
+        query = tbl.search().where(f"key LIKE '{_sql_str(prefix)}%'").select(["key", "value"])
+        rows = query.limit(tbl.count_rows() + 1).to_list()
+        return {r["key"]: json.loads(r["value"]) for r in rows}
+
     def register_survey(
         self,
         name: str,
@@ -165,25 +207,34 @@ class Atlas:
         wavelength: np.ndarray | None = None,
         description: str = "",
     ) -> None:
-        """Record a survey's band names, pixel scale (arcsec/px) and spectral grid (Angstrom)."""
-        surveys = self.get_meta("surveys", {})
-        entry = surveys.get(name, {})
+        """Record a survey's band names, pixel scale (arcsec/px) and spectral grid (Angstrom).
+
+        Each field is its own metadata row (`survey:["name", "field"]`), written by one merge_insert, so
+        concurrent writers never lose each other's surveys or fields.
+        """
+        fields: dict[str, Any] = {"registered": True}
         if bands is not None:
-            entry["bands"] = list(bands)
+            fields["bands"] = list(bands)
         if pixel_scale is not None:
-            entry["pixel_scale"] = float(pixel_scale)
+            fields["pixel_scale"] = float(pixel_scale)
         if image_shape is not None:
-            entry["image_shape"] = [int(s) for s in image_shape]
+            fields["image_shape"] = [int(s) for s in image_shape]
         if wavelength is not None:
-            entry["wavelength"] = [float(w) for w in np.asarray(wavelength, dtype=np.float64)]
+            fields["wavelength"] = [float(w) for w in np.asarray(wavelength, dtype=np.float64)]
         if description:
-            entry["description"] = description
-        surveys[name] = entry
-        self.set_meta("surveys", surveys)
+            fields["description"] = description
+        rows = [{"key": SURVEY_PREFIX + json.dumps([name, k]), "value": json.dumps(v)} for k, v in fields.items()]
+        self.upsert(schema.META, rows, key="key")
 
     def surveys(self) -> dict[str, dict]:
         """Survey metadata: bands, pixel_scale, image_shape, wavelength grid."""
-        return self.get_meta("surveys", {})
+        out: dict[str, dict] = {k: dict(v) for k, v in (self.get_meta("surveys", {}) or {}).items()}  # pre-0.2 layout
+        for key, value in self.meta_items(SURVEY_PREFIX).items():
+            name, field = json.loads(key[len(SURVEY_PREFIX):])
+            entry = out.setdefault(name, {})
+            if field != "registered":
+                entry[field] = value
+        return out
 
     def wavelength(self, survey: str) -> np.ndarray | None:
         """The spectral grid (Angstrom) of a survey, or None when it has no spectra."""
@@ -329,6 +380,10 @@ def _merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
     names = set(base.names)
     fields += [f.with_nullable(True) for f in extra if f.name not in names]
     return pa.schema(fields)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _sql_str(value: str) -> str:

@@ -96,6 +96,8 @@ def ingest_cmd(
     bands: str = typer.Option(None, "--bands", help="Bands to keep, comma-separated (e.g. g,r,z)."),
     pixel_scale: float = typer.Option(None, "--pixel-scale", help="Arcsec per pixel when the files do not say."),
     id_column: str = typer.Option(None, "--id-column", help="Catalogue column joined to object_id."),
+    update_positions: bool = typer.Option(False, "--update-positions",
+                                          help="Overwrite ra/dec of objects already in the atlas (default: keep them)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
 ) -> None:
     """Ingest a file or folder into the atlas (streaming; bad rows are skipped and reported)."""
@@ -104,7 +106,7 @@ def ingest_cmd(
     try:
         report = run_ingest(source, _atlas(atlas), kind=kind, survey=survey, progress=not no_progress,
                             match_radius=match_radius, unmatched=unmatched, bands=bands, pixel_scale=pixel_scale,
-                            id_column=id_column)
+                            id_column=id_column, update_positions=update_positions)
     except SourceError as exc:
         raise UserError(str(exc)) from None
     print(report.summary())

@@ -68,7 +68,7 @@ def test_catalogue_cross_match_and_id_join(tmp_path, atlas):
     })
     cat.to_csv(tmp_path / "cat.csv", index=False)
     report = run_ingest(tmp_path / "cat.csv", atlas.uri, progress=False)
-    assert (report.kind, report.added, report.updated, report.skip_counts) == ("csv", 1, 2, {"no_position": 1})
+    assert (report.kind, report.added, report.updated, report.skip_counts) == ("csv", 1, 2, {"bad_position": 1})
     frame = atlas.objects(["object_id", "ra", "redshift", "morph", "mass", "image"]).set_index("object_id")
     assert frame.loc["obj0", "morph"] == "spiral" and frame.loc["obj1", "mass"] == pytest.approx(11.2)
     assert frame.loc["obj0", "ra"] == pytest.approx(150.1, abs=1e-7) and frame.loc["obj0", "image"] is not None

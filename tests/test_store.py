@@ -114,3 +114,33 @@ def test_optimize_keeps_rows(atlas) -> None:
         atlas.upsert("objects", _objects(range(lo, lo + 50)))
     atlas.optimize("objects")
     assert atlas.count("objects") == 300
+
+
+def _metadata_writer(uri: str, who: int, n: int) -> None:
+    atlas = open_atlas(uri)
+    for i in range(n):
+        atlas.register_survey(f"survey-{who}-{i}", bands=["g", "r"], pixel_scale=0.262)
+        register_space(atlas, SpaceInfo(f"enc-{who}-{i}", "image", 8, "rev", "pre"))
+
+
+def test_concurrent_survey_and_space_registrations_are_all_kept(atlas) -> None:
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_metadata_writer, args=(atlas.uri, who, 30)) for who in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=600)
+        assert p.exitcode == 0
+    surveys = atlas.surveys()
+    assert len(surveys) == 90 and all(entry["bands"] == ["g", "r"] for entry in surveys.values())
+    spaces = atlas.meta_items("space:")
+    assert len(spaces) == 90 and {s["encoder"] for s in spaces.values()} == {f"enc-{w}-{i}" for w in range(3) for i in range(30)}
+
+
+def test_surveys_registered_in_the_old_single_value_layout_are_still_read(atlas) -> None:
+    atlas.set_meta("surveys", {"old": {"bands": ["r"], "pixel_scale": 0.4}})
+    atlas.register_survey("old", image_shape=[1, 8, 8])
+    atlas.register_survey("new", bands=["g"])
+    surveys = atlas.surveys()
+    assert surveys["old"] == {"bands": ["r"], "pixel_scale": 0.4, "image_shape": [1, 8, 8]}
+    assert surveys["new"] == {"bands": ["g"]}

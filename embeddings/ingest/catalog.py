@@ -52,8 +52,7 @@ class CatalogReader:
         self.z_col = _find(columns, Z_NAMES)
         if self.id_col is None and (self.ra_col is None or self.dec_col is None):
             raise R.SourceError(f"{path}: the catalogue needs an id column (--id-column) or ra and dec columns")
-        self.info = SourceInfo(kind="parquet" if self.parquet else "csv", survey=survey or "catalog",
-                               total=self.total, positions_authoritative=True)
+        self.info = SourceInfo(kind="parquet" if self.parquet else "csv", survey=survey or "catalog", total=self.total)
 
     def _chunks(self) -> Iterator[pd.DataFrame]:
         if self.parquet:
@@ -76,10 +75,11 @@ class CatalogReader:
 
     def _record(self, row: dict[str, Any], labels: list[str], i: int) -> Record | Skip:
         where = f"{self.path.name}:row {i + 1}"
-        ra = _float(row.get(self.ra_col)) if self.ra_col else None
-        dec = _float(row.get(self.dec_col)) if self.dec_col else None
-        if ra is not None and dec is not None and not (0 <= ra < 360 and -90 <= dec <= 90):
-            return Skip(where, R.NO_POSITION, f"ra/dec out of range: {ra}, {dec}")
+        try:
+            ra = _coordinate(row.get(self.ra_col)) if self.ra_col else None
+            dec = _coordinate(row.get(self.dec_col)) if self.dec_col else None
+        except ValueError as exc:
+            return Skip(where, R.BAD_POSITION, str(exc))
         if ra is None or dec is None:
             ra = dec = None
         oid = row.get(self.id_col) if self.id_col else None
@@ -99,6 +99,16 @@ class CatalogReader:
             else:
                 rec.labels[name] = value if isinstance(value, bool | int | float | str) else str(value)
         return rec
+
+
+def _coordinate(value: Any) -> float | None:
+    """A coordinate cell: None when empty, a float when numeric (range checked by the writer), else ValueError."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"coordinate {str(value)[:40]!r} is not a number in degrees") from None
 
 
 def _float(value: Any) -> float | None:

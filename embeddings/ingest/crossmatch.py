@@ -9,6 +9,8 @@ from astropy.coordinates import SkyCoord
 from backend import schema
 from backend.store import Atlas
 
+from .positions import valid_mask
+
 
 class SkyMatcher:
     """Nearest existing atlas object within `radius_arcsec` of each position (None where there is none)."""
@@ -19,16 +21,16 @@ class SkyMatcher:
         if frame is None or frame.empty:
             self.ids, self.surveys, self.coords = np.array([], dtype=object), np.array([], dtype=object), None
             return
-        frame = frame[np.isfinite(frame["ra"].astype(float)) & np.isfinite(frame["dec"].astype(float))]
+        frame = frame[valid_mask(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float))]  # rows stored before validation
         self.ids = frame["object_id"].to_numpy(dtype=object)
         self.surveys = frame["survey"].to_numpy(dtype=object)
         self.coords = SkyCoord(frame["ra"].to_numpy(float) * u.deg, frame["dec"].to_numpy(float) * u.deg) if len(frame) else None
 
     def match(self, ra: np.ndarray, dec: np.ndarray) -> list[tuple[str, str] | None]:
-        """(object_id, survey) of the nearest atlas object within the radius, per position (NaN -> None)."""
+        """(object_id, survey) of the nearest atlas object within the radius, per position (unusable -> None)."""
         ra, dec = np.asarray(ra, float), np.asarray(dec, float)
         out: list[tuple[str, str] | None] = [None] * len(ra)
-        ok = np.isfinite(ra) & np.isfinite(dec)
+        ok = valid_mask(ra, dec)
         if self.coords is None or not ok.any():
             return out
         coords = SkyCoord(ra[ok] * u.deg, dec[ok] * u.deg)

@@ -105,11 +105,13 @@ def _position(header: fits.Header, shape: tuple[int, ...]) -> tuple[float | None
         ra, dec = header.get(ra_key), header.get(dec_key)
         if ra is None or dec is None:
             continue
+        if not isinstance(ra, str) and not isinstance(dec, str):
+            try:
+                return float(ra), float(dec), None  # degrees as written: the writer rejects impossible ones
+            except (ValueError, TypeError):
+                continue
         try:
-            if isinstance(ra, str):
-                c = SkyCoord(ra, dec, unit=(u.hourangle, u.deg))
-            else:
-                c = SkyCoord(float(ra) * u.deg, float(dec) * u.deg)
+            c = SkyCoord(str(ra), str(dec), unit=(u.hourangle, u.deg))
         except (ValueError, TypeError):
             continue
         return float(c.ra.deg), float(c.dec.deg), None

@@ -15,6 +15,7 @@ import numpy as np
 from backend.spectra import desi_wavelength
 
 from . import report as R
+from .hdf5_guard import check_rows, check_storage
 from .records import Record, Skip, SourceInfo, Spectrum
 
 CHUNK_BYTES = 32 * 2**20
@@ -64,7 +65,12 @@ class Hdf5Reader:
         try:
             self.file = h5py.File(path, "r")
         except OSError as exc:
-            raise R.SourceError(f"{path}: not a readable HDF5 file ({exc})") from None
+            raise R.SourceError(f"{path}: not a readable HDF5 file ({exc})", reason=R.CORRUPT_FILE) from None
+        try:
+            check_storage(self.file, path.name)  # before anything resolves a link or reads a dataset
+        except R.SourceError:
+            self.file.close()
+            raise
         self.layout = detect_layout(self.file)
         if self.layout is None:
             keys = ", ".join(list(self.file.keys())[:12])
@@ -73,7 +79,22 @@ class Hdf5Reader:
                 f"{path}: HDF5 layout not recognised (found datasets: {keys}); expected AstroCLIP "
                 "(images, spectra, redshifts, targetids) or Multimodal Universe (object_id with image_array or spectrum_flux)"
             )
-        self.info = self._info(survey)
+        try:
+            self._check_rows()
+            self.info = self._info(survey)
+        except (R.SourceError, TypeError, ValueError, KeyError) as exc:
+            self.file.close()
+            if isinstance(exc, R.SourceError):
+                raise
+            raise R.SourceError(f"{path}: unusable {self.layout} layout ({exc})", reason=R.WRONG_SHAPE) from None
+
+    def _check_rows(self) -> None:
+        """Refuse the file when the rows it declares would not fit the per-row memory bound."""
+        if self.layout == "astroclip":
+            for g in _sections(self.file):
+                check_rows([g.get(k) for k in ASTROCLIP_KEYS], self.name)
+        else:
+            check_rows([d for d in self.file.values() if isinstance(d, h5py.Dataset)], self.name)
 
     # ----------------------------------------------------------------- metadata
     def _info(self, survey: str | None) -> SourceInfo:

@@ -53,4 +53,3 @@ class SourceInfo:
     pixel_scale: float | None = None
     wavelength: np.ndarray | None = None
     description: str = ""
-    positions_authoritative: bool = False  # a catalogue joined by id may set ra/dec of existing objects

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 from backend import schema
 from backend.store import Atlas, utcnow
@@ -23,13 +24,18 @@ NO_POSITION = "no_position"
 UNMATCHED = "unmatched"
 UNSAFE_PATH = "unsafe_path"
 UNSUPPORTED = "unsupported_file"
+UNSAFE_DATASET = "unsafe_dataset"
+TOO_LARGE = "too_large"
+BAD_POSITION = "bad_position"
+TYPE_MISMATCH = "type_mismatch"
 
 
 class SourceError(ValueError):
     """The whole source is unusable (missing, unreadable, unknown format): one clear line for the user."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(" ".join(str(message).split()))
+        self.reason = reason
 
 
 @dataclass
@@ -44,9 +50,13 @@ class IngestReport:
     skipped: int = 0
     skip_counts: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[list[str]]] = field(default_factory=dict)
+    dropped_columns: dict[str, dict] = field(default_factory=dict)
     elapsed_s: float = 0.0
     cancelled: bool = False
+    status: str = "running"  # running | done | cancelled | failed; a killed ingest leaves "running"
+    error: str = ""
     report_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    created_at: str = field(default_factory=lambda: utcnow().isoformat())
 
     def skip(self, where: str, reason: str, detail: str = "") -> None:
         """Record one skipped row or file."""
@@ -55,6 +65,11 @@ class IngestReport:
         shown = self.examples.setdefault(reason, [])
         if len(shown) < EXAMPLES_PER_REASON:
             shown.append([str(where), detail or reason])
+
+    def drop_column(self, column: str, reason: str, detail: str, rows: int) -> None:
+        """Record that a column's values were not written for `rows` rows (the rows themselves were)."""
+        entry = self.dropped_columns.setdefault(column, {"reason": reason, "detail": detail, "rows": 0})
+        entry["rows"] += rows
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (the job result)."""
@@ -70,23 +85,29 @@ class IngestReport:
             lines.append(f"  skipped {n:>6} x {reason}")
             for where, detail in self.examples.get(reason, []):
                 lines.append(f"      {where}: {detail}")
+        for column, entry in self.dropped_columns.items():
+            lines.append(f"  column {column!r} not written for {entry['rows']} row(s) ({entry['reason']}): {entry['detail']}")
+        if self.error:
+            lines.append(f"  stopped: {self.error}")
         return "\n".join(lines)
 
     def save(self, atlas: Atlas) -> None:
-        """Store this report as one row of the `ingest_reports` table."""
-        body = {k: v for k, v in self.to_dict().items() if k not in ("report_id", "source", "kind", "added", "skipped")}
-        atlas.append(
+        """Store this report as one row of the `ingest_reports` table (saving again updates the same row)."""
+        body = {k: v for k, v in self.to_dict().items()
+                if k not in ("report_id", "source", "kind", "added", "skipped", "created_at")}
+        atlas.upsert(
             schema.INGEST_REPORTS,
             [
                 {
                     "report_id": self.report_id,
                     "source": self.source,
                     "kind": self.kind,
-                    "created_at": utcnow(),
+                    "created_at": datetime.fromisoformat(self.created_at),
                     "added": self.added,
                     "skipped": self.skipped,
                     "report": json.dumps(body),
                 }
             ],
+            key="report_id",
             create_schema=schema.INGEST_REPORTS_SCHEMA,
         )

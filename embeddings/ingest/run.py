@@ -18,6 +18,7 @@ from .hdf5 import Hdf5Reader
 from .safety import EXTENSIONS, extension, sniff
 from .writer import ObjectWriter
 
+REPORT_EVERY_S = 10.0  # how often a running ingest refreshes its stored report
 KINDS = ("hdf5", "fits", "images", "spectra", "folder", "catalog")
 
 
@@ -78,7 +79,8 @@ def run_ingest(
 ) -> R.IngestReport:
     """Ingest a file or folder into the atlas (created if absent); returns and stores the report.
 
-    Options: match_radius (arcsec; cross-match onto existing objects), unmatched ('add'|'skip'), bands,
+    Options: match_radius (arcsec; cross-match onto existing objects), unmatched ('add'|'skip'),
+    update_positions (overwrite ra/dec of existing objects; default keeps them), bands,
     pixel_scale, id_column, ra_column, dec_column, labels, batch_rows, on_progress(fraction, message), cancelled().
     """
     started = time.perf_counter()
@@ -91,20 +93,28 @@ def run_ingest(
     if kind == "catalog" and options.get("match_radius") is None and reader.id_col is None:
         options["match_radius"] = 1.0  # catalogues without ids are cross-matched on the sky by default
     atlas = open_atlas(atlas_uri, create=True)
+    atlas.verify()  # a damaged atlas stops here, before anything is written
     report = R.IngestReport(source=str(path), kind=info.kind, survey=info.survey)
+    report.save(atlas)  # a killed ingest still leaves its report, with status "running"
     on_progress: Callable[[float, str], None] | None = options.get("on_progress")
     cancelled: Callable[[], bool] | None = options.get("cancelled")
     bar = tqdm(total=info.total, disable=not progress, unit="obj", desc=f"ingest {path.name}")
     seen = 0
+    last_save = time.monotonic()
 
     def written(_: int) -> None:
+        nonlocal last_save
         if on_progress:
             frac = min(1.0, seen / info.total) if info.total else 0.0
             on_progress(frac, f"{report.added} added, {report.updated} updated, {report.skipped} skipped")
+        if time.monotonic() - last_save > REPORT_EVERY_S:
+            report.save(atlas)
+            last_save = time.monotonic()
 
     writer = ObjectWriter(
         atlas, info, report, source_name=path.name, match_radius=options.get("match_radius"),
         unmatched=options.get("unmatched", "add"), on_written=written,
+        update_positions=bool(options.get("update_positions", False)),
         batch_rows=int(options.get("batch_rows", 5000 if kind == "catalog" else 256)),
     )
     try:
@@ -116,8 +126,14 @@ def run_ingest(
             seen += 1
             bar.update(1)
         writer.close()
+    except BaseException as exc:
+        report.status, report.error = "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        report.elapsed_s = round(time.perf_counter() - started, 3)
+        report.save(atlas)
+        raise
     finally:
         bar.close()
+    report.status = "cancelled" if report.cancelled else "done"
     report.elapsed_s = round(time.perf_counter() - started, 3)
     report.save(atlas)
     return report

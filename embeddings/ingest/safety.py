@@ -7,6 +7,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .hdf5_guard import check_upload
+from .report import SourceError
+
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 FITS_MAGIC = b"SIMPLE  ="
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -104,6 +107,11 @@ def validate_upload(name: str, data: bytes, max_bytes: int) -> tuple[str, str]:
     }[kind]
     if not ok:
         raise UploadError(f"{safe}: content does not look like a {kind.upper()} file")
+    if kind == "hdf5":
+        try:
+            check_upload(data, safe)
+        except SourceError as exc:
+            raise UploadError(str(exc)) from None
     return safe, kind
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backend import schema
 from backend.imaging import thumbnail_png
@@ -20,6 +21,7 @@ from backend.store import Atlas, sql_list, with_retry
 
 from . import report as R
 from .crossmatch import SkyMatcher
+from .positions import position_problem
 from .records import Record, Skip, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,14 @@ def _list_array(values: list[np.ndarray | None], dtype: pa.DataType) -> pa.Array
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(data), mask=mask)
 
 
+def _label_array(values: list[Any]) -> pa.Array:
+    """A label column; values of mixed types (numbers and text in one column) become text."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows sharing one key set -> an arrow table with the core columns typed as the schema says."""
     names, arrays = [], []
@@ -79,8 +89,33 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
         if kind in (_LIST_F32, pa.list_(pa.int32())):
             arrays.append(_list_array(values, kind))
         else:
-            arrays.append(pa.array(values, type=kind) if kind is not None else pa.array(values))
+            arrays.append(pa.array(values, type=kind) if kind is not None else _label_array(values))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def conform_labels(table: pa.Table, stored: pa.Schema | None) -> tuple[pa.Table, dict[str, str]]:
+    """Cast label columns to the types the atlas stores when that loses nothing; drop the others.
+
+    Returns the table to write and, per dropped column, why (e.g. text in a column stored as float).
+    """
+    if stored is None:
+        return table, {}
+    dropped: dict[str, str] = {}
+    for name in table.column_names:
+        if name in _TYPES or name not in stored.names:
+            continue
+        col, want = table.column(name), stored.field(name).type
+        if col.type == want or pa.types.is_null(col.type):
+            continue
+        try:
+            cast = pc.cast(col, want, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            example = next((v for v in col.to_pylist() if v is not None), None)
+            dropped[name] = f"stored as {want}, source has {col.type} values like {str(example)[:40]!r}"
+            table = table.drop_columns([name])
+            continue
+        table = table.set_column(table.column_names.index(name), name, cast)
+    return table, dropped
 
 
 class ObjectWriter:
@@ -98,12 +133,14 @@ class ObjectWriter:
         batch_rows: int = 256,
         batch_bytes: int = 24 * 2**20,
         on_written: Callable[[int], None] | None = None,
+        update_positions: bool = False,
     ) -> None:
         if unmatched not in ("add", "skip"):
             raise R.SourceError(f"unmatched must be 'add' or 'skip', not {unmatched!r}")
         self.atlas, self.info, self.report = atlas, info, report
         self.source_name = source_name
         self.unmatched = unmatched
+        self.update_positions = update_positions  # existing objects keep their ra/dec unless asked
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
         self.pending_bytes = 0
         self.pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
@@ -144,6 +181,12 @@ class ObjectWriter:
         if isinstance(item, Skip):
             self.report.skip(item.where, item.reason, item.detail)
             return
+        problem = position_problem(item.ra, item.dec)
+        if problem:
+            self.report.skip(item.where, R.BAD_POSITION, problem)
+            return
+        if item.ra == 360.0:
+            item.ra = 0.0
         self.pending.append(item)
         self.pending_bytes += _nbytes(item)
         if len(self.pending) >= self.batch_rows or self.pending_bytes >= self.batch_bytes:
@@ -156,14 +199,13 @@ class ObjectWriter:
             return
         existing = self._existing([r.object_id for r in records])
         ids = [r.object_id for r in records]
-        by_sky = [False] * len(records)
         todo = [k for k, r in enumerate(records) if r.object_id not in existing]
         if self.matcher is not None and todo:
             for k, hit in zip(todo, self._match([records[k] for k in todo]), strict=True):
                 if hit is not None:
-                    ids[k], existing[hit[0]], by_sky[k] = hit[0], hit[1], True
+                    ids[k], existing[hit[0]] = hit[0], hit[1]
         rows: list[dict[str, Any]] = []
-        for rec, oid, sky in zip(records, ids, by_sky, strict=True):
+        for rec, oid in zip(records, ids, strict=True):
             if oid in self.seen:
                 first = self.seen[oid]
                 what = f"same object as {first}" if oid == rec.object_id else f"matches {oid}, already matched by {first}"
@@ -173,7 +215,7 @@ class ObjectWriter:
                 self.report.skip(rec.where, R.UNMATCHED, "no atlas object with this id or within the match radius")
                 continue
             survey = existing.get(oid) or self.info.survey
-            row = self._row(rec, oid, survey, is_new=oid not in existing, set_position=not sky)
+            row = self._row(rec, oid, survey, is_new=oid not in existing)
             if row is None:
                 continue
             self.seen[oid] = rec.where
@@ -229,11 +271,11 @@ class ObjectWriter:
         frame = found.limit(len(uniq) + 1).to_pandas()
         return {str(o): (s if isinstance(s, str) else "") for o, s in zip(frame["object_id"], frame["survey"], strict=True)}
 
-    def _row(self, rec: Record, oid: str, survey: str, *, is_new: bool, set_position: bool) -> dict[str, Any] | None:
+    def _row(self, rec: Record, oid: str, survey: str, *, is_new: bool) -> dict[str, Any] | None:
         row: dict[str, Any] = {"object_id": oid}
         if is_new:
             row.update(survey=survey, split=split_for(oid), source=self.source_name)
-        if is_new or (set_position and self.info.positions_authoritative and rec.ra is not None):
+        if is_new or (self.update_positions and rec.ra is not None):
             row.update(ra=_num(rec.ra), dec=_num(rec.dec))
         if rec.redshift is not None and np.isfinite(rec.redshift):
             row["redshift"] = float(rec.redshift)
@@ -319,8 +361,12 @@ class ObjectWriter:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(tuple(row), []).append(row)
+        stored = self.atlas.table(schema.OBJECTS).schema if self.atlas.has_table(schema.OBJECTS) else None
         for group in groups.values():
-            self.atlas.upsert(schema.OBJECTS, rows_to_table(group), batch_rows=max(len(group), 1))
+            table, dropped = conform_labels(rows_to_table(group), stored)
+            for name, why in dropped.items():
+                self.report.drop_column(name, R.TYPE_MISMATCH, why, len(group))
+            self.atlas.upsert(schema.OBJECTS, table, batch_rows=max(len(group), 1))
         n_upd = sum(1 for r in rows if r["object_id"] in existing)
         return len(rows) - n_upd, n_upd
 
