@@ -349,9 +349,9 @@ class Atlas:
     def get_objects(self, object_ids: Iterable[str], columns: Iterable[str] | None = None) -> pd.DataFrame:
         """Rows for the given ids, in the order given (missing ids are dropped)."""
         ids = list(object_ids)
-        if not ids:
-            return pd.DataFrame(columns=list(columns or ["object_id"]))
         cols = None if columns is None else list(dict.fromkeys(["object_id", *columns]))
+        if not ids:  # an empty result still has its columns, so callers can merge and filter on it
+            return pd.DataFrame(columns=cols or ["object_id"])
         frame = self.objects(cols, where=f"object_id IN ({sql_list(ids)})")
         order = {oid: i for i, oid in enumerate(ids)}
         frame = frame.assign(_o=frame["object_id"].map(order)).sort_values("_o").drop(columns="_o")

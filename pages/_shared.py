@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,12 @@ from backend.store import Atlas, AtlasError, open_atlas
 from pages import _state
 
 LIGHT_COLUMNS = ("object_id", "survey", "ra", "dec", "redshift", "split", "source")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:=^])")
+
+
+def md_escape(value: object) -> str:
+    """Data for a Markdown-rendering element (title, caption, label): every Markdown character escaped, one line."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
 
 
 def cli_atlas() -> str | None:
@@ -78,7 +85,7 @@ def get_atlas() -> Atlas:
     try:
         return _open(uri)
     except AtlasError as exc:
-        st.error(f"Cannot open the atlas at `{uri}`.\n\n{exc}")
+        st.error(f"Cannot open the atlas at {md_escape(uri)}.\n\n{md_escape(exc)}")
         st.markdown("Build the demo atlas there with:")
         st.code(build_command(uri), language="bash")
         st.markdown("or pick another atlas folder in the sidebar.")
@@ -130,7 +137,7 @@ def thumbnail_grid(
     columns: int = 6,
     empty: str | None = "Nothing to show.",
 ) -> None:
-    """Thumbnails in rows of `columns`, each with its caption and the page's buttons (`actions(row)`)."""
+    """Thumbnails in rows of `columns`, each with its caption (plain text) and the page's buttons (`actions(row)`)."""
     if frame.empty:
         if empty:
             st.info(empty)
@@ -142,7 +149,7 @@ def thumbnail_grid(
                 thumb = row.get("thumbnail")
                 if isinstance(thumb, bytes | bytearray) and thumb:
                     st.image(bytes(thumb), width="stretch")
-                st.caption(label(row))
+                st.caption(md_escape(label(row)))
                 actions(row)
 
 
@@ -162,7 +169,7 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
 
     undo: list[tuple[str, str, str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
     current = tags.tags_of(atlas, object_id)
-    st.markdown("**Tags:** " + (" ".join(f"`{t}`" for t in current) if current else "none"))
+    st.markdown("**Tags:** " + (" · ".join(md_escape(t) for t in current) if current else "none"))
     cols = st.columns(len(TAG_BUTTONS) + 1)
     for col, (label, tag) in zip(cols, TAG_BUTTONS.items(), strict=False):
         if col.button(label, key=f"{key}_tag_{label}", width="stretch", type="primary" if tag in current else "secondary"):

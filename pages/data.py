@@ -9,7 +9,7 @@ import streamlit as st
 
 from backend import jobs
 from pages import _state
-from pages._shared import get_atlas, light_objects
+from pages._shared import get_atlas, light_objects, md_escape
 
 MAX_UPLOAD_MB = 200  # matches server.maxUploadSize in .streamlit/config.toml
 
@@ -44,7 +44,7 @@ if atlas.count("ingest_reports"):
     reports = atlas.table("ingest_reports").to_pandas().sort_values("created_at", ascending=False)
     st.dataframe(reports[["created_at", "source", "kind", "added", "skipped"]], hide_index=True)
     for _, rep in reports.head(5).iterrows():
-        with st.expander(f"{rep['source']} — {rep['added']} added, {rep['skipped']} skipped"):
+        with st.expander(md_escape(f"{Path(rep['source']).name} — {rep['added']} added, {rep['skipped']} skipped")):
             st.json(json.loads(rep["report"] or "{}"))
 else:
     st.caption("No ingest report yet.")
@@ -61,17 +61,18 @@ if upload is not None:
     try:
         safe_name, kind = validate_upload(upload.name, data, MAX_UPLOAD_MB * 1024 * 1024)
     except ValueError as exc:
-        st.error(f"{upload.name}: {exc}")
+        st.error(md_escape(exc))
     else:
         uploads = (Path(atlas.uri) / "uploads").resolve()
         target = (uploads / safe_name).resolve()
         if target.parent != uploads:
-            st.error(f"{upload.name}: refusing a name that leaves the uploads folder.")
+            st.error(f"{md_escape(upload.name)}: refusing a name that leaves the uploads folder.")
         else:
             st.write(f"`{safe_name}` ({kind}, {len(data) / 1e6:.2f} MB) is valid.")
             if st.button("Ingest into this atlas", type="primary", key="ingest_go"):
-                uploads.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                from embeddings.ingest.safety import store_upload
+
+                target = store_upload(uploads, safe_name, data)  # never overwrites an earlier upload of the same name
                 job_id = jobs.submit(atlas, "ingest", {"source": str(target)})
                 st.session_state[_state.INGEST_JOB] = job_id
                 st.success(f"Ingest job {job_id} started; follow it on the Jobs page.")

@@ -12,7 +12,7 @@ from backend.imaging import png_bytes, rgb_composite
 from backend.spectra import lines_in_range, smooth_spectrum
 from backend.store import AtlasError
 from pages import _state
-from pages._shared import get_atlas, light_objects, open_galaxy, tag_bar, thumbnail_grid
+from pages._shared import get_atlas, light_objects, md_escape, open_galaxy, tag_bar, thumbnail_grid
 
 atlas = get_atlas()
 catalogue = light_objects(atlas)
@@ -25,7 +25,7 @@ def current_object() -> str:
     """The object from `?object=ID`, else the last one opened, else the first in the atlas."""
     wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID) or str(catalogue["object_id"].iloc[0])
     if wanted not in set(catalogue["object_id"]):
-        st.warning(f"No object `{wanted}` in this atlas; showing the first one instead.")
+        st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
         wanted = str(catalogue["object_id"].iloc[0])
     st.query_params["object"] = wanted
     st.session_state[_state.OBJECT_ID] = wanted
@@ -48,7 +48,7 @@ with st.sidebar:
 row = atlas.get_objects([object_id]).iloc[0]
 survey = row.get("survey")
 survey_meta = atlas.surveys().get(survey, {})
-st.title(f"Galaxy {object_id}")
+st.title(f"Galaxy {md_escape(object_id)}")
 tag_bar(atlas, object_id, key="galaxy")
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -97,11 +97,12 @@ with left:
     if image is not None and len(image):
         bands = tuple(survey_meta.get("bands", []))
         png = composite_png(np.asarray(image), tuple(int(s) for s in row["image_shape"]), bands)
-        st.image(png, caption=f"{survey} {''.join(bands)} composite")
+        st.image(png, caption=md_escape(f"{survey} {''.join(bands)} composite"))
     else:
         st.caption("No cutout for this object.")
-    meta = {k: row[k] for k in catalogue.columns if k in row.index}
-    st.markdown("\n".join(["| | |", "|---|---|", *(f"| {k} | {_fmt(v)} |" for k, v in meta.items())]))
+    meta = pd.DataFrame({"column": [k for k in catalogue.columns if k in row.index]})
+    meta["value"] = [_fmt(row[k]) for k in meta["column"]]
+    st.dataframe(meta, hide_index=True, width="stretch", key="metadata")  # data as data: never Markdown
 
 
 with middle:
@@ -154,11 +155,11 @@ try:
         exclude_same_source_arcsec=float(same_source) or None,
     )
 except AtlasError as exc:  # a bad filter or a missing vector is the user's to fix, not a traceback
-    st.error(f"Neighbour search failed: {exc}")
+    st.error(f"Neighbour search failed: {md_escape(exc)}")
     st.stop()
 
 query = space if isinstance(space, str) else " + ".join(space)
-st.caption(f"{direction}: query `{query}` against `{target}`, {len(found)} neighbours.")
+st.caption(md_escape(f"{direction}: query {query} against {target}, {len(found)} neighbours."))
 if target.endswith("__spectrum") and wave is not None and len(found):
     rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
     fig = go.Figure()
@@ -189,4 +190,5 @@ def neighbour_actions(n: pd.Series) -> None:
         show(str(n["object_id"]))
 
 
-thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions, empty=None)
+thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
+               empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")

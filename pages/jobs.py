@@ -10,7 +10,7 @@ import streamlit as st
 from backend import jobs
 from backend.store import AtlasError
 from pages import _state
-from pages._shared import get_atlas
+from pages._shared import get_atlas, md_escape
 
 atlas = get_atlas()
 st.title("Jobs")
@@ -68,7 +68,7 @@ def live_jobs() -> None:
         except AtlasError:
             continue
         st.markdown(f"**{job['kind']}** `{job['job_id']}` — {job['status']}")
-        st.progress(float(job["progress"] or 0.0), text=job.get("message") or "")
+        st.progress(float(job["progress"] or 0.0), text=md_escape(job.get("message") or ""))
         if st.button("Cancel", key=f"cancel_{job['job_id']}"):
             jobs.cancel(atlas, job["job_id"])
             st.toast(f"Cancelling {job['job_id']}")
@@ -78,7 +78,7 @@ def live_jobs() -> None:
     if followed and followed not in set(active.get("job_id", [])):
         try:
             done = jobs.get_job(atlas, followed)
-            st.info(f"Job {followed}: {done['status']} — {done.get('message') or ''}")
+            st.info(f"Job {followed}: {done['status']} — {md_escape(done.get('message') or '')}")
         except AtlasError:
             pass
     st.subheader("History")

@@ -9,7 +9,7 @@ import streamlit as st
 from backend import jobs, probes
 from backend.store import AtlasError
 from pages import _state
-from pages._shared import get_atlas, spaces_or_stop
+from pages._shared import get_atlas, md_escape, spaces_or_stop
 
 atlas = get_atlas()
 st.title("Probes")
@@ -37,7 +37,7 @@ def probe_progress() -> None:
     except AtlasError:
         return
     st.markdown(f"Probe job `{job_id}`: **{job['status']}**")
-    st.progress(float(job["progress"] or 0.0), text=job.get("message") or "")
+    st.progress(float(job["progress"] or 0.0), text=md_escape(job.get("message") or ""))
     if job["status"] == "done" and job.get("result"):
         st.session_state[_state.PROBE_SHOWN] = job["result"]["probe_id"]
         if st.session_state.get(_state.PROBE_REFRESHED) != job_id:  # one full rerun so the results below show it
@@ -60,8 +60,8 @@ shown = st.session_state.get(_state.PROBE_SHOWN)
 probe_id = st.selectbox("Probe", ids, index=ids.index(shown) if shown in ids else 0, key="probe_pick")
 info = saved.set_index("probe_id").loc[probe_id]
 metrics = info["metrics"]
-st.caption(f"{info['method']} probe of `{info['target']}` on `{info['space']}` ({info['task']}), "
-           f"{metrics.get('n_train', '?')} train / {metrics.get('n_test', '?')} held-out objects.")
+st.caption(md_escape(f"{info['method']} probe of {info['target']} on {info['space']} ({info['task']}), "
+                     f"{metrics.get('n_train', '?')} train / {metrics.get('n_test', '?')} held-out objects."))
 scalars = {k: v for k, v in metrics.items() if isinstance(v, float)}
 for col, (name, value) in zip(st.columns(max(1, len(scalars))), scalars.items(), strict=False):
     col.metric(name, f"{value:.3f}")

@@ -11,7 +11,16 @@ import streamlit as st
 from backend import active, anomaly, rare, tags
 from backend.store import AtlasError
 from pages import _state
-from pages._shared import TAG_BUTTONS, get_atlas, open_button, spaces_or_stop, tag_bar, thumbnail_grid, undo_button
+from pages._shared import (
+    TAG_BUTTONS,
+    get_atlas,
+    md_escape,
+    open_button,
+    spaces_or_stop,
+    tag_bar,
+    thumbnail_grid,
+    undo_button,
+)
 
 atlas = get_atlas()
 st.title("Rare objects")
@@ -21,7 +30,7 @@ space = st.selectbox("Space", spaces, index=default, key="rare_space")
 
 if st.session_state.get(_state.RARE_FOCUS):
     focus = st.session_state[_state.RARE_FOCUS]
-    st.markdown(f"Tagging **{focus}**")
+    st.markdown(f"Tagging **{md_escape(focus)}**")
     tag_bar(atlas, focus, key="rare")
 
 
@@ -50,7 +59,7 @@ def vote(oid: str, button: str) -> None:
     """Tag an object with a quick vote (undoable)."""
     tags.add_tag(atlas, oid, TAG_BUTTONS[button])
     st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", oid, TAG_BUTTONS[button]))
-    st.toast(f"{oid}: {button}")
+    st.toast(md_escape(f"{oid}: {button}"))
 
 
 clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"])

@@ -78,3 +78,12 @@ def test_ingest_runs_through_the_shared_job_runner(tmp_path, atlas):
     bad = jobs.submit(atlas, "ingest", {"source": str(tmp_path / "missing.h5")}, detach=False)
     failed = jobs.get_job(atlas, bad)
     assert failed["status"] == "failed" and "missing.h5: no such file or folder" in failed["message"]
+
+
+def test_uploads_with_the_same_name_do_not_overwrite_each_other(tmp_path):
+    from embeddings.ingest.safety import store_upload
+
+    first = store_upload(tmp_path / "uploads", "cat.csv", b"a,b\n1,2\n")
+    second = store_upload(tmp_path / "uploads", "cat.csv", b"a,b\n3,4\n")
+    assert first != second and first.name.endswith("_cat.csv") and first.parent == second.parent
+    assert (first.read_bytes(), second.read_bytes()) == (b"a,b\n1,2\n", b"a,b\n3,4\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +114,19 @@ def validate_upload(name: str, data: bytes, max_bytes: int) -> tuple[str, str]:
         except SourceError as exc:
             raise UploadError(str(exc)) from None
     return safe, kind
+
+
+def store_upload(folder: Path, safe_name: str, data: bytes) -> Path:
+    """Write an upload into `folder` under a new name (`<8 hex>_<safe name>`), never over an earlier upload."""
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        target = folder / f"{uuid.uuid4().hex[:8]}_{safe_name}"
+        try:
+            with target.open("xb") as handle:
+                handle.write(data)
+            return target
+        except FileExistsError:
+            continue
 
 
 def within(folder: Path, path: Path) -> bool:
