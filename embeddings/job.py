@@ -23,7 +23,7 @@ from backend.spaces import SpaceInfo, register_space, write_vectors
 from backend.store import Atlas, open_atlas
 from embeddings.data import PageDataset, page_loader, plan_pages, survey_contexts
 from embeddings.encoders.base import Encoder
-from embeddings.encoders.registry import available_encoders, get_encoder
+from embeddings.encoders.registry import find_encoder, get_encoder
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,6 @@ def resolve_device(device: str = "auto") -> str:
 def default_workers(device: str) -> int:
     """DataLoader workers: several on GPU, none on CPU (the model needs every core)."""
     return min(8, os.cpu_count() or 1) if device.startswith("cuda") else 0
-
-
-def resolve_encoder_name(name: str, modality: str | None) -> str:
-    """Accept `--encoder NAME --modality M` for a family registered as `NAME-M` (e.g. arp-pair + image)."""
-    specs = available_encoders()
-    if name in specs:
-        if modality and specs[name].modality != modality:
-            raise ValueError(f"encoder {name!r} embeds {specs[name].modality}, not {modality}")
-        return name
-    if modality and f"{name}-{modality}" in specs:
-        return f"{name}-{modality}"
-    raise KeyError(f"unknown encoder {name!r}; available: {', '.join(specs)}")
 
 
 def _autocast(device: str, precision: str):
@@ -137,7 +125,7 @@ def run_embedding(
     atlas = atlas_uri if isinstance(atlas_uri, Atlas) else open_atlas(atlas_uri)
     device = resolve_device(device)
     if encoder is None:
-        name = resolve_encoder_name(encoder_name, modality)
+        name = find_encoder(encoder_name, modality).name
         encoder = get_encoder(name, **({"checkpoint": checkpoint} if checkpoint else {}))
     encoder.to(device)
     info = SpaceInfo(encoder.name, encoder.modality, int(encoder.dim), encoder.weights_revision,

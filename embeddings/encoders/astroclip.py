@@ -12,7 +12,7 @@ from backend.spectra import desi_wavelength
 from embeddings.encoders.base import SurveyContext
 from embeddings.encoders.imageprep import LEGACY_PIXEL_SCALE, fit_field, regrid_spectrum, survey_grz, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
-from embeddings.encoders.registry import register_encoder
+from embeddings.encoders.registry import WeightsConfig, register_encoder
 from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_weights
 from embeddings.models.astroclip_model import (
     build_image_tower,
@@ -102,8 +102,8 @@ def load_astroclip(checkpoint=None, tower: str = "image", **kw) -> TorchEncoder:
 
 
 @register_encoder(
-    "astroclip-image", modality="image", description="AstroCLIP image tower (ViT-L/12 AstroDINO + cross-attention), 1024-d, aligned with astroclip-spectrum",
-    default_source=f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}",
+    "astroclip", modality="image", weights=WeightsConfig(f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}", dim=1024),
+    description="AstroCLIP image tower (ViT-L/12 AstroDINO + cross-attention), aligned with astroclip-spectrum",
 )
 def astroclip_image(checkpoint: str | None = None, vit_heads: int | None = None) -> TorchEncoder:
     """AstroCLIP image tower from polymathic-ai/astroclip `astroclip.ckpt` (or `checkpoint=PATH`)."""
@@ -111,8 +111,8 @@ def astroclip_image(checkpoint: str | None = None, vit_heads: int | None = None)
 
 
 @register_encoder(
-    "astroclip-spectrum", modality="spectrum", description="AstroCLIP spectrum tower (SpecFormer + cross-attention), 1024-d, aligned with astroclip-image",
-    default_source=f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}",
+    "astroclip", modality="spectrum", weights=WeightsConfig(f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}", dim=1024),
+    description="AstroCLIP spectrum tower (SpecFormer + cross-attention), aligned with astroclip-image",
 )
 def astroclip_spectrum(checkpoint: str | None = None, flux_scale: float = 1.0, spec_heads: int | None = None) -> TorchEncoder:
     """AstroCLIP spectrum tower from `astroclip.ckpt`; `flux_scale` converts atlas flux to 1e-17 erg/s/cm2/A."""
@@ -146,8 +146,8 @@ def astrodino_backbone_state(ckpt: dict) -> tuple[dict, list[str]]:
 
 
 @register_encoder(
-    "astrodino-image", modality="image", description="AstroDINO ViT-L/12 image backbone alone (CLS token), 1024-d",
-    default_source=f"hf://{ASTRODINO_REPO}/{ASTRODINO_FILE}",
+    "astrodino", modality="image", weights=WeightsConfig(f"hf://{ASTRODINO_REPO}/{ASTRODINO_FILE}", dim=1024),
+    description="AstroDINO ViT-L/12 image backbone alone (CLS token)",
 )
 def astrodino_image(checkpoint: str | None = None, num_heads: int | None = None) -> TorchEncoder:
     """AstroDINO from polymathic-ai/astrodino `astrodino.ckpt` (strict on the backbone; DINO heads skipped)."""
@@ -174,8 +174,8 @@ class SpecFormerEncoder(TorchEncoder):
 
 
 @register_encoder(
-    "specformer-spectrum", modality="spectrum", description="AstroCLIP's SpecFormer spectrum backbone alone (mean token), 768-d",
-    default_source=f"hf://{SPECFORMER_REPO}/{SPECFORMER_FILE}",
+    "specformer", modality="spectrum", weights=WeightsConfig(f"hf://{SPECFORMER_REPO}/{SPECFORMER_FILE}", dim=768),
+    description="AstroCLIP's SpecFormer spectrum backbone alone (mean token)",
 )
 def specformer_spectrum(checkpoint: str | None = None) -> TorchEncoder:
     """SpecFormer from polymathic-ai/specformer `specformer.ckpt` (strict)."""

@@ -15,7 +15,7 @@ import torch
 from embeddings.encoders.base import SurveyContext
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
-from embeddings.encoders.registry import register_encoder
+from embeddings.encoders.registry import WeightsConfig, register_encoder
 from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_weights
 from embeddings.models.astroclip_model import load_strict
 from embeddings.models.astropt_gpt import AstroPT, GPTConfig, Modality, spiral_order
@@ -99,8 +99,8 @@ class AstroPTEncoder(TorchEncoder):
 
 
 @register_encoder(
-    "astropt", modality="image", description="AstroPT v2.0 GPT over spiral-ordered 16x16 patches (095M default, 768-d)",
-    default_source=f"hf://{ASTROPT_REPO}/astropt/{DEFAULT_SIZE}/ckpt.pt",
+    "astropt", name="astropt", modality="image", weights=WeightsConfig(f"hf://{ASTROPT_REPO}/astropt/{DEFAULT_SIZE}/ckpt.pt", dim=768),
+    description="AstroPT v2.0 GPT over spiral-ordered 16x16 patches (095M default)",
 )
 def astropt(checkpoint: str | None = None, size: str = DEFAULT_SIZE, image_size: int = IMAGE_SIZE) -> AstroPTEncoder:
     """AstroPT from Smith42/astroPT_v2.0 `astropt/<size>/ckpt.pt` (or `checkpoint=PATH`), loaded strictly."""

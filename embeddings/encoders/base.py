@@ -25,7 +25,8 @@ class Encoder(ABC):
     a batch of preprocessed tensors on `self.device`.
     """
 
-    name: str  # registry name, also the `<encoder>` part of the vectors table
+    name: str  # registry name (or a variant of it), also the `<encoder>` part of the vectors table
+    family: str = ""  # registry family (stamped by `register_encoder`)
     modality: str  # "image" | "spectrum" | "text"
     dim: int
     weights_revision: str  # hub revision, file sha256 prefix, or "random-init"

@@ -15,7 +15,7 @@ import numpy as np
 
 from embeddings.builtin import preprocess as pp
 from embeddings.encoders.base import Encoder, SurveyContext
-from embeddings.encoders.registry import register_encoder
+from embeddings.encoders.registry import WeightsConfig, register_encoder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "arp_pair.safetensors"
@@ -84,8 +84,10 @@ class ArpPairEncoder(Encoder):
     aligned_group = ALIGNED_GROUP
     preprocess_version = pp.PREPROCESS_VERSION
 
+    family = ALIGNED_GROUP
+
     def __init__(self, modality: str, model, stats: pp.PreprocessStats, weights_revision: str) -> None:
-        self.name = f"arp-pair-{modality}"
+        self.name = f"{self.family}-{modality}"
         self.modality = modality
         self.tower = model.image if modality == "image" else model.spectrum
         self.tower.eval()
@@ -125,11 +127,14 @@ def _build(modality: str, checkpoint: str | None, random_init: bool) -> ArpPairE
     return ArpPairEncoder(modality, model, stats, revision)
 
 
+PAIR_WEIGHTS = WeightsConfig(source="embeddings/weights/arp_pair.safetensors", dim=128)
+
+
 @register_encoder(
-    "arp-pair-image",
+    "arp-pair",
     modality="image",
-    description="Arp's builtin image CNN (g,r,z 48 px), contrastively aligned with arp-pair-spectrum; 128-d.",
-    default_source="embeddings/weights/arp_pair.safetensors",
+    weights=PAIR_WEIGHTS,
+    description="Arp's builtin image CNN (g,r,z 48 px), contrastively aligned with arp-pair-spectrum.",
 )
 def arp_pair_image(checkpoint: str | None = None, random_init: bool = False) -> ArpPairEncoder:
     """Builtin image tower (weights shipped in the repo)."""
@@ -137,10 +142,10 @@ def arp_pair_image(checkpoint: str | None = None, random_init: bool = False) -> 
 
 
 @register_encoder(
-    "arp-pair-spectrum",
+    "arp-pair",
     modality="spectrum",
-    description="Arp's builtin 1-D conv spectrum encoder (DESI grid, 6.4 A bins), aligned with arp-pair-image; 128-d.",
-    default_source="embeddings/weights/arp_pair.safetensors",
+    weights=PAIR_WEIGHTS,
+    description="Arp's builtin 1-D conv spectrum encoder (DESI grid, 6.4 A bins), aligned with arp-pair-image.",
 )
 def arp_pair_spectrum(checkpoint: str | None = None, random_init: bool = False) -> ArpPairEncoder:
     """Builtin spectrum tower (weights shipped in the repo)."""

@@ -12,7 +12,7 @@ import torch
 from embeddings.encoders.base import SurveyContext
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
-from embeddings.encoders.registry import register_encoder
+from embeddings.encoders.registry import WeightsConfig, register_encoder
 from embeddings.encoders.weights import WeightsNotFoundError, resolve_weights
 
 DEFAULT_MODEL, DEFAULT_TAG = "ViT-B-32", "laion2b_s34b_b79k"
@@ -102,8 +102,9 @@ def load_openclip(model: str = DEFAULT_MODEL, pretrained: str | None = None, che
 
 
 @register_encoder(
-    "openclip-image", modality="image", description="open_clip CLIP image tower (ViT-B-32 laion2b default); text search via embed_text",
-    default_source="hf://laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors",
+    "openclip", modality="image",
+    weights=WeightsConfig("hf://laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors", dim=512),
+    description="open_clip CLIP image tower (ViT-B-32 laion2b default); text search via embed_text",
 )
 def openclip_image(checkpoint: str | None = None, model: str = DEFAULT_MODEL, pretrained: str | None = None, model_config: str | None = None) -> OpenClipImageEncoder:
     """open_clip model `model` with weights tag `pretrained` from the hub, or a local `checkpoint` file."""

@@ -16,7 +16,7 @@ import torch
 from embeddings.encoders.base import SurveyContext
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
-from embeddings.encoders.registry import register_encoder
+from embeddings.encoders.registry import WeightsConfig, register_encoder
 from embeddings.encoders.weights import WeightsNotFoundError, resolve_weights
 
 PREPROCESS = "grz-viewerrgb(m=0.03,Q=20)-resize{size}-01{grey}.v1"
@@ -74,8 +74,9 @@ def load_zoobot(variant: str = "convnext_nano", checkpoint: str | None = None, i
 
 
 @register_encoder(
-    "zoobot", modality="image", description="Zoobot Galaxy Zoo encoder (timm; convnext_nano default, 640-d)",
-    default_source="hf://mwalmsley/zoobot-encoder-convnext_nano/model.safetensors",
+    "zoobot", name="zoobot", modality="image",
+    weights=WeightsConfig("hf://mwalmsley/zoobot-encoder-convnext_nano/model.safetensors", dim=640),
+    description="Zoobot Galaxy Zoo encoder (timm; convnext_nano default)",
 )
 def zoobot(checkpoint: str | None = None, variant: str = "convnext_nano", image_size: int = 224) -> ZoobotEncoder:
     """Zoobot encoder `variant` (e.g. convnext_nano, convnext_tiny, efficientnet_b0, greyscale-convnext_nano)."""
