@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from backend import schema
-from backend.config import default_atlas_uri
+from backend.config import default_atlas_uri, is_remote, storage_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,11 +86,12 @@ class Atlas:
     """One atlas: a LanceDB database holding objects, vectors, maps, tags, jobs and probes."""
 
     def __init__(self, uri: str | Path | None = None, *, create: bool = False) -> None:
-        self.uri = str(uri or default_atlas_uri())
-        if "://" not in self.uri:
+        self.uri = str(uri or default_atlas_uri()).rstrip("/")
+        self.remote = is_remote(self.uri)
+        if not self.remote:
             self._check_folder(Path(self.uri), create)
         try:
-            self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0))
+            self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0), storage_options=storage_options(self.uri))
             if not self._exists(schema.META):
                 if not create:
                     raise AtlasNotFoundError(

@@ -94,7 +94,9 @@ class PageDataset:
         if self._ds is None:
             import lance
 
-            self._ds = lance.dataset(self.plan.uri, version=self.plan.version)
+            from backend.config import storage_options
+
+            self._ds = lance.dataset(self.plan.uri, version=self.plan.version, storage_options=storage_options(self.plan.uri))
         return self._ds
 
     def __getstate__(self) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from backend import jobs
+from backend.config import DATA_DIR
 from pages import _state
 from pages._shared import get_atlas, light_objects, md_escape
 
@@ -63,7 +64,7 @@ if upload is not None:
     except ValueError as exc:
         st.error(md_escape(exc))
     else:
-        uploads = (Path(atlas.uri) / "uploads").resolve()
+        uploads = ((DATA_DIR / "uploads") if atlas.remote else Path(atlas.uri) / "uploads").resolve()
         target = (uploads / safe_name).resolve()
         if target.parent != uploads:
             st.error(f"{md_escape(upload.name)}: refusing a name that leaves the uploads folder.")
