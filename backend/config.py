@@ -24,6 +24,28 @@ def default_atlas_uri() -> str:
     return os.environ.get("ARP_ATLAS") or str(DEFAULT_ATLAS)
 
 
+def atlas_roots() -> list[str]:
+    """Where a server reachable from other machines may open atlases: `$ARP_ATLAS_ROOTS` (folders or URI
+    prefixes separated by os.pathsep), else the folder holding the default atlas."""
+    configured = [r for r in os.environ.get("ARP_ATLAS_ROOTS", "").split(os.pathsep) if r.strip()]
+    return configured or [str(Path(default_atlas_uri()).parent) if not is_remote(default_atlas_uri()) else default_atlas_uri()]
+
+
+def atlas_allowed(uri: str, roots: list[str]) -> bool:
+    """Whether an atlas URI lies inside one of `roots` (a folder after resolving links, or a URI prefix)."""
+    for root in roots:
+        if is_remote(root) or is_remote(uri):
+            if is_remote(root) and is_remote(uri) and (uri.rstrip("/") + "/").startswith(root.rstrip("/") + "/"):
+                return True
+            continue
+        try:
+            Path(uri).resolve().relative_to(Path(root).resolve())
+        except (ValueError, OSError):
+            continue
+        return True
+    return False
+
+
 def is_remote(uri: str) -> bool:
     """Whether an atlas URI names object storage (s3://, gs://, az://...) rather than a local folder."""
     return "://" in str(uri) and not str(uri).startswith("file://")

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -88,9 +89,9 @@ class Atlas:
     def __init__(self, uri: str | Path | None = None, *, create: bool = False) -> None:
         self.uri = str(uri or default_atlas_uri()).rstrip("/")
         self.remote = is_remote(self.uri)
-        if not self.remote:
-            self._check_folder(Path(self.uri), create)
         try:
+            if not self.remote:
+                self._check_folder(Path(self.uri), create)
             self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0), storage_options=storage_options(self.uri))
             if not self._exists(schema.META):
                 if not create:
@@ -102,7 +103,7 @@ class Atlas:
             self._check_version()
         except AtlasError:
             raise
-        except Exception as exc:  # lance/object-store errors: missing _versions, bad credentials, unknown scheme
+        except Exception as exc:  # lance/object-store errors (missing _versions, bad credentials), unusable paths
             raise AtlasError(f"atlas {self.uri} cannot be opened ({_one_line(exc)})") from None
 
     # ----------------------------------------------------------------- set-up
@@ -136,7 +137,6 @@ class Atlas:
             except Exception as exc:
                 raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({_one_line(exc)}); "
                                  "restore it from a backup or rebuild the atlas") from None
-
 
     def _initialise(self) -> None:
         for name, tbl_schema in schema.FIXED_TABLES.items():
@@ -384,7 +384,9 @@ def _merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200] or type(exc).__name__
+    """An exception as one short line, without the Rust source locations Lance appends (server paths)."""
+    text = re.sub(r",?\s*\S+\.rs:\d+(:\d+)?", "", " ".join(str(exc).split()))
+    return text[:200] or type(exc).__name__
 
 
 def _sql_str(value: str) -> str:

@@ -11,11 +11,12 @@ from contextvars import ContextVar
 import pandas as pd
 import streamlit as st
 
-from backend.config import default_atlas_uri
+from backend.config import atlas_allowed, atlas_roots, default_atlas_uri
 from backend.store import Atlas, AtlasError, open_atlas
 from pages import _state
 
 LIGHT_COLUMNS = ("object_id", "survey", "ra", "dec", "redshift", "split", "source")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:=^])")
 
 
@@ -78,14 +79,23 @@ def ensure_frame() -> None:
     st.stop()
 
 
+def server_is_local() -> bool:
+    """Whether this Streamlit server listens on the loopback interface only."""
+    return str(st.get_option("server.address") or "") in LOOPBACK
+
+
 def get_atlas() -> Atlas:
     """The open atlas; on a missing or unreadable atlas, say how to build one and stop the page."""
     ensure_frame()
     uri = atlas_uri()
+    if not server_is_local() and not atlas_allowed(uri, atlas_roots()):
+        st.error(f"This server opens only atlases under its configured roots (ARP_ATLAS_ROOTS), not {md_escape(uri)}.")
+        st.stop()
     try:
         return _open(uri)
-    except AtlasError as exc:
-        st.error(f"Cannot open the atlas at {md_escape(uri)}.\n\n{md_escape(exc)}")
+    except Exception as exc:  # noqa: BLE001 - any failure to open is a message, never a traceback
+        detail = str(exc) if isinstance(exc, AtlasError) else f"{type(exc).__name__} while opening it"
+        st.error(f"Cannot open the atlas at {md_escape(uri)}.\n\n{md_escape(detail)}")
         st.markdown("Build the demo atlas there with:")
         st.code(build_command(uri), language="bash")
         st.markdown("or pick another atlas folder in the sidebar.")

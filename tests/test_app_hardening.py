@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from backend.store import open_atlas
@@ -46,3 +49,33 @@ def test_filter_matching_nothing_is_an_empty_grid_with_a_message(hostile_atlas: 
     assert not at.exception, at.exception
     assert not at.error
     assert any("No neighbour matches" in str(i.value) for i in at.info)
+
+
+def test_an_unopenable_atlas_uri_is_a_message_without_server_paths(hostile_atlas: str) -> None:
+    at = page_alone("pages/galaxy.py", "foo://bucket/atlas")
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert "Cannot open the atlas" in error.value and ".rs:" not in error.value and ".cargo" not in error.value
+
+
+@pytest.fixture
+def public_server(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Path:
+    """The app as if bound to all interfaces, with one configured atlas root."""
+    from streamlit import config
+
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    monkeypatch.setenv("ARP_ATLAS_ROOTS", str(roots))
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    yield roots
+    config.set_option("server.address", before)
+
+
+def test_a_public_server_opens_only_atlases_under_its_roots(hostile_atlas: str, public_server: Path) -> None:
+    outside = page_alone("pages/galaxy.py", hostile_atlas, object="obj00002")
+    assert not outside.exception and "configured roots" in outside.error[0].value
+    inside = public_server / "atlas"
+    shutil.copytree(hostile_atlas, inside)
+    at = page_alone("pages/galaxy.py", str(inside), object="obj00002")
+    assert not at.exception and not at.error and at.title
