@@ -167,3 +167,54 @@ def test_damaged_atlases_give_one_clear_error(tmp_path, atlas):
     shutil.rmtree(Path(atlas.uri) / "atlas_meta.lance" / "_versions")
     with pytest.raises(AtlasError, match="cannot be opened"):
         open_atlas(atlas.uri)
+
+
+def test_files_a_folder_ingest_cannot_read_are_reported(tmp_path, atlas):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    hostile.bad_position_cutout(folder / "cut.fits")
+    write_mmu_legacysurvey_h5(folder / "cube.h5", 2, size=16)
+    (folder / "cat.csv").write_text("object_id,ra,dec\na,1,1\n")
+    report = run_ingest(folder, atlas.uri, progress=False)
+    assert report.skip_counts == {"bad_position": 1, "unsupported_file": 2}
+    assert {where for where, _ in report.examples["unsupported_file"]} == {"cube.h5", "cat.csv"}
+
+
+def test_blank_ids_fall_back_to_the_position_or_are_reported(tmp_path, atlas):
+    path = tmp_path / "blank.csv"
+    path.write_text("object_id,ra,dec\n\t,10.0,1.0\n   ,,\n")
+    report = run_ingest(path, atlas.uri, progress=False)
+    assert (report.added, report.skip_counts) == (1, {"no_position": 1})
+    assert list(atlas.objects(["object_id"])["object_id"]) == ["J010.00000+01.00000"]
+
+
+def test_missing_astroclip_redshifts_are_reported(tmp_path, atlas):
+    import h5py
+
+    from embeddings.ingest.samples import write_astroclip_h5
+
+    path = write_astroclip_h5(tmp_path / "a.h5", 6, groups=1)
+    with h5py.File(path, "a") as f:
+        z = f["0/redshifts"][:4]
+        del f["0/redshifts"]
+        f["0/redshifts"] = z
+    report = run_ingest(path, atlas.uri, progress=False)
+    assert report.added == 6 and report.dropped_columns["redshift"]["reason"] == "missing_value"
+    assert report.dropped_columns["redshift"]["rows"] == 2
+    assert atlas.objects(["redshift"])["redshift"].notna().sum() == 4
+
+
+def test_spectrum_fits_without_coadd_names_what_was_expected(tmp_path, atlas):
+    from astropy.io import fits
+
+    path = tmp_path / "spec.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("flux", "E", array=[1.0])],
+                                                                   name="SPECTRUM")]).writeto(path)
+    with pytest.raises(SourceError, match="SDSS COADD.*SPECTRUM"):
+        run_ingest(path, atlas.uri, progress=False)
+
+
+def test_catalogue_upload_without_id_or_position_columns_is_refused():
+    with pytest.raises(UploadError, match="object_id column or ra and dec"):
+        validate_upload("cat.csv", b"name,mag\nm31,3.4\n", 10**6)
+    assert validate_upload("cat.csv", b"RA,Dec,mag\n1,2,3\n", 10**6) == ("cat.csv", "csv")

@@ -83,6 +83,8 @@ class CatalogReader:
         if ra is None or dec is None:
             ra = dec = None
         oid = row.get(self.id_col) if self.id_col else None
+        if isinstance(oid, str) and not oid.strip():
+            oid = None  # a blank or whitespace-only id cell is no id
         if oid is None or (isinstance(oid, float) and np.isnan(oid)):
             if ra is None:
                 return Skip(where, R.NO_POSITION, "no id and no valid ra/dec")

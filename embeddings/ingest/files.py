@@ -32,6 +32,7 @@ class FilesReader:
         self.root = path if path.is_dir() else path.parent
         self.strict = strict  # a single named file: a broken file is a SourceError
         self.unsafe: list[Path] = []
+        self.unsupported: list[Path] = []
         self.singles: list[Path] = []
         self.per_band: dict[str, dict[str, Path]] = {}
         files = [(path, True)] if path.is_file() else list(safe_children(path))
@@ -43,8 +44,11 @@ class FilesReader:
                 self.per_band.setdefault(m["id"], {})[m["band"].lower()] = file
             elif kind in ("fits", "image"):
                 self.singles.append(file)
+            else:
+                self.unsupported.append(file)
         if not (self.singles or self.per_band or self.unsafe):
-            raise R.SourceError(f"{path}: no FITS, PNG or JPEG files found")
+            others = f" (found {', '.join(p.name for p in self.unsupported[:3])}: ingest HDF5 and catalogue files one by one)"
+            raise R.SourceError(f"{path}: no FITS, PNG or JPEG files found{others if self.unsupported else ''}")
         self.info = self._info(path, survey, bands, pixel_scale)
         self._eager = list(self._items()) if strict else None  # one named file: fail before any work starts
 
@@ -67,7 +71,7 @@ class FilesReader:
                 bands = band_sort({b for group in self.per_band.values() for b in group})
         if path.is_file():
             kind = kind.replace("-folder", "").replace("fits-cutouts", "fits-cutout")
-        total = len(self.singles) + len(self.per_band) + len(self.unsafe)
+        total = len(self.singles) + len(self.per_band) + len(self.unsafe) + len(self.unsupported)
         return SourceInfo(kind=kind, survey=survey or default, total=total, bands=bands, pixel_scale=pixel_scale)
 
     def __iter__(self) -> Iterator[Record | Skip]:
@@ -76,6 +80,11 @@ class FilesReader:
     def _items(self) -> Iterator[Record | Skip]:
         for file in self.unsafe:
             yield Skip(file.name, R.UNSAFE_PATH, "symbolic link pointing outside the folder; not followed")
+        for file in self.unsupported:
+            kind = EXTENSIONS.get(extension(file.name))
+            how = f"{kind.upper()} files are ingested one at a time (python -m embeddings ingest FILE)" if kind else \
+                "not a FITS, PNG or JPEG file"
+            yield Skip(file.name, R.UNSUPPORTED, how)
         for file in self.singles:
             yield from self._guard(file.name, lambda file=file: self._single(file))
         for oid, group in sorted(self.per_band.items()):

@@ -129,7 +129,9 @@ def read_cutout(path: Path) -> Cutout:
             if ra is None:
                 ra, dec, _ = _position(hdul[0].header, data.shape)
             return Cutout(data, _header_bands(hdu.header, nplanes), ra, dec, scale)
-    raise FileProblem("no 2-D or 3-D image in any HDU")
+    names = ", ".join(f"{h.name or i}:{type(h).__name__}" for i, h in enumerate(hdul))
+    raise FileProblem(f"no 2-D or 3-D image in any HDU and no spectrum layout this reader knows (SDSS COADD, "
+                      f"DESI FIBERMAP with B/R/Z_FLUX); HDUs: {names}")
 
 
 # ----------------------------------------------------------------- spectra

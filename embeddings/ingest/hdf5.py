@@ -79,9 +79,11 @@ class Hdf5Reader:
                 f"{path}: HDF5 layout not recognised (found datasets: {keys}); expected AstroCLIP "
                 "(images, spectra, redshifts, targetids) or Multimodal Universe (object_id with image_array or spectrum_flux)"
             )
+        self.missing: dict[str, dict] = {}
         try:
             self._check_rows()
             self.info = self._info(survey)
+            self.info.notes = self.missing
         except (R.SourceError, TypeError, ValueError, KeyError) as exc:
             self.file.close()
             if isinstance(exc, R.SourceError):
@@ -93,6 +95,12 @@ class Hdf5Reader:
         if self.layout == "astroclip":
             for g in _sections(self.file):
                 check_rows([g.get(k) for k in ASTROCLIP_KEYS], self.name)
+                z, ids = g.get("redshifts"), g["targetids"]
+                short = len(ids) - (0 if z is None else len(z))
+                if short > 0:
+                    self.missing["redshift"] = {
+                        "reason": R.MISSING_VALUE, "rows": self.missing.get("redshift", {}).get("rows", 0) + short,
+                        "detail": f"{g.name} has {0 if z is None else len(z)} redshifts for {len(ids)} targetids"}
         else:
             check_rows([d for d in self.file.values() if isinstance(d, h5py.Dataset)], self.name)
 
@@ -182,7 +190,7 @@ class Hdf5Reader:
                         yield Skip(where, R.WRONG_SHAPE, f"no spectrum for row {i} (spectra has {len(spectra)} rows)")
                         continue
                     rec.spectrum = Spectrum(flux=np.asarray(spe[k]))  # N x 7781 or N x 7781 x 1
-                if red is not None and k < len(red):
+                if red is not None and k < len(red) and np.isfinite(red[k]):
                     rec.redshift = float(red[k])
                 yield rec
 

@@ -53,3 +53,4 @@ class SourceInfo:
     pixel_scale: float | None = None
     wavelength: np.ndarray | None = None
     description: str = ""
+    notes: dict[str, dict] = field(default_factory=dict)  # column -> reason, detail, rows (values the source lacks)

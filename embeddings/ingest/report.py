@@ -28,6 +28,8 @@ UNSAFE_DATASET = "unsafe_dataset"
 TOO_LARGE = "too_large"
 BAD_POSITION = "bad_position"
 TYPE_MISMATCH = "type_mismatch"
+MISSING_ID = "missing_id"
+MISSING_VALUE = "missing_value"
 
 
 class SourceError(ValueError):

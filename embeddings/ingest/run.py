@@ -95,6 +95,7 @@ def run_ingest(
     atlas = open_atlas(atlas_uri, create=True)
     atlas.verify()  # a damaged atlas stops here, before anything is written
     report = R.IngestReport(source=str(path), kind=info.kind, survey=info.survey)
+    report.dropped_columns.update(info.notes)  # values the source itself lacks (e.g. AstroCLIP redshifts)
     report.save(atlas)  # a killed ingest still leaves its report, with status "running"
     on_progress: Callable[[float, str], None] | None = options.get("on_progress")
     cancelled: Callable[[], bool] | None = options.get("cancelled")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import uuid
@@ -87,6 +89,14 @@ def _looks_like_csv(data: bytes) -> bool:
     return bool(lines) and "," in lines[0]
 
 
+def _csv_has_keys(data: bytes) -> bool:
+    from .catalog import DEC_NAMES, ID_NAMES, RA_NAMES
+
+    header = next(csv.reader(io.StringIO(data[:65536].decode("utf-8", "replace"))), [])
+    names = {h.strip().lower() for h in header}
+    return bool(names & set(ID_NAMES)) or (bool(names & set(RA_NAMES)) and bool(names & set(DEC_NAMES)))
+
+
 def validate_upload(name: str, data: bytes, max_bytes: int) -> tuple[str, str]:
     """Check an uploaded file's size, extension and magic bytes; return (safe file name, kind)."""
     if len(data) > max_bytes:
@@ -113,6 +123,8 @@ def validate_upload(name: str, data: bytes, max_bytes: int) -> tuple[str, str]:
             check_upload(data, safe)
         except SourceError as exc:
             raise UploadError(str(exc)) from None
+    if kind == "csv" and not _csv_has_keys(data):
+        raise UploadError(f"{safe}: a catalogue needs an object_id column or ra and dec columns")
     return safe, kind
 
 

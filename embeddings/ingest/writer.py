@@ -181,6 +181,9 @@ class ObjectWriter:
         if isinstance(item, Skip):
             self.report.skip(item.where, item.reason, item.detail)
             return
+        if not str(item.object_id).strip():
+            self.report.skip(item.where, R.MISSING_ID, "empty or whitespace-only object id")
+            return
         problem = position_problem(item.ra, item.dec)
         if problem:
             self.report.skip(item.where, R.BAD_POSITION, problem)
