@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import hostile
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ from backend.store import AtlasError, open_atlas
 from embeddings.ingest import SourceError, UploadError, run_ingest, validate_upload
 from embeddings.ingest.crossmatch import SkyMatcher
 from embeddings.ingest.samples import write_mmu_legacysurvey_h5
+from tests import hostile
 
 
 def _reports(atlas) -> list[dict]:
