@@ -46,6 +46,13 @@ def meta_key(space: str) -> str:
     return f"index:{space}"
 
 
+def index_is_current(atlas: Atlas, space: str) -> bool:
+    """Whether the space's index was built over exactly the rows its table holds now (not missing, not stale)."""
+    built = atlas.get_meta(meta_key(space))
+    encoder, modality = schema.parse_space(space)
+    return bool(built) and built.get("rows") == atlas.count(schema.vectors_table(encoder, modality))
+
+
 def _divisor_near(dim: int, target: int) -> int:
     """The divisor of `dim` closest to `target` (PQ sub-vectors must split the dimension evenly)."""
     divisors = [d for d in range(1, dim + 1) if dim % d == 0]

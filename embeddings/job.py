@@ -212,8 +212,9 @@ def run_embedding(
         "forward_batch": forward.chunk,
         "oom_events": forward.oom_events,
     }
-    if status == "done" and written and index:
-        from backend.index import build_index, measure_recall
+    from backend.index import build_index, index_is_current, measure_recall
+
+    if status == "done" and index and (written or not index_is_current(atlas, info.name)):  # also after a kill -9
 
         if on_progress is not None:
             on_progress(0.97, "building the ANN index")

@@ -201,3 +201,18 @@ def test_embed_job_through_the_shared_job_runner(tmp_path):
     job = get_job(atlas, job_id)
     assert job["status"] == "done" and job["progress"] == 1.0, job["message"]
     assert job["result"]["embedded"] == 90 and atlas.count(IMAGE_TABLE) == 90
+
+
+def test_rerun_builds_an_index_that_a_kill_left_missing_or_stale(tmp_path):
+    atlas = synthetic_atlas(tmp_path / "a", 60, spectra=False)
+    # vectors written, then killed before the index build: the same state as index=False
+    run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False, index=False)
+    assert atlas.get_meta("index:arp-pair-image__image") is None
+    again = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
+    assert again["embedded"] == 0 and again["index"]["rows"] == 60
+    assert atlas.get_meta("index:arp-pair-image__image")["rows"] == 60
+    atlas.set_meta("index:arp-pair-image__image", {**again["index"], "rows": 40})  # built before the last writes
+    third = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
+    assert third["index"]["rows"] == 60
+    fourth = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
+    assert "index" not in fourth  # current index: nothing rebuilt
