@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
-from backend.store import Atlas, AtlasError, sql_list
+from backend.store import (
+    Atlas,
+    AtlasError,
+    where_all,
+    where_any,
+    where_at_least,
+    where_at_most,
+    where_between,
+    where_in,
+)
 
 DEFAULT_RADIUS_ARCSEC = 10.0
 FIND_COLUMNS = ("object_id", "survey", "ra", "dec", "redshift")
@@ -66,7 +75,7 @@ def separation_arcsec(ra0: float, dec0: float, ra: np.ndarray, dec: np.ndarray) 
 def _box_where(ra: float, dec: float, radius_deg: float) -> str:
     """A SQL RA/Dec box containing the cone (RA range widened by 1/cos(dec); wraps at 0/360; all RA near a pole)."""
     dec_lo, dec_hi = max(-90.0, dec - radius_deg), min(90.0, dec + radius_deg)
-    where = f"dec >= {dec_lo:.10f} AND dec <= {dec_hi:.10f}"
+    where = where_between("dec", dec_lo, dec_hi)
     if dec_lo <= -90.0 or dec_hi >= 90.0:
         return where
     half = float(radius_deg / max(np.cos(np.radians(max(abs(dec_lo), abs(dec_hi)))), 1e-9))
@@ -74,10 +83,10 @@ def _box_where(ra: float, dec: float, radius_deg: float) -> str:
         return where
     lo, hi = ra - half, ra + half
     if lo < 0:
-        return f"{where} AND (ra >= {lo + 360.0:.10f} OR ra <= {hi:.10f})"
+        return where_all(where, where_any(where_at_least("ra", lo + 360.0), where_at_most("ra", hi))) or where
     if hi >= 360.0:
-        return f"{where} AND (ra >= {lo:.10f} OR ra <= {hi - 360.0:.10f})"
-    return f"{where} AND ra >= {lo:.10f} AND ra <= {hi:.10f}"
+        return where_all(where, where_any(where_at_least("ra", lo), where_at_most("ra", hi - 360.0))) or where
+    return where_all(where, where_between("ra", lo, hi)) or where
 
 
 def cone_search(
@@ -162,5 +171,5 @@ def ids_known(atlas: Atlas, ids: list[str]) -> tuple[list[str], list[str]]:
     """Split ids into (present in the atlas, in the given order; absent)."""
     if not ids:
         return [], []
-    present = set(atlas.objects(["object_id"], where=f"object_id IN ({sql_list(ids)})")["object_id"])
+    present = set(atlas.objects(["object_id"], where=where_in("object_id", ids))["object_id"])
     return [i for i in ids if i in present], [i for i in ids if i not in present]

@@ -180,16 +180,14 @@ def get_job(atlas: Atlas, job_id: str) -> dict:
     """One job as a dict (params and result decoded from JSON); AtlasError when unknown."""
     if not atlas.has_table(schema.JOBS):
         raise AtlasError(f"no job {job_id!r} in {atlas.uri}")
-    safe = job_id.replace("'", "''")
-    rows = atlas.table(schema.JOBS).search().where(f"job_id = '{safe}'").limit(1).to_list()
-    if not rows:
+    row = atlas.get_row(schema.JOBS, job_id, key="job_id")
+    if row is None:
         raise AtlasError(f"no job {job_id!r} in {atlas.uri}")
-    row = rows[0]
     if row["status"] in ("queued", "running") and row.get("pid") and not _alive(int(row["pid"])):
-        again = atlas.table(schema.JOBS).search().where(f"job_id = '{safe}'").limit(1).to_list()[0]
+        again = atlas.get_row(schema.JOBS, job_id, key="job_id") or row
         if again["status"] in ("queued", "running"):
             _update(atlas, job_id, status="failed", message=f"job process {row['pid']} died: {_log_tail(row['log_path'])}")
-            again = atlas.table(schema.JOBS).search().where(f"job_id = '{safe}'").limit(1).to_list()[0]
+            again = atlas.get_row(schema.JOBS, job_id, key="job_id") or again
         row = again
     row["params"] = json.loads(row["params"] or "{}")
     row["result"] = json.loads(row["result"]) if row.get("result") else None
@@ -201,7 +199,7 @@ def list_jobs(atlas: Atlas, kind: str | None = None) -> pd.DataFrame:
     cols = [f.name for f in schema.JOBS_SCHEMA]
     if not atlas.has_table(schema.JOBS) or atlas.count(schema.JOBS) == 0:
         return pd.DataFrame(columns=cols)
-    frame = atlas.table(schema.JOBS).to_pandas()
+    frame = atlas.scan(schema.JOBS)
     if kind:
         frame = frame[frame["kind"] == kind]
     return frame.sort_values("created_at", ascending=False).reset_index(drop=True)

@@ -123,7 +123,7 @@ def load_map(atlas: Atlas, space: str) -> pd.DataFrame | None:
     name = schema.maps_table(space)
     if not atlas.has_table(name):
         return None
-    return atlas.table(name).to_pandas()
+    return atlas.scan(name)
 
 
 def save_map_columns(atlas: Atlas, space: str, columns: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from backend import schema, tags
 from backend.spaces import SpaceInfo, list_spaces, read_vectors
-from backend.store import Atlas, AtlasError, sql_list, with_retry
+from backend.store import Atlas, AtlasError, where_all, where_between, where_in, with_retry
 
 EXACT_MAX = 5_000
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
@@ -103,13 +103,9 @@ def _check_aligned(atlas: Atlas, query_spaces: list[str], target: str) -> None:
 
 def filter_sql(where: str | None = None, *, z_range: tuple[float, float] | None = None, survey: str | Sequence[str] | None = None) -> str | None:
     """Combine a free SQL condition over objects columns with redshift-range and survey filters."""
-    parts = [f"({where})"] if where else []
-    if z_range is not None:
-        lo, hi = z_range
-        parts.append(f"redshift >= {float(lo)!r} AND redshift <= {float(hi)!r}")
-    if survey:
-        parts.append(f"survey IN ({sql_list([survey] if isinstance(survey, str) else survey)})")
-    return " AND ".join(parts) or None
+    z_part = None if z_range is None else where_between("redshift", *z_range)
+    survey_part = where_in("survey", [survey] if isinstance(survey, str) else survey) if survey else None
+    return where_all(where, z_part, survey_part)
 
 
 def allowed_ids(atlas: Atlas, where: str | None = None, tag: str | None = None) -> set[str] | None:
@@ -181,15 +177,15 @@ def search(
     elif where:
         allowed, where = allowed & set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
     if allowed is not None:
-        found = run(fetch, f"object_id IN ({sql_list(sorted(allowed))})") if allowed else pd.DataFrame(columns=cols)
+        found = run(fetch, where_in("object_id", sorted(allowed))) if allowed else pd.DataFrame(columns=cols)
     elif where:
-        total = max(tbl.count_rows(), 1)
+        total = max(atlas.count(table_name), 1)
         limit = int(min(fetch * total / max(n_match or 1, 1) * 2 + 10, 20_000))
         while True:
             found = run(limit)
             if found.empty:
                 break
-            ok = _objects_where(atlas, ["object_id"], f"({where}) AND object_id IN ({sql_list(list(found['object_id']))})")
+            ok = _objects_where(atlas, ["object_id"], where_all(where, where_in("object_id", list(found["object_id"]))) or "")
             found = found[found["object_id"].isin(set(ok["object_id"]))]
             if len(found) >= fetch or limit >= min(total, 20_000):
                 break

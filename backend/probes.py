@@ -321,23 +321,22 @@ def list_probes(atlas: Atlas) -> pd.DataFrame:
     cols = ["probe_id", "space", "target", "method", "task", "metrics", "created_at"]
     if atlas.count(schema.PROBES) == 0:
         return pd.DataFrame(columns=cols)
-    frame = atlas.table(schema.PROBES).search().select(cols).limit(atlas.count(schema.PROBES) + 1).to_pandas()
+    frame = atlas.scan(schema.PROBES, cols)
     frame["metrics"] = frame["metrics"].map(json.loads)
     return frame.sort_values("created_at", ascending=False).reset_index(drop=True)
 
 
 def predictions(atlas: Atlas, probe_id: str) -> pd.DataFrame:
     """A probe's predictions: object_id, prediction, uncertainty, truth, split."""
-    return atlas.table(schema.predictions_table(probe_id)).to_pandas()
+    return atlas.scan(schema.predictions_table(probe_id))
 
 
 def load_probe(atlas: Atlas, probe_id: str) -> tuple[dict, dict[str, np.ndarray]]:
     """A saved probe's metadata and tensors (safetensors; no code is unpickled)."""
-    safe = probe_id.replace("'", "''")
-    rows = atlas.table(schema.PROBES).search().where(f"probe_id = '{safe}'").limit(1).to_list()
-    if not rows:
+    row = atlas.get_row(schema.PROBES, probe_id, key="probe_id")
+    if row is None:
         raise AtlasError(f"no probe {probe_id!r} in {atlas.uri}")
-    blob = rows[0]["model"]
+    blob = row["model"]
     header_len = int.from_bytes(blob[:8], "little")  # safetensors layout: u64 header size, JSON header, data
     meta = json.loads(json.loads(blob[8 : 8 + header_len])["__metadata__"]["arp_probe"])
     return meta, st_load(blob)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from backend import schema
-from backend.store import Atlas, MixedSpaceError, sql_list, utcnow
+from backend.store import Atlas, MixedSpaceError, utcnow, where_in
 
 SPACE_PREFIX = "space:"  # metadata row per space: space:<name> -> SpaceInfo fields
 
@@ -77,13 +77,10 @@ def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors:
 def read_vectors(atlas: Atlas, space: str, object_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """All (or the given) vectors of a space as (ids, float32 matrix)."""
     encoder, modality = schema.parse_space(space)
-    tbl = atlas.table(schema.vectors_table(encoder, modality))
-    query = tbl.search().select(["object_id", "vector"])
-    if object_ids is not None:
-        if not object_ids:
-            return [], np.zeros((0, 0), np.float32)
-        query = query.where(f"object_id IN ({sql_list(object_ids)})")
-    arrow = query.limit(tbl.count_rows() + 1).to_arrow()
+    if object_ids is not None and not object_ids:
+        return [], np.zeros((0, 0), np.float32)
+    where = None if object_ids is None else where_in("object_id", object_ids)
+    arrow = atlas.scan_arrow(schema.vectors_table(encoder, modality), ["object_id", "vector"], where=where)
     ids = arrow.column("object_id").to_pylist()
     vec_col = arrow.column("vector").combine_chunks()
     dim = vec_col.type.list_size

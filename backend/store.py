@@ -133,7 +133,7 @@ class Atlas:
             try:
                 tbl = self.db.open_table(name)
                 column = "object_id" if "object_id" in tbl.schema.names else tbl.schema.names[0]
-                tbl.search().select([column]).limit(tbl.count_rows() + 1).to_arrow()
+                tbl.search().select([column]).limit(None).to_arrow()
             except Exception as exc:
                 raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({_one_line(exc)}); "
                                  "restore it from a backup or rebuild the atlas") from None
@@ -173,17 +173,51 @@ class Atlas:
         return self.db.open_table(name)
 
     def count(self, name: str, where: str | None = None) -> int:
-        """Row count of a table (0 when it does not exist)."""
+        """Row count of a table, optionally of the rows matching `where` (0 when the table does not exist)."""
         if not self._exists(name):
             return 0
         return self.db.open_table(name).count_rows(where)
 
+    def columns(self, name: str) -> list[str]:
+        """Column names of a table ([] when it does not exist)."""
+        return list(self.db.open_table(name).schema.names) if self._exists(name) else []
+
+    def version(self, name: str) -> int:
+        """The table's current version (0 when absent): changes with every write, so it keys caches."""
+        return int(self.db.open_table(name).version) if self._exists(name) else 0
+
+    # ----------------------------------------------------------------- reads
+    def scan_arrow(
+        self, name: str, columns: Iterable[str] | None = None, where: str | None = None, limit: int | None = None
+    ) -> pa.Table:
+        """Rows of a table (all, or those matching `where`; only `columns` when given) as Arrow."""
+        query = self.table(name).search()
+        if where:
+            query = query.where(where)
+        if columns is not None:
+            query = query.select(list(columns))
+        return query.limit(limit).to_arrow()
+
+    def scan(
+        self, name: str, columns: Iterable[str] | None = None, where: str | None = None, limit: int | None = None
+    ) -> pd.DataFrame:
+        """Rows of a table as a DataFrame; an absent table gives an empty frame with the asked columns."""
+        if not self._exists(name):
+            return pd.DataFrame(columns=list(columns or []))
+        return self.scan_arrow(name, columns, where, limit).to_pandas()
+
+    def get_row(self, name: str, value: Any, *, key: str = "object_id", columns: Iterable[str] | None = None) -> dict | None:
+        """The row whose `key` column equals `value`, as a dict (None when absent or the table does not exist)."""
+        if not self._exists(name):
+            return None
+        rows = self.scan_arrow(name, columns, where=where_eq(key, value), limit=1).to_pylist()
+        return rows[0] if rows else None
+
     # ----------------------------------------------------------------- meta
     def get_meta(self, key: str, default: Any = None) -> Any:
         """A JSON value from the atlas metadata table."""
-        tbl = self.db.open_table(schema.META)
-        rows = tbl.search().where(f"key = '{_sql_str(key)}'").limit(1).to_list()
-        return json.loads(rows[0]["value"]) if rows else default
+        row = self.get_row(schema.META, key, key="key")
+        return json.loads(row["value"]) if row else default
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON value in the atlas metadata table."""
@@ -193,9 +227,7 @@ class Atlas:
         """Every metadata value whose key starts with `prefix`, by key."""
         if any(c in prefix for c in "%_\\"):
             raise ValueError(f"metadata prefix {prefix!r} may not contain %, _ or backslash")
-        tbl = self.db.open_table(schema.META)
-        query = tbl.search().where(f"key LIKE '{_sql_str(prefix)}%'").select(["key", "value"])
-        rows = query.limit(tbl.count_rows() + 1).to_list()
+        rows = self.scan_arrow(schema.META, ["key", "value"], where=f"key LIKE '{_sql_str(prefix)}%'").to_pylist()
         return {r["key"]: json.loads(r["value"]) for r in rows}
 
     def register_survey(
@@ -330,7 +362,7 @@ class Atlas:
             arrays.append(col if col.type == field.type else col.cast(field.type))
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
-    # ----------------------------------------------------------------- reads
+    # ----------------------------------------------------------------- objects
     def objects(
         self,
         columns: Iterable[str] | None = None,
@@ -340,12 +372,7 @@ class Atlas:
         """Objects as a DataFrame; pass `columns` to avoid reading pixels and spectra."""
         if not self._exists(schema.OBJECTS):
             return pd.DataFrame(columns=list(columns or ["object_id"]))
-        query = self.db.open_table(schema.OBJECTS).search()
-        if where:
-            query = query.where(where)
-        if columns is not None:
-            query = query.select(list(columns))
-        return query.limit(limit if limit is not None else self.count(schema.OBJECTS) + 1).to_pandas()
+        return self.scan(schema.OBJECTS, columns, where, limit)
 
     def get_objects(self, object_ids: Iterable[str], columns: Iterable[str] | None = None) -> pd.DataFrame:
         """Rows for the given ids, in the order given (missing ids are dropped)."""
@@ -353,7 +380,7 @@ class Atlas:
         cols = None if columns is None else list(dict.fromkeys(["object_id", *columns]))
         if not ids:  # an empty result still has its columns, so callers can merge and filter on it
             return pd.DataFrame(columns=cols or ["object_id"])
-        frame = self.objects(cols, where=f"object_id IN ({sql_list(ids)})")
+        frame = self.objects(cols, where=where_in("object_id", ids))
         order = {oid: i for i, oid in enumerate(ids)}
         frame = frame.assign(_o=frame["object_id"].map(order)).sort_values("_o").drop(columns="_o")
         return frame.reset_index(drop=True)
@@ -389,16 +416,63 @@ def _one_line(exc: BaseException) -> str:
     return text[:200] or type(exc).__name__
 
 
+# ----------------------------------------------------------------- filters: every SQL string is written here
 def _sql_str(value: str) -> str:
     return str(value).replace("'", "''")
 
 
+def sql_literal(value: Any) -> str:
+    """One value as a SQL literal: strings quoted safely, floats exactly, bools and ints as they are."""
+    if isinstance(value, str):
+        return f"'{_sql_str(value)}'"
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    return str(int(value))
+
+
 def sql_list(values: Iterable[Any]) -> str:
     """Render values as a SQL IN-list body, quoting strings safely."""
-    parts = []
-    for v in values:
-        parts.append(f"'{_sql_str(v)}'" if isinstance(v, str) else repr(float(v)) if isinstance(v, float) else str(v))
-    return ", ".join(parts)
+    return ", ".join(sql_literal(v) for v in values)
+
+
+def where_eq(column: str, value: Any) -> str:
+    """`column = value`."""
+    return f"{column} = {sql_literal(value)}"
+
+
+def where_in(column: str, values: Iterable[Any]) -> str:
+    """`column IN (values)` (an empty list matches nothing)."""
+    body = sql_list(values)
+    return f"{column} IN ({body})" if body else "FALSE"
+
+
+def where_at_least(column: str, lo: float) -> str:
+    """`column >= lo`."""
+    return f"{column} >= {sql_literal(float(lo))}"
+
+
+def where_at_most(column: str, hi: float) -> str:
+    """`column <= hi`."""
+    return f"{column} <= {sql_literal(float(hi))}"
+
+
+def where_between(column: str, lo: float, hi: float) -> str:
+    """`lo <= column <= hi`."""
+    return f"{where_at_least(column, lo)} AND {where_at_most(column, hi)}"
+
+
+def where_any(*parts: str | None) -> str | None:
+    """The OR of the given conditions (each parenthesised; empty ones skipped), None when there are none."""
+    kept = [f"({p})" for p in parts if p]
+    return " OR ".join(kept) or None
+
+
+def where_all(*parts: str | None) -> str | None:
+    """The AND of the given conditions (each parenthesised; empty ones skipped), None when there are none."""
+    kept = [f"({p})" for p in parts if p]
+    return " AND ".join(kept) or None
 
 
 def open_atlas(uri: str | Path | None = None, *, create: bool = False) -> Atlas:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from backend import schema
-from backend.store import Atlas, AtlasError, utcnow
+from backend.store import Atlas, AtlasError, utcnow, where_eq
 
 INTERESTING, NOT_INTERESTING = "interesting", "not-interesting"
 
@@ -44,10 +44,7 @@ def history(atlas: Atlas, object_id: str | None = None) -> pd.DataFrame:
     cols = [f.name for f in schema.TAGS_SCHEMA]
     if atlas.count(schema.TAGS) == 0:
         return pd.DataFrame(columns=cols)
-    query = atlas.table(schema.TAGS).search()
-    if object_id is not None:
-        query = query.where(f"object_id = '{object_id.replace(chr(39), chr(39) * 2)}'")
-    frame = query.limit(atlas.count(schema.TAGS) + 1).to_pandas()
+    frame = atlas.scan(schema.TAGS, where=None if object_id is None else where_eq("object_id", object_id))
     frame["_order"] = np.arange(len(frame))
     return frame.sort_values(["created_at", "_order"]).drop(columns="_order").reset_index(drop=True)
 

@@ -90,7 +90,7 @@ class _Forward:
 def _embedded_ids(atlas: Atlas, table: str) -> set[str]:
     if not atlas.has_table(table):
         return set()
-    return set(atlas.table(table).to_lance().to_table(columns=["object_id"]).column("object_id").to_pylist())
+    return set(atlas.scan_arrow(table, ["object_id"]).column("object_id").to_pylist())
 
 
 def run_embedding(

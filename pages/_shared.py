@@ -116,9 +116,7 @@ def spaces_or_stop(atlas: Atlas) -> list[str]:
 
 def table_version(atlas: Atlas, table: str) -> int:
     """The current version of a table (0 when absent): part of cache keys so edits show up."""
-    if not atlas.has_table(table):
-        return 0
-    return int(atlas.table(table).version)
+    return atlas.version(table)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -128,7 +126,7 @@ def _objects(uri: str, columns: tuple[str, ...], version: int) -> pd.DataFrame:
 
 def light_objects(atlas: Atlas, extra: Iterable[str] = ()) -> pd.DataFrame:
     """Objects without pixels or spectra (catalogue columns, labels), cached per table version."""
-    available = set(atlas.table("objects").schema.names) if atlas.has_table("objects") else set()
+    available = set(atlas.columns("objects"))
     wanted = [c for c in dict.fromkeys([*LIGHT_COLUMNS, *atlas.label_columns(), *extra]) if c in available]
     return _objects(atlas.uri, tuple(wanted), table_version(atlas, "objects"))
 

@@ -42,7 +42,7 @@ if surveys:
 
 st.subheader("Ingest reports")
 if atlas.count("ingest_reports"):
-    reports = atlas.table("ingest_reports").to_pandas().sort_values("created_at", ascending=False)
+    reports = atlas.scan("ingest_reports").sort_values("created_at", ascending=False)
     st.dataframe(reports[["created_at", "source", "kind", "added", "skipped"]], hide_index=True)
     for _, rep in reports.head(5).iterrows():
         with st.expander(md_escape(f"{Path(rep['source']).name} — {rep['added']} added, {rep['skipped']} skipped")):

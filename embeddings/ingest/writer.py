@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from backend import schema
 from backend.imaging import thumbnail_png
 from backend.spectra import desi_wavelength, resample_spectrum
-from backend.store import Atlas, sql_list, with_retry
+from backend.store import Atlas, where_in, with_retry
 
 from . import report as R
 from .crossmatch import SkyMatcher
@@ -268,10 +268,8 @@ class ObjectWriter:
     def _existing(self, ids: list[str]) -> dict[str, str]:
         if not self.atlas.has_table(schema.OBJECTS):
             return {}
-        tbl = self.atlas.table(schema.OBJECTS)
         uniq = list(dict.fromkeys(ids))
-        found = tbl.search().where(f"object_id IN ({sql_list(uniq)})").select(["object_id", "survey"])
-        frame = found.limit(len(uniq) + 1).to_pandas()
+        frame = self.atlas.objects(["object_id", "survey"], where=where_in("object_id", uniq))
         return {str(o): (s if isinstance(s, str) else "") for o, s in zip(frame["object_id"], frame["survey"], strict=True)}
 
     def _row(self, rec: Record, oid: str, survey: str, *, is_new: bool) -> dict[str, Any] | None:
