@@ -10,12 +10,13 @@ import streamlit as st
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 from pages import _state  # noqa: E402
+from pages._find import find_sidebar  # noqa: E402
 from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # noqa: E402
 
 
 def home() -> None:
     """Overview of the open atlas: counts, embedding spaces, running jobs."""
-    from backend import jobs
+    from backend import jobs, tags
     from backend.spaces import list_spaces
 
     st.title("Arp")
@@ -29,7 +30,8 @@ def home() -> None:
     cols[0].metric("Objects", f"{len(objects):,}")
     cols[1].metric("Surveys", len(atlas.surveys()))
     cols[2].metric("Embedding spaces", len(spaces))
-    cols[3].metric("Tag rows", f"{atlas.count('tags'):,}")
+    cols[3].metric("Tagged objects", f"{tags.tagged_object_count(atlas):,}")
+    guide(objects)
 
     if len(objects):
         st.subheader("Surveys")
@@ -64,6 +66,37 @@ def home() -> None:
         st.caption("No job running.")
 
 
+GUIDE = (
+    ("Map", "every object on a UMAP of an embedding space (or the sky): colour by any column, click a dot to open it, "
+     "lasso a region to see and export it"),
+    ("Galaxy", "one object: cutout with scale bar, spectrum with lines, links to Legacy Survey, SDSS, NED and SIMBAD, "
+     "and its nearest neighbours image→image, spectrum→spectrum and across"),
+    ("Rare", "the rarest clusters and the most anomalous objects; vote and tag, re-rank from your votes, export"),
+    ("Probes", "how much a space knows about redshift or a label: train a probe in the background"),
+    ("Jobs", "embedding jobs on new encoders, with live progress"),
+    ("Data", "where the objects came from; upload FITS, HDF5 or a catalogue"),
+)
+
+
+def guide(objects: object) -> None:
+    """What each page is for, and three next steps."""
+    from pages._shared import open_galaxy
+
+    with st.container(border=True):
+        st.markdown("**Where to start**")
+        for page, what in GUIDE:
+            st.markdown(f"- **{page}**: {what}")
+        st.caption("Find any object from the sidebar by id, name or RA Dec. Tagging shortcuts on the Galaxy page: "
+                   "g ring, m merger, l lens, a artefact, i interesting, b boring.")
+        cols = st.columns(3)
+        if cols[0].button("Open the map", icon=":material/scatter_plot:", key="guide_map", type="primary"):
+            st.switch_page("pages/map.py")
+        if cols[1].button("See the rarest objects", icon=":material/diamond:", key="guide_rare"):
+            st.switch_page("pages/rare.py")
+        if cols[2].button("Open a random galaxy", icon=":material/casino:", key="guide_random", disabled=not len(objects)):
+            open_galaxy(str(objects["object_id"].sample(1).iloc[0]))
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
     """Once per server: import and JIT-compile the map renderer in the background, so the first Map visit is quick."""
@@ -94,7 +127,9 @@ def sidebar_picker() -> None:
 def app_pages() -> list[st.Page]:
     """Every page of the app, in menu order (the one place pages are defined)."""
     return [
-        st.Page(home, title="Home", icon=":material/home:", url_path="home", default=True),
+        # The root URL runs Home too, so that /home (the menu's link, shareable) resolves like every other page.
+        st.Page(home, title="Home", icon=":material/home:", url_path="start", default=True, visibility="hidden"),
+        st.Page(home, title="Home", icon=":material/home:", url_path="home"),
         st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
         st.Page("pages/galaxy.py", title="Galaxy", icon=":material/star:", url_path="galaxy"),
         st.Page("pages/rare.py", title="Rare", icon=":material/diamond:", url_path="rare"),
@@ -110,7 +145,9 @@ def main() -> None:
     warm_up()
     sidebar_picker()
     with app_frame():
-        st.navigation(app_pages()).run()
+        page = st.navigation(app_pages())
+        find_sidebar()
+        page.run()
 
 
 if __name__ == "__main__":  # `streamlit run app.py` runs this file as __main__

@@ -54,3 +54,30 @@ def png_bytes(rgb: np.ndarray, size: int | None = None) -> bytes:
 def thumbnail_png(image: np.ndarray, bands: list[str] | tuple[str, ...], size: int = 96) -> bytes:
     """The PNG thumbnail stored with each object for galleries."""
     return png_bytes(rgb_composite(image, bands), size=size)
+
+
+NICE_BAR_ARCSEC = (0.5, 1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600)
+
+
+def bar_length_arcsec(width_px: int, pixel_scale: float, fraction: float = 0.3) -> float:
+    """The longest round length (arcsec) no longer than `fraction` of the image width."""
+    target = fraction * width_px * pixel_scale
+    fitting = [b for b in NICE_BAR_ARCSEC if b <= target]
+    return float(fitting[-1] if fitting else NICE_BAR_ARCSEC[0])
+
+
+def with_scale_bar(rgb: np.ndarray, pixel_scale: float, out_size: int) -> bytes:
+    """PNG of an RGB image resized to out_size, with a white scale bar and its length in arcsec (lower left)."""
+    from PIL import ImageDraw
+
+    h, w = rgb.shape[:2]
+    img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).resize((out_size, out_size), Image.Resampling.LANCZOS)
+    length = bar_length_arcsec(w, pixel_scale)
+    px = length / pixel_scale * out_size / w
+    draw = ImageDraw.Draw(img)
+    x0, y0 = int(0.06 * out_size), int(0.92 * out_size)
+    draw.rectangle([x0, y0, x0 + round(px), y0 + max(2, out_size // 100)], fill=(255, 255, 255))
+    draw.text((x0, y0 - max(12, out_size // 18)), f'{length:g}"', fill=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

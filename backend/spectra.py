@@ -114,3 +114,20 @@ def resample_spectrum(
     ok = inside & (v > 0)
     out_ivar[ok] = 1.0 / v[ok]
     return out_flux, out_ivar
+
+
+def label_levels(positions: list[float], min_gap: float, levels: int = 3) -> list[int]:
+    """A row (0 = top) for each line label so that labels closer than `min_gap` sit on different rows."""
+    last: list[float] = [-np.inf] * levels
+    out = []
+    for x in positions:
+        row = next((r for r in range(levels) if x - last[r] >= min_gap), int(np.argmin(last)))
+        last[row] = x
+        out.append(row)
+    return out
+
+
+def rest_frame(wave: np.ndarray, redshift: float) -> np.ndarray:
+    """Observed wavelengths shifted to the rest frame of a galaxy at `redshift`."""
+    z = float(redshift) if np.isfinite(redshift) else 0.0
+    return np.asarray(wave, dtype=np.float64) / (1.0 + z)

@@ -169,6 +169,7 @@ def open_button(row: pd.Series, *, key: str) -> None:
 
 TAG_BUTTONS = {"ring": "ring", "merger": "merger", "lens": "lens", "artefact": "artefact",
                "interesting": "interesting", "boring": "not-interesting"}  # label -> tag written
+TAG_SHORTCUTS = {"ring": "g", "merger": "m", "lens": "l", "artefact": "a", "interesting": "i", "boring": "b"}
 
 
 def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
@@ -180,7 +181,8 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
     st.markdown("**Tags:** " + (" · ".join(md_escape(t) for t in current) if current else "none"))
     cols = st.columns(len(TAG_BUTTONS) + 1)
     for col, (label, tag) in zip(cols, TAG_BUTTONS.items(), strict=False):
-        if col.button(label, key=f"{key}_tag_{label}", width="stretch", type="primary" if tag in current else "secondary"):
+        if col.button(label, key=f"{key}_tag_{label}", width="stretch", type="primary" if tag in current else "secondary",
+                      shortcut=TAG_SHORTCUTS[label], help=f"{'remove' if tag in current else 'add'} `{tag}` (key: {TAG_SHORTCUTS[label]})"):
             if tag in current:
                 tags.remove_tag(atlas, object_id, tag)
                 undo.append(("remove", object_id, tag))

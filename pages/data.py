@@ -8,6 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from backend import jobs
+from backend.catalogue import sources
 from backend.config import DATA_DIR
 from pages import _state
 from pages._shared import get_atlas, light_objects, md_escape
@@ -22,8 +23,7 @@ st.subheader("Sources")
 if catalogue.empty:
     st.info("No objects yet: upload a file below or run `python -m embeddings ingest SOURCE --atlas DIR`.")
 else:
-    by_source = catalogue.groupby(["survey", "source"], dropna=False).size().rename("objects").reset_index()
-    st.dataframe(by_source, hide_index=True)
+    st.dataframe(sources(catalogue), hide_index=True)
 surveys = atlas.surveys()
 if surveys:
     st.dataframe(

@@ -7,12 +7,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from backend import export, links, samp
 from backend import neighbours as nb
-from backend.imaging import png_bytes, rgb_composite
-from backend.spectra import lines_in_range, smooth_spectrum
+from backend.imaging import png_bytes, rgb_composite, with_scale_bar
+from backend.spectra import label_levels, lines_in_range, rest_frame, smooth_spectrum
 from backend.store import AtlasError
 from pages import _state
-from pages._shared import get_atlas, light_objects, md_escape, open_galaxy, tag_bar, thumbnail_grid
+from pages._export import export_panel
+from pages._shared import get_atlas, light_objects, md_escape, tag_bar, thumbnail_grid
+
+FLUX_UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"  # demo, SDSS and DESI spectra; a survey may name its own (`flux_unit`)
 
 atlas = get_atlas()
 catalogue = light_objects(atlas)
@@ -40,23 +44,24 @@ def show(oid: str) -> None:
 
 
 object_id = current_object()
-with st.sidebar:
-    typed = st.text_input("Go to object id", key="goto_id")
-    if typed and typed != object_id and st.button("Open", key="goto_button"):
-        open_galaxy(typed)
-
 row = atlas.get_objects([object_id]).iloc[0]
 survey = row.get("survey")
 survey_meta = atlas.surveys().get(survey, {})
 st.title(f"Galaxy {md_escape(object_id)}")
+if notice := st.session_state.pop(_state.OPENED_NOTICE, None):
+    st.info(md_escape(notice), icon=":material/info:")
 tag_bar(atlas, object_id, key="galaxy")
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def spectrum_figure(flux: np.ndarray, ivar: np.ndarray, wave: np.ndarray, redshift: float, smooth: int) -> go.Figure:
-    """The observed spectrum, smoothed with its 1-sigma band, lines marked at the galaxy's redshift."""
+def spectrum_figure(
+    flux: np.ndarray, ivar: np.ndarray, wave: np.ndarray, redshift: float, smooth: int, rest: bool, unit: str
+) -> go.Figure:
+    """The spectrum, smoothed with its 1-sigma band, lines marked (labels staggered so they do not overlap);
+    observed frame, or rest frame at the galaxy's redshift."""
     smoothed, error = smooth_spectrum(flux, ivar, smooth)
     step = max(1, smooth // 3)
-    w, s, e = wave[::step], smoothed[::step], error[::step]
+    x_all = rest_frame(wave, redshift) if rest else np.asarray(wave)
+    w, s, e = x_all[::step], smoothed[::step], error[::step]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=w, y=s + e, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
     fig.add_trace(
@@ -65,30 +70,67 @@ def spectrum_figure(flux: np.ndarray, ivar: np.ndarray, wave: np.ndarray, redshi
     )
     fig.add_trace(go.Scatter(x=w, y=s, mode="lines", line={"width": 1, "color": "#4aa3ff"}, name="flux"))
     shapes, notes = [], []
-    for name, observed, kind in lines_in_range(redshift, float(wave[0]), float(wave[-1])):
+    found = lines_in_range(redshift, float(wave[0]), float(wave[-1]))
+    positions = [observed / (1 + redshift) if rest else observed for _, observed, _ in found]
+    rows = label_levels(positions, 0.02 * float(x_all[-1] - x_all[0]))
+    for (name, _, kind), x, row in zip(found, positions, rows, strict=True):
         colour = "#ff6b6b" if kind == "emission" else "#ffd166"
-        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": observed, "x1": observed, "y0": 0, "y1": 1,
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1,
                        "line": {"width": 1, "dash": "dot", "color": colour}})
-        notes.append({"x": observed, "y": 1, "xref": "x", "yref": "paper", "text": name, "showarrow": False,
-                      "textangle": -90, "yanchor": "top", "font": {"size": 9, "color": colour}})
-    fig.update_layout(height=330, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="observed wavelength (Å)",
-                      yaxis_title="flux", title=f"Spectrum (z = {redshift:.4f})", legend={"orientation": "h"},
+        notes.append({"x": x, "y": 1 - 0.16 * row, "xref": "x", "yref": "paper", "text": name, "showarrow": False,
+                      "textangle": -90, "yanchor": "top", "xanchor": "right", "font": {"size": 10, "color": colour}})
+    frame = "rest-frame" if rest else "observed"
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=f"{frame} wavelength (Å)",
+                      yaxis_title=f"flux ({unit})", title=f"Spectrum (z = {redshift:.4f})", legend={"orientation": "h"},
                       shapes=shapes, annotations=notes)
     return fig
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, ...]) -> bytes:
-    """Legacy Survey style g,r,z composite of a cutout, as a 256 px PNG."""
+def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, ...], pixel_scale: float | None) -> bytes:
+    """Legacy Survey style g,r,z composite of a cutout, as a 256 px PNG (with a scale bar when the scale is known)."""
     cube = np.asarray(image, dtype=np.float32).reshape(shape)
-    return png_bytes(rgb_composite(cube, list(bands)), size=256)
+    rgb = rgb_composite(cube, list(bands))
+    return with_scale_bar(rgb, pixel_scale, 256) if pixel_scale else png_bytes(rgb, size=256)
 
 
-def _fmt(value: object) -> str:
-    """A metadata value for the table: floats to 5 significant digits, empty for missing."""
+def _fmt(key: str, value: object) -> str:
+    """A metadata value for the table: RA/Dec to 1e-6 degree, other floats to 6 significant digits, empty if missing."""
     if isinstance(value, float | np.floating):
-        return "" if not np.isfinite(value) else f"{value:.6g}"
+        if not np.isfinite(value):
+            return ""
+        return f"{value:.6f}" if key in ("ra", "dec") else f"{value:.6g}"
     return "" if value is None else str(value)
+
+
+def position_and_links(ra: float, dec: float) -> None:
+    """Coordinates in degrees and sexagesimal (each with a copy button) and links to the archives at this position."""
+    if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
+        st.caption("No position for this object.")
+        return
+    cols = st.columns([2, 2, 5])
+    cols[0].code(links.degrees_text(ra, dec), language=None)
+    cols[1].code(links.sexagesimal_text(ra, dec), language=None)
+    with cols[2]:
+        buttons = st.columns(5)
+        for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
+            col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
+        if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
+                             help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
+            try:
+                samp.point_at(ra, dec)
+                st.toast(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub.", icon=":material/send:")
+            except AtlasError as exc:
+                st.warning(str(exc), icon=":material/portable_wifi_off:")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def object_fits(uri: str, oid: str, what: str) -> bytes:
+    """One object's cutout or spectrum as FITS bytes."""
+    return (export.cutout_fits if what == "cutout" else export.spectrum_fits)(atlas, oid)
+
+
+position_and_links(row.get("ra"), row.get("dec"))
 
 
 left, middle = st.columns([1, 2])
@@ -96,12 +138,18 @@ with left:
     image = row.get("image")
     if image is not None and len(image):
         bands = tuple(survey_meta.get("bands", []))
-        png = composite_png(np.asarray(image), tuple(int(s) for s in row["image_shape"]), bands)
-        st.image(png, caption=md_escape(f"{survey} {''.join(bands)} composite"))
+        shape = tuple(int(s) for s in row["image_shape"])
+        scale = survey_meta.get("pixel_scale")
+        png = composite_png(np.asarray(image), shape, bands, scale)
+        size = f", {shape[-1]}×{shape[-2]} px at {scale:g}\"/px ({shape[-1] * scale:.1f}\" across)" if scale else ""
+        st.image(png)
+        st.caption(md_escape(f"{survey} {''.join(bands)} composite{size}"))
+        st.download_button("Cutout (FITS)", object_fits(atlas.uri, object_id, "cutout"), file_name=f"{object_id}_cutout.fits",
+                           mime="application/fits", key="cutout_fits", icon=":material/download:", on_click="ignore")
     else:
         st.caption("No cutout for this object.")
     meta = pd.DataFrame({"column": [k for k in catalogue.columns if k in row.index]})
-    meta["value"] = [_fmt(row[k]) for k in meta["column"]]
+    meta["value"] = [_fmt(k, row[k]) for k in meta["column"]]
     st.dataframe(meta, hide_index=True, width="stretch", key="metadata")  # data as data: never Markdown
 
 
@@ -109,9 +157,15 @@ with middle:
     flux, ivar = row.get("spectrum_flux"), row.get("spectrum_ivar")
     wave = atlas.wavelength(survey) if survey else None
     if flux is not None and len(flux) and wave is not None and len(wave) == len(flux):
-        smooth = st.slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
+        controls = st.columns([3, 1, 1])
+        smooth = controls[0].slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
+        rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
         z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
-        st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth), key="spectrum")
+        unit = survey_meta.get("flux_unit", FLUX_UNIT)
+        st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
+        controls[2].download_button("Spectrum (FITS)", object_fits(atlas.uri, object_id, "spectrum"),
+                                    file_name=f"{object_id}_spectrum.fits", mime="application/fits", key="spectrum_fits",
+                                    icon=":material/download:", on_click="ignore")
     else:
         st.caption("No spectrum for this object.")
 
@@ -158,23 +212,37 @@ except AtlasError as exc:  # a bad filter or a missing vector is the user's to f
     st.error(f"Neighbour search failed: {md_escape(exc)}")
     st.stop()
 
-query = space if isinstance(space, str) else " + ".join(space)
-st.caption(md_escape(f"{direction}: query {query} against {target}, {len(found)} neighbours."))
-if target.endswith("__spectrum") and wave is not None and len(found):
-    rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
+def _normalised(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
+    s, _ = smooth_spectrum(np.asarray(flux), np.asarray(ivar), 15)
+    s = s[::5]
+    return s / (np.nanpercentile(np.abs(s), 95) or 1.0)
+
+
+def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndarray | None, wave: np.ndarray, oid: str) -> go.Figure:
+    """Each neighbour's spectrum (normalised, offset) with this galaxy's spectrum drawn behind it in grey."""
+    query = _normalised(flux, ivar) if flux is not None and len(flux) == len(wave) else None
     fig = go.Figure()
     for i, (_, r) in enumerate(rows.iterrows()):
         if r["spectrum_flux"] is None or not len(r["spectrum_flux"]):
             continue
-        s, _ = smooth_spectrum(np.asarray(r["spectrum_flux"]), np.asarray(r["spectrum_ivar"]), 15)
-        s = s[::5]
-        scale = np.nanpercentile(np.abs(s), 95) or 1.0
-        fig.add_trace(go.Scatter(x=wave[::5], y=s / scale + i, mode="lines", line={"width": 1},
-                                   name=f"{r['object_id']} z={r['redshift']:.3f}"))
-    fig.update_layout(title="Neighbour spectra (normalised, offset)", height=120 + 40 * len(rows),
+        if query is not None:
+            fig.add_trace(go.Scatter(x=wave[::5], y=query + i, mode="lines", line={"width": 1, "color": "rgba(160,160,160,0.6)"},
+                                     name=f"{oid} (this galaxy)", legendgroup="query", showlegend=i == 0, hoverinfo="skip"))
+        z_text = f" z={r['redshift']:.3f}" if pd.notna(r["redshift"]) else ""
+        fig.add_trace(go.Scatter(x=wave[::5], y=_normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i, mode="lines",
+                                 line={"width": 1}, name=f"{r['object_id']}{z_text}"))
+    fig.update_layout(title=f"Neighbour spectra (normalised, offset) over {oid}'s in grey", height=120 + 40 * len(rows),
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=True, yaxis={"showticklabels": False},
                       xaxis_title="observed wavelength (Å)")
-    st.plotly_chart(fig, key="neighbour_spectra")
+    return fig
+
+
+query = space if isinstance(space, str) else " + ".join(space)
+st.caption(md_escape(f"{direction}: query {query} against {target}, {len(found)} neighbours."))
+if target.endswith("__spectrum") and wave is not None and len(found):
+    rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
+    st.plotly_chart(neighbour_spectra(rows, np.asarray(flux) if flux is not None else None,
+                                      np.asarray(ivar) if ivar is not None else None, wave, object_id), key="neighbour_spectra")
 
 
 
@@ -192,3 +260,7 @@ def neighbour_actions(n: pd.Series) -> None:
 
 thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
                empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
+if len(found):
+    st.caption("Take these neighbours away:")
+    keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
+    export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")

@@ -11,6 +11,7 @@ import streamlit as st
 from backend import maps, probes, render, schema
 from backend.store import AtlasError
 from pages import _state
+from pages._export import export_panel
 from pages._shared import (
     get_atlas,
     light_objects,
@@ -22,6 +23,8 @@ from pages._shared import (
 )
 
 WIDTH, HEIGHT = 900, 620
+CLICKABLE_DEFAULT = 20_000  # every object of a 10k atlas is clickable; larger maps sample the view
+SAMPLED = "map_sampled"  # whether the clickable layer drawn last was a sample of the objects in view
 ZOOM_STEP = 2.0
 
 atlas = get_atlas()
@@ -121,14 +124,25 @@ def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tupl
     fig.add_trace(go.Scattergl(
         x=sample["x"], y=sample["y"], customdata=sample["object_id"], mode="markers", name="objects",
         marker={"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},
-        hovertemplate="%{customdata}<extra></extra>",
+        hovertemplate="%{customdata}<extra></extra>", showlegend=False,
     ))
     if selected:
         chosen = frame[frame["object_id"].isin(selected)]
         fig.add_trace(go.Scattergl(
             x=chosen["x"], y=chosen["y"], customdata=chosen["object_id"], mode="markers", name="selection",
             marker={"size": 5, "color": "rgba(255,80,80,0.9)"}, hovertemplate="%{customdata}<extra></extra>",
+            showlegend=False,
         ))
+    current = frame[frame["object_id"] == st.session_state.get(_state.OBJECT_ID)]
+    if len(current):  # the galaxy opened last, so the map shows where it sits
+        fig.add_trace(go.Scatter(
+            x=current["x"], y=current["y"], customdata=current["object_id"], mode="markers", name="current galaxy",
+            marker={"size": 16, "symbol": "star", "color": "#ffd166", "line": {"width": 1.5, "color": "#000"}},
+            hovertemplate="current: %{customdata}<extra></extra>", showlegend=False,
+        ))
+    for label, colour_hex in (bg.legend or {}).items():  # a labelled legend for categorical colouring
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, hoverinfo="skip",
+                                 marker={"size": 10, "color": colour_hex}, showlegend=True))
     if bg.value_range is not None:
         fig.add_trace(go.Scatter(
             x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
@@ -136,19 +150,22 @@ def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tupl
                     "color": [bg.value_range[0]], "showscale": True, "colorbar": {"title": colour, "thickness": 12}},
         ))
     fig.update_layout(
-        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=False,
+        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=bool(bg.legend),
+        legend={"title": {"text": colour}, "itemclick": False, "itemdoubleclick": False},
         xaxis={"range": list(x_range), "title": labels[0], "showgrid": False, "zeroline": False},
         yaxis={"range": list(y_range), "title": labels[1], "showgrid": False, "zeroline": False},
         plot_bgcolor="rgba(0,0,0,0)",
     )
+    partial = len(sample) < inside
+    st.session_state[SAMPLED] = partial
     st.caption(
-        f"{inside:,} objects in view (all drawn in the background), {len(sample):,} clickable. "
-        "Click a point to open it; lasso or box to select every object inside."
+        f"{inside:,} objects in view, all drawn and all clickable. Click a point to open it; lasso or box to select "
+        "every object inside." if not partial else
+        f"{inside:,} objects in view (all drawn), {len(sample):,} of them clickable: a click opens the nearest clickable "
+        "point and says so. Zoom in (or raise 'Clickable points') to reach every object; lasso or box selects them all."
     )
     event = st.plotly_chart(fig, key=f"chart_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
                             config={"scrollZoom": False, "displaylogo": False})
-    if bg.legend:
-        st.markdown(" ".join(f"<span style='color:{c}'>●</span> {k}" for k, c in bg.legend.items()), unsafe_allow_html=True)
     handle_selection(name, frame, event)
 
 
@@ -171,10 +188,51 @@ def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
         st.rerun()
     ids = [p["customdata"] for p in points if p.get("customdata") is not None]
     if len(ids) == 1:
+        if st.session_state.get(SAMPLED):
+            st.session_state[_state.OPENED_NOTICE] = (
+                f"Opened {ids[0]}, the clickable point nearest to your click: this view shows a sample of its objects "
+                "as clickable points. Zoom in on the map to reach every object."
+            )
         open_galaxy(str(ids[0]))
     elif ids:
         st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(map(str, ids)))
         st.rerun()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def ids_where(uri: str, where: str, version: int) -> set[str]:
+    """Ids of the objects matching a SQL predicate (AtlasError with the reason when it is not valid)."""
+    try:
+        return set(atlas.objects(["object_id"], where=where)["object_id"])
+    except Exception as exc:  # noqa: BLE001 - Lance raises plain errors for a bad predicate
+        raise AtlasError(f"the condition {where!r} is not valid: {str(exc).splitlines()[0]}") from None
+
+
+def map_filter(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str] | None]:
+    """A redshift range and column conditions on the map itself: the map keeps only matching objects."""
+    catalogue = light_objects(atlas)
+    z_all = catalogue["redshift"].dropna() if "redshift" in catalogue.columns else pd.Series(dtype=float)
+    z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 1.0)
+    z_hi = max(z_hi, z_lo + 1e-3)
+    with st.expander("Filter the map", icon=":material/filter_alt:"):
+        z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="map_z_range", format="%.3f")
+        condition = st.text_input("Column conditions", key="map_condition",
+                                  placeholder="e.g. morphology = 'spiral' AND split = 'test'",
+                                  help="A SQL predicate over the objects' columns.")
+    parts = []
+    if tuple(z_range) != (z_lo, z_hi):
+        parts.append(f"redshift >= {z_range[0]!r} AND redshift <= {z_range[1]!r}")
+    if condition.strip():
+        parts.append(f"({condition.strip()})")
+    if not parts:
+        return frame, None
+    try:
+        keep = ids_where(atlas.uri, " AND ".join(parts), table_version(atlas, "objects"))
+    except AtlasError as exc:
+        st.error(str(exc))
+        return frame, None
+    st.caption(f"Filter: {' AND '.join(parts)} — {len(keep):,} objects match.")
+    return frame[frame["object_id"].isin(keep)], keep
 
 
 def redshift_label(row: pd.Series) -> str:
@@ -182,7 +240,7 @@ def redshift_label(row: pd.Series) -> str:
     z = row.get("redshift")
     if z is None or pd.isna(z):
         return str(row["object_id"])
-    return f"{row['object_id']} · r={z:.3f}" if isinstance(z, float) else f"{row['object_id']} · {z}"
+    return f"{row['object_id']} · z={float(z):.4f}"
 
 
 default_space = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
@@ -202,7 +260,9 @@ options = colour_options(frame)
 wanted = st.session_state.get(_state.MAP_COLOUR, "density")
 colour = cols[1].selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
 st.session_state[_state.MAP_COLOUR] = colour
-cap = cols[2].number_input("Clickable points", 500, 50_000, 5_000, step=500)
+cap = cols[2].number_input("Clickable points", 500, 50_000, CLICKABLE_DEFAULT, step=500,
+                           help="Points drawn as clickable markers; beyond this a random sample of those in view.")
+frame, sky_filter = map_filter(frame)
 
 view = st.segmented_control("View", ["Embedding map (UMAP)", "Sky map (RA, Dec)"], default="Embedding map (UMAP)",
                             key="map_view", label_visibility="collapsed") or "Embedding map (UMAP)"
@@ -213,17 +273,16 @@ if view.startswith("Embedding"):
         st.error(str(exc))
 else:  # the same selection, drawn on the sky
     sky = sky_frame(atlas.uri, table_version(atlas, "objects"))
-    map_view("sky", sky, colour, int(cap), ("RA (deg)", "Dec (deg)"), frame)
+    map_view("sky", sky if sky_filter is None else sky[sky["object_id"].isin(sky_filter)], colour, int(cap),
+             ("RA (deg)", "Dec (deg)"), frame)
 
 selection = st.session_state.get(_state.MAP_SELECTION) or []
 st.subheader(f"Selection: {len(selection):,} objects")
 if selection:
     catalogue = light_objects(atlas)
     chosen = catalogue[catalogue["object_id"].isin(set(selection))]
-    cols = st.columns([1, 1, 4])
-    cols[0].download_button("Export CSV", chosen.to_csv(index=False).encode(), file_name="arp_selection.csv",
-                            mime="text/csv", key="export_selection")
-    if cols[1].button("Clear selection", key="clear_selection"):
+    export_panel(atlas, pd.DataFrame({"object_id": selection}), name=f"map selection of {space}", key="export_selection")
+    if st.button("Clear selection", key="clear_selection", icon=":material/deselect:"):
         st.session_state[_state.MAP_SELECTION] = []
         st.rerun()
     shown = atlas.get_objects(selection[:60], ["thumbnail", "redshift"])

@@ -11,6 +11,9 @@ from backend.store import AtlasError
 from pages import _state
 from pages._shared import get_atlas, md_escape, spaces_or_stop
 
+PROBE_PICK = "probe_pick"  # the Results selectbox
+PICK_SYNCED = "probe_pick_synced"  # the finished probe already put into the selectbox
+
 atlas = get_atlas()
 st.title("Probes")
 spaces = spaces_or_stop(atlas)
@@ -57,7 +60,12 @@ if saved.empty:
 st.subheader("Results")
 ids = saved["probe_id"].tolist()
 shown = st.session_state.get(_state.PROBE_SHOWN)
-probe_id = st.selectbox("Probe", ids, index=ids.index(shown) if shown in ids else 0, key="probe_pick")
+if shown in ids and st.session_state.get(PICK_SYNCED) != shown:  # a probe just finished: show it, once
+    st.session_state[PROBE_PICK] = shown
+    st.session_state[PICK_SYNCED] = shown
+if st.session_state.get(PROBE_PICK) not in ids:
+    st.session_state[PROBE_PICK] = ids[0]
+probe_id = st.selectbox("Probe", ids, key=PROBE_PICK)
 info = saved.set_index("probe_id").loc[probe_id]
 metrics = info["metrics"]
 st.caption(md_escape(f"{info['method']} probe of {info['target']} on {info['space']} ({info['task']}), "

@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend import active, anomaly, rare, tags
+from backend import active, anomaly, rare, selection, tags
 from backend.store import AtlasError
 from pages import _state
+from pages._export import export_panel
 from pages._shared import (
     TAG_BUTTONS,
     get_atlas,
@@ -40,14 +41,18 @@ def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns:
     def label(row: pd.Series) -> str:
         return str(row["object_id"]) if score is None else f"{row['object_id']} · {row[score]:.3f}"
 
+    votes = all_votes
     def actions(row: pd.Series) -> None:
         oid = str(row["object_id"])
+        mine = votes.get(oid)
         b = st.columns(3)
-        if b[0].button("👍", key=f"{key}_up_{oid}", help="interesting"):
-            vote(oid, "interesting")
-        if b[1].button("👎", key=f"{key}_down_{oid}", help="boring"):
-            vote(oid, "boring")
-        if b[2].button("🏷", key=f"{key}_focus_{oid}", help="tag this object"):
+        if b[0].button("", key=f"{key}_up_{oid}", icon=":material/thumb_up:", help="interesting (click again to undo)",
+                       type="primary" if mine == "interesting" else "secondary"):
+            vote(oid, "interesting", mine)
+        if b[1].button("", key=f"{key}_down_{oid}", icon=":material/thumb_down:", help="boring (click again to undo)",
+                       type="primary" if mine == "not-interesting" else "secondary"):
+            vote(oid, "boring", mine)
+        if b[2].button("", key=f"{key}_focus_{oid}", icon=":material/sell:", help="tag this object (full tag bar above)"):
             st.session_state[_state.RARE_FOCUS] = oid
             st.rerun()
         open_button(row, key=f"{key}_open")
@@ -55,14 +60,35 @@ def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns:
     thumbnail_grid(frame, label=label, actions=actions, columns=columns, empty=None)
 
 
-def vote(oid: str, button: str) -> None:
-    """Tag an object with a quick vote (undoable)."""
-    tags.add_tag(atlas, oid, TAG_BUTTONS[button])
-    st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", oid, TAG_BUTTONS[button]))
+def current_votes() -> dict[str, str]:
+    """This atlas's interesting / not-interesting vote on each voted object (the latest wins)."""
+    cur = tags.current_tags(atlas)
+    cur = cur[cur["tag"].isin([tags.INTERESTING, tags.NOT_INTERESTING])]
+    return dict(zip(cur["object_id"], cur["tag"], strict=True))
+
+
+def vote(oid: str, button: str, mine: str | None) -> None:
+    """A quick vote (undoable): the same vote again takes it back; the other vote replaces it."""
+    tag = TAG_BUTTONS[button]
+    undo = st.session_state.setdefault(_state.TAG_UNDO, [])
+    if mine == tag:
+        tags.remove_tag(atlas, oid, tag)
+        undo.append(("remove", oid, tag))
+        st.toast(md_escape(f"{oid}: vote taken back"))
+        st.rerun()
+    if mine is not None:
+        tags.remove_tag(atlas, oid, mine)
+    tags.add_tag(atlas, oid, tag)
+    undo.append(("add", oid, tag))
     st.toast(md_escape(f"{oid}: {button}"))
+    st.rerun()  # redraw the cards with the vote shown; the stateful tabs keep this tab open
 
 
-clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"])
+all_votes = current_votes()
+
+
+# on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on.
+clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"], key="rare_tab", on_change="rerun")
 
 def with_thumbnails(frame: pd.DataFrame) -> pd.DataFrame:
     """Join thumbnails and redshifts onto a frame of object ids."""
@@ -80,6 +106,11 @@ with clusters_tab:
         for _, cl in ranked.head(shown).iterrows():
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
             gallery(with_thumbnails(pd.DataFrame({"object_id": list(cl["exemplars"])})), key=f"cl{cl['cluster']}")
+    if not ranked.empty:
+        pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
+                            format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
+        export_panel(atlas, selection.by_cluster(atlas, space, int(pick)), name=f"cluster {pick} of {space}",
+                     key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
         with st.spinner("Clustering the map with HDBSCAN…"):
             rare.find_clusters(atlas, space)
@@ -116,6 +147,8 @@ with anomalies_tab:
             st.rerun()
     if top is not None:
         gallery(top, key="anom", score=score_col)
+        st.caption("Take this list away:")
+        export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {space}", key="anom_export")
 
 with tagged_tab:
     counts = tags.tag_counts(atlas)

@@ -1,0 +1,200 @@
+"""The astronomer's workbench in AppTest: find, links out, downloads, map legend/filter/highlight, probe results,
+rare-page votes and tabs, home guide and counts, data sources, upload errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from backend import jobs, probes, tags
+from backend.spaces import list_spaces
+from backend.store import open_atlas
+from pages import _state
+from tests.app_atlas import shared_app_atlas
+from tests.test_app_pages import app, errors
+
+
+@pytest.fixture(scope="module")
+def app_atlas(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return shared_app_atlas(tmp_path_factory)
+
+
+@pytest.fixture
+def atlas_copy(app_atlas: str, tmp_path: Path) -> str:
+    shutil.copytree(app_atlas, tmp_path / "atlas")
+    return str(tmp_path / "atlas")
+
+
+def chart_json(at, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def test_find_box_opens_by_name_like_id_and_lists_a_cone(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    row = atlas.objects(["object_id", "ra", "dec"], limit=4).iloc[3]
+    number = int(row["object_id"].split("-")[1])
+    at = app(app_atlas)
+    at.text_input(key="find_query").input(f"SDSS {number}")
+    at.button(key="FormSubmitter:find_form-Find").click().run()
+    assert not errors(at), errors(at)
+    assert at.title[0].value == f"Galaxy {row['object_id']}"
+    # a position 2" north of the object, in sexagesimal: listed with its separation
+    from backend.links import sexagesimal_text
+
+    at.text_input(key="find_query").input(sexagesimal_text(row["ra"], row["dec"] + 2 / 3600))
+    at.button(key="FormSubmitter:find_form-Find").click().run()
+    assert not errors(at), errors(at)
+    listed = [b for b in at.button if (b.key or "").startswith("find_open_")]
+    assert listed and listed[0].key == f"find_open_{row['object_id']}" and '2.0"' in listed[0].label
+    assert any("within 10\"" in c.value for c in at.caption)
+
+
+def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    row = atlas.objects(["object_id", "ra", "dec"], limit=3).iloc[2]
+    at = app(app_atlas, object=row["object_id"])
+    at.switch_page("pages/galaxy.py").run()
+    assert not errors(at), errors(at)
+    codes = [c.value for c in at.code]
+    assert f"{row['ra']:.6f} {row['dec']:+.6f}" in codes  # 1e-6 degree, not 6 significant figures
+    assert any(c.count(":") == 4 for c in codes), "sexagesimal coordinates"
+    assert any(f"| ra | {row['ra']:.6f} |" in m.value for m in at.markdown), "the metadata table keeps 6 decimals"
+    links = {b.proto.label: b.proto.url for b in at.get("link_button")}
+    assert set(links) == {"Legacy Survey viewer", "SDSS SkyServer", "NED", "SIMBAD"}
+    assert f"ra={row['ra']:.6f}" in links["Legacy Survey viewer"]
+    downloads = [d.proto.label for d in at.get("download_button")]
+    assert {"Cutout (FITS)", "Spectrum (FITS)"} <= set(downloads)
+    assert any(d.startswith("Download 12") for d in downloads), "the neighbours can be taken away"
+    assert any('"/px' in c.value for c in at.caption), "the cutout states its pixel scale"
+    spec = chart_json(at)
+    assert "observed wavelength" in json.dumps(spec["layout"]["xaxis"]) and "erg" in json.dumps(spec["layout"]["yaxis"])
+    labels = [a for a in spec["layout"]["annotations"]]
+    assert len({a["y"] for a in labels}) > 1, "close line labels are staggered"
+    at.toggle(key="rest_frame").set_value(True).run()
+    assert "rest-frame wavelength" in json.dumps(chart_json(at)["layout"]["xaxis"])
+    assert not errors(at), errors(at)
+
+
+def test_galaxy_point_at_without_a_hub_says_so(app_atlas: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{(tmp_path / 'none.lock').as_uri()}")
+    oid = open_atlas(app_atlas).objects(["object_id"], limit=1)["object_id"].iloc[0]
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    at.button(key="samp_point").click().run()
+    assert any("No SAMP hub is running" in w.value for w in at.warning)
+    at.button(key="neighbours_export_samp").click().run()
+    assert any("start TOPCAT or Aladin" in w.value for w in at.warning)
+
+
+def test_map_categorical_legend_filter_and_current_galaxy(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    oid = atlas.objects(["object_id"], limit=6)["object_id"].iloc[5]
+    at = app(app_atlas)
+    at.session_state[_state.OBJECT_ID] = oid
+    at.session_state[_state.MAP_COLOUR] = "rare_class"
+    at.switch_page("pages/map.py").run()
+    assert not errors(at), errors(at)
+    spec = chart_json(at)
+    names = [t.get("name") for t in spec["data"] if t.get("showlegend")]
+    assert names[-1] == "(none)" and len(names) >= 3, names  # rare classes labelled, the common empty value last (grey)
+    star = [t for t in spec["data"] if t.get("name") == "current galaxy"]
+    assert star and star[0]["customdata"] == [oid]
+    assert any("all drawn and all clickable" in c.value for c in at.caption)
+    lo, hi = at.slider(key="map_z_range").value
+    at.slider(key="map_z_range").set_value((lo, (lo + hi) / 2)).run()
+    assert not errors(at), errors(at)
+    z = atlas.objects(["redshift"])["redshift"]
+    expected = int(((z >= lo) & (z <= (lo + hi) / 2)).sum())
+    assert any(f"{expected:,} objects match" in c.value for c in at.caption)
+    clickable = [t for t in chart_json(at)["data"] if t.get("name") == "objects"][0]
+    assert len(clickable["customdata"]) == expected
+    at.text_input(key="map_condition").input("no_such_column = 1").run()
+    assert any("is not valid" in e.value for e in at.error) and not at.exception
+
+
+def test_cluster_is_coloured_as_categories(app_atlas: str) -> None:
+    at = app(app_atlas)
+    at.session_state[_state.MAP_COLOUR] = "cluster"
+    at.switch_page("pages/map.py").run()
+    assert not errors(at), errors(at)
+    spec = chart_json(at)
+    names = [t.get("name") for t in spec["data"] if t.get("showlegend")]
+    assert "noise" in names and not any(t.get("marker", {}).get("showscale") for t in spec["data"])
+
+
+def test_map_selection_gallery_labels_redshift_and_exports(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    ids = atlas.objects(["object_id"], limit=5)["object_id"].tolist()
+    at = app(app_atlas)
+    at.session_state[_state.MAP_SELECTION] = ids
+    at.switch_page("pages/map.py").run()
+    assert not errors(at), errors(at)
+    captions = [c.value for c in at.caption if c.value.startswith(tuple(ids))]
+    assert captions and all(" · z=" in c for c in captions) and not any(" r=" in c for c in captions)
+    assert any(d.proto.label == "Download 5 (votable)" for d in at.get("download_button"))
+
+
+def test_probe_results_follow_the_probe_that_just_finished(atlas_copy: str) -> None:
+    atlas = open_atlas(atlas_copy)
+    space = sorted(list_spaces(atlas))[0]
+    first = probes.train_probe(atlas, space, "redshift", "linear")["probe_id"]
+    at = app(atlas_copy)
+    at.switch_page("pages/probes.py").run()
+    at.selectbox(key="probe_pick").set_value(first).run()  # the user looked at the first probe
+    job_id = jobs.submit(atlas, "probe", {"space": space, "target": "redshift", "method": "knn"}, detach=False)
+    second = jobs.get_job(atlas, job_id)["result"]["probe_id"]
+    at.session_state[_state.PROBE_JOB] = job_id  # as if launched from the page's form
+    at.run()
+    assert not errors(at), errors(at)
+    assert at.selectbox(key="probe_pick").value == second
+    assert any(second in c.value or "knn probe" in c.value for c in at.caption)
+    at.button(key="colour_map").click().run()
+    assert at.session_state[_state.MAP_COLOUR] == f"probe:{second}"
+
+
+def test_rare_votes_show_on_the_card_and_keep_the_tab(atlas_copy: str) -> None:
+    at = app(atlas_copy)
+    at.switch_page("pages/rare.py").run()
+    at.session_state["rare_tab"] = "Anomalies"
+    at.run()
+    ups = [b for b in at.button if (b.key or "").startswith("anom_up_")]
+    assert ups and ups[0].proto.icon == ":material/thumb_up:" and not ups[0].label.strip(), "Material icon, no emoji"
+    oid = ups[0].key.removeprefix("anom_up_")
+    ups[0].click().run()
+    assert not errors(at), errors(at)
+    assert at.session_state["rare_tab"] == "Anomalies"
+    assert at.button(key=f"anom_up_{oid}").proto.type == "primary", "the card shows its vote"
+    assert tags.INTERESTING in tags.tags_of(open_atlas(atlas_copy), oid)
+    at.button(key=f"anom_down_{oid}").click().run()  # the other vote replaces it
+    assert tags.tags_of(open_atlas(atlas_copy), oid) == [tags.NOT_INTERESTING]
+    assert at.button(key=f"anom_down_{oid}").proto.type == "primary" and at.button(key=f"anom_up_{oid}").proto.type != "primary"
+
+
+def test_home_counts_tagged_objects_and_guides(atlas_copy: str) -> None:
+    atlas = open_atlas(atlas_copy)
+    ids = atlas.objects(["object_id"], limit=3)["object_id"].tolist()
+    tags.add_tag(atlas, ids, "ring")
+    tags.add_tag(atlas, ids[0], "merger")
+    tags.remove_tag(atlas, ids[2], "ring")
+    at = app(atlas_copy)
+    assert not errors(at), errors(at)
+    assert {m.label: m.value for m in at.metric}["Tagged objects"] == "2"  # 5 rows, 2 objects still tagged
+    assert any("**Map**" in m.value for m in at.markdown)
+    at.button(key="guide_random").click().run()
+    assert at.title[0].value.startswith("Galaxy ")
+    at = app(atlas_copy)
+    at.button(key="guide_rare").click().run()
+    assert at.title[0].value == "Rare objects"
+
+
+def test_data_sources_are_files_and_upload_errors_name_the_file_once(atlas_copy: str) -> None:
+    at = app(atlas_copy)
+    at.switch_page("pages/data.py").run()
+    sources = [d.value for d in at.dataframe if "source" in d.value.columns][0]
+    assert len(sources) == 1 and sources["objects"].iloc[0] == open_atlas(atlas_copy).count("objects")
+    at.file_uploader(key="upload").upload("cube.fits", b"not a FITS file", "application/fits").run()
+    message = [e.value for e in at.error if "cube.fits" in e.value][0]
+    assert message.count("cube.fits") == 1, message
