@@ -85,7 +85,7 @@ def guide(objects: object) -> None:
     with st.container(border=True):
         st.markdown("**Where to start**")
         for page, what in GUIDE:
-            st.markdown(f"- **{page}**: {what}")
+            st.markdown(f"- **{page}**: {what}")  # fixed text, not data
         st.caption("Find any object from the sidebar by id, name or RA Dec. Tagging shortcuts on the Galaxy page: "
                    "g ring, m merger, l lens, a artefact, i interesting, b boring.")
         cols = st.columns(3)

@@ -7,12 +7,11 @@ import streamlit as st
 
 from backend import export, samp
 from backend.store import Atlas, AtlasError
+from pages._shared import _open, md_escape
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _payload(uri: str, ids: tuple[str, ...], extra: pd.DataFrame, name: str, fmt: str) -> bytes:
-    from pages._shared import _open
-
     frame = pd.DataFrame({"object_id": list(ids)})
     if not extra.empty:
         frame = frame.merge(extra, on="object_id", how="left")
@@ -40,6 +39,6 @@ def export_panel(atlas: Atlas, selection: pd.DataFrame, *, name: str, key: str) 
                       help="Broadcasts the table over SAMP (table.load.votable) to TOPCAT, Aladin or any SAMP client."):
         try:
             samp.send_table(export.selection_table(atlas, frame, name=name), name)
-            st.toast(f"Sent {len(ids):,} objects to the SAMP hub ({name}).", icon=":material/send:")
+            st.toast(md_escape(f"Sent {len(ids):,} objects to the SAMP hub ({name})."), icon=":material/send:")
         except AtlasError as exc:
-            st.warning(str(exc), icon=":material/portable_wifi_off:")
+            st.warning(md_escape(exc), icon=":material/portable_wifi_off:")

@@ -12,7 +12,7 @@ FIND_QUERY, FIND_RADIUS = "find_query", "find_radius"
 
 def find_box(atlas: Atlas) -> None:
     """Sidebar search: one match opens its galaxy page; several are listed, nearest or best first."""
-    from pages._shared import open_galaxy
+    from pages._shared import md_escape, open_galaxy
 
     box = st.sidebar.container(border=True)
     with box.form("find_form", border=False, enter_to_submit=True):
@@ -25,14 +25,14 @@ def find_box(atlas: Atlas) -> None:
     try:
         result = find.find(atlas, query, float(radius))
     except AtlasError as exc:
-        box.warning(str(exc))
+        box.warning(md_escape(exc))
         return
     if go and len(result.objects) == 1:
         open_galaxy(str(result.objects["object_id"].iloc[0]))
-    box.caption(result.message)
+    box.caption(md_escape(result.message))
     for _, row in result.objects.head(10).iterrows():
         sep = f' · {row["separation_arcsec"]:.1f}"' if "separation_arcsec" in row.index else ""
-        if box.button(f"{row['object_id']}{sep}", key=f"find_open_{row['object_id']}", icon=":material/open_in_new:",
+        if box.button(md_escape(f"{row['object_id']}{sep}"), key=f"find_open_{row['object_id']}", icon=":material/open_in_new:",
                       type="tertiary"):
             open_galaxy(str(row["object_id"]))
 

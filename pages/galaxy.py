@@ -121,7 +121,7 @@ def position_and_links(ra: float, dec: float) -> None:
                 samp.point_at(ra, dec)
                 st.toast(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub.", icon=":material/send:")
             except AtlasError as exc:
-                st.warning(str(exc), icon=":material/portable_wifi_off:")
+                st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)

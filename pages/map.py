@@ -15,6 +15,7 @@ from pages._export import export_panel
 from pages._shared import (
     get_atlas,
     light_objects,
+    md_escape,
     open_button,
     open_galaxy,
     spaces_or_stop,
@@ -229,9 +230,9 @@ def map_filter(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str] | None]:
     try:
         keep = ids_where(atlas.uri, " AND ".join(parts), table_version(atlas, "objects"))
     except AtlasError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return frame, None
-    st.caption(f"Filter: {' AND '.join(parts)} — {len(keep):,} objects match.")
+    st.caption(md_escape(f"Filter: {' AND '.join(parts)} — {len(keep):,} objects match."))
     return frame[frame["object_id"].isin(keep)], keep
 
 
