@@ -140,7 +140,7 @@ def main() -> None:
         for label, kwargs in (("broad", {"z_range": (0.1, 0.4)}), ("narrow", {"z_range": (0.1, 0.104), "survey": "sdss"})):
             ok = cat["redshift"].between(*kwargs["z_range"]).to_numpy()
             if "survey" in kwargs:
-                ok &= (cat["survey"] == kwargs["survey"]).to_numpy()
+                ok = ok & (cat["survey"] == kwargs["survey"]).to_numpy()
             rows = np.flatnonzero(ok)
             ft, recalls = [], []
             for row in picks[:15]:

@@ -49,21 +49,33 @@ def embed_cmd(
     modality: str = typer.Option(None, "--modality", help="image | spectrum (selects NAME-MODALITY for a family)."),
     device: str = typer.Option("auto", "--device", help="auto | cuda | cuda:N | cpu"),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
-    workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers (default: 0 on CPU, up to 8 on GPU)."),
+    workers: int = typer.Option(None, "--workers", min=0, help="local: DataLoader workers (default 0 on CPU, up to 8 on GPU); ray: encoder actors."),
     precision: str = typer.Option("bf16", "--precision", help="bf16 | fp16 | fp32 (autocast on GPU only)"),
     limit: int = typer.Option(None, "--limit", min=0, help="Embed at most N (not yet embedded) objects."),
     checkpoint: str = typer.Option(None, "--checkpoint", help="Local weights file instead of the default source."),
     write_rows: int = typer.Option(2048, "--write-rows", min=1, help="Vectors per commit (smaller: less redone after a kill)."),
+    engine: str = typer.Option("local", "--engine", help="local (one process) | ray (Ray Data: a local instance or --ray-address)."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (e.g. auto, ray://head:10001); default: a local instance."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", min=0.0, help="ray: GPUs per encoder actor (0: CPU actors)."),
 ) -> None:
     """Embed atlas objects with one encoder (resumable: rerun to finish after an interruption)."""
     import json
 
-    from embeddings.job import run_embedding
-
     try:
-        result = run_embedding(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
-                               workers=workers, precision=precision, limit=limit, checkpoint=checkpoint,
-                               write_rows=write_rows)
+        if engine == "ray":
+            from embeddings.ray_engine import run_embedding_ray
+
+            result = run_embedding_ray(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
+                                       precision=precision, limit=limit, checkpoint=checkpoint, address=ray_address,
+                                       workers=workers, gpus_per_worker=gpus_per_worker, write_rows=write_rows)
+        elif engine == "local":
+            from embeddings.job import run_embedding
+
+            result = run_embedding(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
+                                   workers=workers, precision=precision, limit=limit, checkpoint=checkpoint,
+                                   write_rows=write_rows)
+        else:
+            raise UserError(f"--engine must be local or ray, not {engine!r}")
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     print(json.dumps(result, indent=1, default=str))
@@ -217,3 +229,21 @@ def export_cmd(
         shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
         print(f"warning: {len(missing)} id(s) not in the atlas, skipped: {shown}", file=sys.stderr)
     print(f"export: {len(frame)} objects ({name}) -> {path} ({fmt})")
+
+
+@app.command("scale")
+def scale_cmd(
+    atlas: str = typer.Option(..., "--atlas", help="New atlas folder or URI for the load-test atlas."),
+    source: str = typer.Option(None, "--source", help="Built demo atlas to copy from (default: $ARP_ATLAS or data/atlases/sdss10k)."),
+    n: int = typer.Option(1_000_000, "--n", min=1, help="Objects to write."),
+    seed: int = typer.Option(0, "--seed"),
+    pixels_every: int = typer.Option(100, "--pixels-every", min=1, help="Copy pixels and spectra onto every Nth object only."),
+) -> None:
+    """Build a large atlas for load testing from a demo atlas (jittered copies: for performance, not science)."""
+    import time
+
+    from embeddings.scale import build_scale_atlas
+
+    started = time.perf_counter()
+    built = build_scale_atlas(atlas, _atlas(source), n=n, seed=seed, pixels_every=pixels_every)
+    print(f"scale: {built.count('objects')} objects in {built.uri} in {time.perf_counter() - started:.0f} s")

@@ -234,8 +234,16 @@ def run_embed_job(atlas: Atlas | str, params: dict | str, ctx) -> dict:
     name = params.pop("encoder", None)
     if not name:
         raise ValueError("embed job needs params['encoder']")
+    engine = params.pop("engine", "local")
     allowed = {"modality", "device", "batch_size", "workers", "precision", "limit", "checkpoint"}
+    if engine == "ray":
+        allowed |= {"ray_address", "gpus_per_worker"}
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"unknown embed job parameters: {sorted(unknown)}")
+    if engine == "ray":
+        from embeddings.ray_engine import run_embedding_ray
+
+        params["address"] = params.pop("ray_address", None)
+        return run_embedding_ray(atlas, name, progress=False, on_progress=ctx.progress, should_cancel=ctx.cancelled, **params)
     return run_embedding(atlas, name, progress=False, on_progress=ctx.progress, should_cancel=ctx.cancelled, **params)

@@ -44,10 +44,16 @@ with st.form("embed_form"):
     device = cols[1].selectbox("Device", ["auto", "cpu", "cuda"], key="embed_device")
     batch_size = cols[2].number_input("Batch size", 1, 4096, 64, key="embed_batch")
     limit = cols[3].number_input("Limit (0 = all)", 0, 10_000_000, 0, key="embed_limit")
+    engine_cols = st.columns([1, 3])
+    engine = engine_cols[0].selectbox("Engine", ["local", "ray"], key="embed_engine",
+                                      help="local: this process; ray: Ray Data on a local Ray instance or a cluster.")
+    ray_address = engine_cols[1].text_input("Ray address (empty: a local Ray instance)", key="embed_ray_address")
     if st.form_submit_button("Launch embedding job", type="primary", disabled=not names):
         params = {"encoder": encoder, "modality": modality, "device": device, "batch_size": int(batch_size)}
         if limit:
             params["limit"] = int(limit)
+        if engine == "ray":
+            params.update(engine="ray", **({"ray_address": ray_address.strip()} if ray_address.strip() else {}))
         job_id = jobs.submit(atlas, "embed", params)
         st.session_state[_state.FOLLOWED_JOB] = job_id
         st.success(f"Started job {job_id}.")

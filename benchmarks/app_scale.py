@@ -1,0 +1,158 @@
+"""The app at scale: what the pages ask of a large atlas, timed against a small one in the same run.
+
+Backend figures per atlas (the calls the pages make): catalogue read (projected columns), map frame + full
+datashader render, neighbours() of a galaxy (plain and redshift-filtered), top anomalies, cluster list, and this
+process's peak RSS. `--browser` also runs the live app (streamlit + headless Chromium) on each atlas: first paint
+of every page after warm-up, click a neighbour -> next galaxy with its grid, and the server's RSS. `--compute`
+times maps + anomaly scores + clusters of one space of the large atlas (fit on a sample, transform the rest).
+
+    python benchmarks/app_scale.py --atlas data/atlases/scale1m --small data/atlases/demo3k [--browser] [--compute]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench_common import emit  # noqa: E402
+
+from backend import anomaly, maps, rare, render  # noqa: E402
+from backend.neighbours import neighbours  # noqa: E402
+from backend.spaces import list_spaces  # noqa: E402
+from backend.store import open_atlas  # noqa: E402
+
+PAGES = ("home", "map", "galaxy", "rare", "probes", "jobs", "data")
+
+
+def timed(fn, repeats: int = 3) -> tuple[float, object]:
+    """Median seconds of `repeats` calls after one warm-up call, and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def backend_figures(uri: str, label: str) -> None:
+    atlas = open_atlas(uri)
+    n = atlas.count("objects")
+    space = next(s for s, info in list_spaces(atlas).items() if info.modality == "image")
+    cols = ["object_id", "survey", "ra", "dec", "redshift", *atlas.label_columns()]
+    t, cat = timed(lambda: atlas.objects(list(dict.fromkeys(cols))), 1)
+    emit("app.catalogue_read", t, "s", atlas=label, objects=n, columns=len(set(cols)))
+    t, frame = timed(lambda: maps.with_objects(atlas, maps.load_map(atlas, space), ["redshift"]), 1)
+    emit("app.map_frame", t, "s", atlas=label, objects=n)
+    t, _ = timed(lambda: render.render(frame, "redshift", width=900, height=650))
+    emit("app.map_render_all_points", t, "s", atlas=label, objects=n, goal_s=2.0)
+    ids = list(cat["object_id"].sample(12, random_state=0))
+    plain, filtered = [], []
+    neighbours(atlas, ids[0], space, k=12)
+    for oid in ids[1:]:
+        t0 = time.perf_counter()
+        neighbours(atlas, oid, space, k=12)
+        plain.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        neighbours(atlas, oid, space, k=12, z_range=(0.05, 0.15))
+        filtered.append(time.perf_counter() - t0)
+    emit("app.neighbours_p50", np.median(plain) * 1000, "ms", atlas=label, objects=n, space=space)
+    emit("app.neighbours_filtered_p50", np.median(filtered) * 1000, "ms", atlas=label, objects=n, filter="z 0.05-0.15")
+    if "anomaly" in frame.columns:
+        t, _ = timed(lambda: anomaly.top_anomalies(atlas, space, n=100), 1)
+        emit("app.top_anomalies", t, "s", atlas=label, objects=n)
+    t, _ = timed(lambda: rare.clusters(atlas, space), 1)
+    emit("app.cluster_list", t, "s", atlas=label, objects=n)
+    emit("app.backend_peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "MiB", atlas=label,
+         note="this process after all calls above (cumulative)")
+
+
+def server_rss_mib(port: int) -> float:
+    """Resident memory of the streamlit process serving `port` (with its children)."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "streamlit" in cmd and f"--server.port {port}" in cmd:
+            return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+    return float("nan")
+
+
+def browser_figures(uri: str, label: str, repeats: int) -> None:
+    from browser_latency import click_to_neighbours, load_map
+
+    from tests.browser import chromium_context, streamlit_server, wait_app_idle
+
+    atlas = open_atlas(uri)
+    n = atlas.count("objects")
+    first_id = str(atlas.objects(["object_id"], limit=1)["object_id"].iloc[0])
+    log = Path(tempfile.mkdtemp(prefix="arp-bench-")) / "streamlit.log"
+    with streamlit_server(uri, log) as url, chromium_context(1400, 1000) as ctx:
+        port = int(url.rsplit(":", 1)[1])
+        load_map(ctx, url)  # warm-up: imports, numba, caches
+        for name in PAGES:
+            times = []
+            for _ in range(repeats):
+                page = ctx.new_page()
+                t0 = time.perf_counter()
+                page.goto(f"{url}/{name}" + (f"?object={first_id}" if name == "galaxy" else ""))
+                wait_app_idle(page, 300_000)
+                times.append(time.perf_counter() - t0)
+                page.close()
+            emit(f"app.first_paint.{name}", statistics.median(times), "s", atlas=label, objects=n, goal_s=3.0,
+                 runs=repeats)
+        emit("app.map_page_drawn", statistics.median([load_map(ctx, url) for _ in range(repeats)]), "s",
+             atlas=label, objects=n, goal_s=3.0)
+        clicks = click_to_neighbours(ctx, url, first_id, repeats + 1)[1:]
+        emit("app.click_to_next_galaxy", statistics.median(clicks), "s", atlas=label, objects=n, goal_s=1.0,
+             max_s=round(max(clicks), 3))
+        emit("app.server_rss", server_rss_mib(port), "MiB", atlas=label, objects=n, goal_mib=4096)
+
+
+def compute_figures(uri: str, label: str) -> None:
+    atlas = open_atlas(uri)
+    space = next(s for s, info in list_spaces(atlas).items() if info.modality == "image")
+    n = atlas.count("objects")
+    started = time.perf_counter()
+    t0 = time.perf_counter()
+    maps.compute_map(atlas, space, force=True)
+    emit("app.compute_map", time.perf_counter() - t0, "s", atlas=label, objects=n)
+    t0 = time.perf_counter()
+    anomaly.compute_anomalies(atlas, space)
+    emit("app.compute_anomalies", time.perf_counter() - t0, "s", atlas=label, objects=n)
+    t0 = time.perf_counter()
+    rare.find_clusters(atlas, space)
+    emit("app.compute_clusters", time.perf_counter() - t0, "s", atlas=label, objects=n)
+    emit("app.compute_map_anomaly_clusters", time.perf_counter() - started, "s", atlas=label, objects=n, goal_s=900)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--atlas", required=True, help="the large atlas (python -m embeddings scale)")
+    parser.add_argument("--small", default=None, help="a small atlas measured in the same run, for ratios")
+    parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--compute", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    runs = [(args.small, "small"), (args.atlas, "large")] if args.small else [(args.atlas, "large")]
+    if args.compute:
+        compute_figures(args.atlas, "large")
+    for uri, label in runs:
+        backend_figures(uri, label)
+    if args.browser:
+        for uri, label in runs:
+            browser_figures(uri, label, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

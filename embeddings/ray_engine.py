@@ -1,0 +1,303 @@
+"""The Ray Data engine for embedding jobs (`python -m embeddings embed --engine ray`): the same job as
+embeddings/job.py, spread over a Ray cluster (or a local Ray instance).
+
+Ray Data reads the `objects` Lance dataset with only the columns the encoder needs, preprocessing runs
+as CPU tasks, an actor pool loads the encoder once per actor (GPU when `gpus_per_worker` > 0), write
+tasks turn vectors into Lance fragments (lance-ray's `write_fragment`), and the driver commits them
+with `LanceDataset.commit(Append)` every few fragments. Only ids without a vector are read, so a
+re-run after a crash embeds what is missing and never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from backend import schema
+from backend.config import storage_options
+from backend.spaces import SpaceInfo, register_space
+from backend.store import Atlas, open_atlas, sql_list, utcnow, with_retry
+
+log = logging.getLogger(__name__)
+
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # a local Ray instance shares the box with the app: keep its store small
+FILTER_IN_LIST_MAX = 50_000  # more missing ids than this are filtered inside the read tasks instead
+DISTRIBUTED_INDEX_MIN_ROWS = 1_000_000  # spaces this large get their IVF_PQ index built by lance-ray's workers
+MAX_SKIP_EXAMPLES = 20
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Connect to a Ray cluster at `address`, or start a small local instance (no dashboard) when none runs."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    ray.init(num_cpus=num_cpus or os.cpu_count(), object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+             include_dashboard=False, log_to_driver=False)
+
+
+def _preprocess(batch: pa.Table, preprocessor: Callable, surveys: dict, keep: frozenset | None) -> dict:
+    """CPU task: rows -> model inputs; a row that cannot be used keeps its id with an error and a zero input."""
+    from embeddings.data import _column_values
+    from embeddings.encoders.base import SurveyContext
+
+    cols = {name: _column_values(batch.column(name)) for name in batch.column_names}
+    ids, inputs, errors = [], [], []
+    shape = None
+    default = SurveyContext()
+    for i, oid in enumerate(cols["object_id"]):
+        if keep is not None and oid not in keep:
+            continue
+        row = {name: values[i] for name, values in cols.items()}
+        try:
+            x = np.asarray(preprocessor(row, surveys.get(row.get("survey") or "", default)), np.float32)
+            if shape is not None and x.shape != shape:
+                raise ValueError(f"preprocessed shape {x.shape} differs from {shape}")
+            shape, error = x.shape, ""
+        except ValueError as exc:
+            x, error = None, str(exc)
+        ids.append(oid)
+        inputs.append(x)
+        errors.append(error)
+    shape = shape or (1,)
+    stacked = np.zeros((len(ids), *shape), np.float32)
+    for i, x in enumerate(inputs):
+        if x is not None:
+            stacked[i] = x
+    return {"object_id": np.asarray(ids, dtype=object), "x": stacked, "error": np.asarray(errors, dtype=object)}
+
+
+class _EmbedActor:
+    """Actor: builds the encoder once, then embeds the valid rows of each batch (OOM halves the chunk)."""
+
+    def __init__(self, name: str, kwargs: dict, device: str, precision: str, chunk: int) -> None:
+        from embeddings.encoders.registry import get_encoder
+        from embeddings.job import _Forward
+
+        encoder = get_encoder(name, **kwargs)
+        encoder.to(device)
+        self.dim = int(encoder.dim)
+        self.forward = _Forward(encoder, chunk, device, precision)
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        errors = np.asarray(batch["error"], dtype=object)
+        ok = np.flatnonzero(errors == "")
+        vectors = np.zeros((len(errors), self.dim), np.float32)
+        if len(ok):
+            vectors[ok] = self.forward(torch.from_numpy(np.ascontiguousarray(batch["x"][ok], np.float32)))
+        bad = ~np.isfinite(vectors).all(axis=1) & (errors == "")
+        errors[bad] = "encoder returned a non-finite vector"
+        return {"object_id": batch["object_id"], "vector": vectors, "error": errors}
+
+
+def _write_fragments(batch: dict, uri: str, info: dict, options: dict | None) -> dict:
+    """Write task: the valid vectors of a batch as Lance fragment files (committed later by the driver)."""
+    from lance_ray.fragment import write_fragment
+
+    errors = np.asarray(batch["error"], dtype=object)
+    ok = errors == ""
+    ids = [str(o) for o in np.asarray(batch["object_id"], dtype=object)[ok]]
+    vectors = np.ascontiguousarray(batch["vector"][ok], np.float32)
+    fragments = []
+    if ids:
+        n = len(ids)
+        table = pa.table(
+            {
+                "object_id": pa.array(ids, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), info["dim"]),
+                "encoder": pa.array([info["encoder"]] * n, pa.string()),
+                "weights_revision": pa.array([info["weights_revision"]] * n, pa.string()),
+                "preprocess_version": pa.array([info["preprocess_version"]] * n, pa.string()),
+                "created_at": pa.array([utcnow()] * n, pa.timestamp("us", tz="UTC")),
+            },
+            schema=schema.vectors_schema(info["dim"]),
+        )
+        fragments = [frag for frag, _ in write_fragment([table], uri, schema=table.schema, storage_options=options)]
+    skipped = [(str(o), str(e)) for o, e in zip(np.asarray(batch["object_id"], dtype=object)[~ok], errors[~ok], strict=True)]
+    return {"fragments": np.asarray([pickle.dumps(fragments)], dtype=object), "written": np.asarray([len(ids)]),
+            "skipped": np.asarray([pickle.dumps(skipped)], dtype=object)}
+
+
+def _missing_ids(atlas: Atlas, table: str, limit: int | None) -> tuple[list[str], int, int]:
+    """Object ids without a vector in `table` (sorted, at most `limit`), how many had one, and the objects count."""
+    import pyarrow.compute as pc
+
+    ids = atlas.table(schema.OBJECTS).to_lance().to_table(columns=["object_id"]).column("object_id")
+    done = 0
+    if atlas.has_table(table):
+        have = atlas.table(table).to_lance().to_table(columns=["object_id"]).column("object_id")
+        done = len(have)
+        ids = ids.filter(pc.invert(pc.is_in(ids, value_set=have.combine_chunks())))
+    todo = sorted(ids.to_pylist())
+    return (todo if limit is None else todo[: max(0, limit)]), done, atlas.count(schema.OBJECTS)
+
+
+def _vectors_dataset_uri(atlas: Atlas, info: SpaceInfo) -> str:
+    if not atlas.has_table(info.table):
+        with_retry(lambda: atlas.db.create_table(info.table, schema=schema.vectors_schema(info.dim), exist_ok=True), info.table)
+    return atlas.table(info.table).to_lance().uri
+
+
+def _commit(uri: str, fragments: list, options: dict | None) -> None:
+    import lance
+
+    def go() -> None:
+        current = lance.dataset(uri, storage_options=options)
+        lance.LanceDataset.commit(uri, lance.LanceOperation.Append(fragments), read_version=current.version,
+                                  storage_options=options)
+
+    with_retry(go, uri)
+
+
+def run_embedding_ray(
+    atlas_uri: str | Atlas,
+    encoder_name: str,
+    *,
+    modality: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    precision: str = "bf16",
+    limit: int | None = None,
+    checkpoint: str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
+    encoder_kwargs: dict | None = None,
+    write_rows: int = 2048,
+    index: bool = True,
+    progress: bool = True,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict:
+    """Embed every not-yet-embedded object with Ray Data; returns the same summary as the local engine.
+
+    `workers` actors run the encoder (default: one per GPU-share or per two CPUs); `encoder_kwargs` go to the
+    registry factory in each actor (e.g. `random_init=True` in tests).
+    """
+    import ray
+
+    from embeddings.data import survey_contexts
+    from embeddings.encoders.registry import find_encoder, get_encoder
+    from embeddings.job import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if batch_size < 1:
+        raise ValueError("batch size must be at least 1")
+    atlas = atlas_uri if isinstance(atlas_uri, Atlas) else open_atlas(atlas_uri)
+    name = find_encoder(encoder_name, modality).name
+    kwargs = {**(encoder_kwargs or {}), **({"checkpoint": checkpoint} if checkpoint else {})}
+    encoder = get_encoder(name, **kwargs)  # on the driver only for provenance, columns and the preprocessor
+    info = SpaceInfo(encoder.name, encoder.modality, int(encoder.dim), encoder.weights_revision,
+                     encoder.preprocess_version, encoder.aligned_group)
+    register_space(atlas, info)
+    todo, done_before, n_objects = _missing_ids(atlas, info.table, limit)
+    actor_device = ("cuda" if gpus_per_worker > 0 else "cpu") if device == "auto" else device
+    summary = {"space": info.name, "encoder": info.encoder, "modality": info.modality,
+               "weights_revision": info.weights_revision, "preprocess_version": info.preprocess_version,
+               "device": actor_device, "engine": "ray", "status": "done", "already_embedded": done_before,
+               "embedded": 0, "skipped": 0, "skipped_reasons": {}, "skipped_examples": []}
+    start = time.perf_counter()
+    n_actors = workers or 2
+    if todo:
+        ensure_ray(address)
+        options = storage_options(atlas.uri)
+        vectors_uri = _vectors_dataset_uri(atlas, info)
+        objects_uri = atlas.table(schema.OBJECTS).to_lance().uri
+        columns = list(dict.fromkeys(["object_id", "survey", *encoder.input_columns()]))
+        everything = len(todo) == n_objects
+        filt = None if everything or len(todo) > FILTER_IN_LIST_MAX else f"object_id IN ({sql_list(todo)})"
+        keep = None if everything or filt else frozenset(todo)
+        cpus = float(ray.cluster_resources().get("CPU", 2))
+        n_actors = workers or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker) if gpus_per_worker
+                                  else max(1, int(cpus) // 2))
+        # CPU actors must leave a CPU to the read, preprocess and write tasks, or the pipeline starves
+        actor_cpus = 0 if gpus_per_worker else min(1.0, max(0.25, (cpus - 1) / n_actors))
+        ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options)
+        ds = ds.map_batches(_preprocess, batch_format="pyarrow", batch_size=batch_size, num_cpus=1,
+                            fn_kwargs={"preprocessor": encoder.preprocessor(), "surveys": survey_contexts(atlas), "keep": keep})
+        ds = ds.map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size, concurrency=n_actors,
+                            num_gpus=gpus_per_worker or None, num_cpus=actor_cpus,
+                            fn_constructor_kwargs={"name": name, "kwargs": kwargs, "device": actor_device,
+                                                   "precision": precision, "chunk": batch_size})
+        ds = ds.map_batches(_write_fragments, batch_format="numpy", batch_size=write_rows, num_cpus=0.5,
+                            fn_kwargs={"uri": vectors_uri, "info": {**info.__dict__}, "options": options})
+        summary.update(_drive(ds, vectors_uri, options, len(todo), info.name, progress, on_progress, should_cancel))
+    seconds = time.perf_counter() - start
+    processed = summary["embedded"] + summary["skipped"]
+    summary.update(vectors_in_space=atlas.count(info.table), seconds=round(seconds, 3),
+                   objects_per_s=round(processed / seconds, 2) if seconds > 0 and processed else None)
+    if summary["status"] == "done" and summary["embedded"] and index:
+        if on_progress is not None:
+            on_progress(0.97, "building the ANN index")
+        summary["index"] = build_space_index(atlas, info.name, workers=n_actors)
+    if on_progress is not None:
+        on_progress(1.0, f"{summary['status']}: {summary['embedded']} embedded, {summary['skipped']} skipped")
+    return summary
+
+
+def _drive(ds, uri: str, options: dict | None, total: int, label: str, progress: bool,
+           on_progress: Callable[[float, str], None] | None, should_cancel: Callable[[], bool] | None) -> dict:
+    """Consume the write tasks' outputs on the driver, committing their fragments as they arrive."""
+    from tqdm.auto import tqdm
+
+    skipped: Counter[str] = Counter()
+    examples: list[dict] = []
+    written = processed = 0
+    status = "done"
+    bar = tqdm(total=total, unit="obj", desc=f"{label} (ray)", disable=not progress)
+    for row in ds.iter_rows():
+        fragments = pickle.loads(row["fragments"])
+        if fragments:
+            _commit(uri, fragments, options)
+        for oid, reason in pickle.loads(row["skipped"]):
+            skipped[reason] += 1
+            if len(examples) < MAX_SKIP_EXAMPLES:
+                examples.append({"object_id": oid, "reason": reason})
+        n = int(row["written"]) + len(pickle.loads(row["skipped"]))
+        written += int(row["written"])
+        processed += n
+        bar.update(n)
+        if on_progress is not None:
+            on_progress(0.95 * processed / max(total, 1), f"{processed}/{total} objects embedded (ray)")
+        if should_cancel is not None and should_cancel():
+            status = "cancelled"
+            break
+    bar.close()
+    return {"status": status, "embedded": written, "skipped": int(sum(skipped.values())),
+            "skipped_reasons": dict(skipped), "skipped_examples": examples}
+
+
+def build_space_index(atlas: Atlas, space: str, *, workers: int = 2,
+                      distributed_min_rows: int = DISTRIBUTED_INDEX_MIN_ROWS) -> dict:
+    """The space's ANN index: lance-ray's distributed IVF_PQ build at `distributed_min_rows` and above,
+    the single-process build (backend.index) below."""
+    from backend.index import build_index, index_plan, meta_key
+
+    tbl = atlas.table(schema.vectors_table(*schema.parse_space(space)))
+    rows = tbl.count_rows()
+    if rows < distributed_min_rows:
+        return build_index(atlas, space)
+    import lance_ray
+
+    plan = index_plan(rows, tbl.schema.field("vector").type.list_size, flat_threshold=0)
+    started = time.perf_counter()
+    lance_ray.create_index(tbl.to_lance().uri, "vector", "IVF_PQ", name="vector_idx", replace=True,
+                           num_workers=workers, storage_options=storage_options(atlas.uri), metric=plan["metric"],
+                           num_partitions=plan["num_partitions"], num_sub_vectors=plan["num_sub_vectors"])
+    entry = {**plan, "rows": rows, "build_s": round(time.perf_counter() - started, 3), "recall_at_10": None,
+             "query_p50_ms": None, "built_at": utcnow().isoformat(), "builder": "lance-ray"}
+    atlas.set_meta(meta_key(space), entry)
+    return entry
