@@ -23,7 +23,7 @@ import pyarrow as pa
 from backend import schema
 from backend.config import storage_options
 from backend.spaces import SpaceInfo, register_space
-from backend.store import Atlas, open_atlas, sql_list, utcnow, with_retry
+from backend.store import Atlas, open_atlas, utcnow, where_in, with_retry
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def run_embedding_ray(
         objects_uri = atlas.table(schema.OBJECTS).to_lance().uri
         columns = list(dict.fromkeys(["object_id", "survey", *encoder.input_columns()]))
         everything = len(todo) == n_objects
-        filt = None if everything or len(todo) > FILTER_IN_LIST_MAX else f"object_id IN ({sql_list(todo)})"
+        filt = None if everything or len(todo) > FILTER_IN_LIST_MAX else where_in("object_id", todo)
         keep = None if everything or filt else frozenset(todo)
         cpus = float(ray.cluster_resources().get("CPU", 2))
         n_actors = workers or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker) if gpus_per_worker
