@@ -17,12 +17,14 @@ from pages import _state
 
 LIGHT_COLUMNS = ("object_id", "survey", "ra", "dec", "redshift", "split", "source")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$:=^])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()~$|])")  # inline syntax: emphasis, code, links/images, HTML, maths
+_BLOCK_START = re.compile(r"^(\s*\d*)([#>+=.)-])")  # headings, quotes, lists when a value starts a line
 
 
 def md_escape(value: object) -> str:
-    """Data for a Markdown-rendering element (title, caption, label): every Markdown character escaped, one line."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
+    """Data for a Markdown-rendering element (title, caption, label): Markdown syntax escaped, one line."""
+    text = _MARKDOWN.sub(r"\\\1", " ".join(str(value).split()))
+    return _BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
 def cli_atlas() -> str | None:
