@@ -109,3 +109,14 @@ def test_no_network_is_one_plain_line(tmp_path, monkeypatch, atlas):
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "no network" in err[0] and "Traceback" not in proc.stderr
+
+
+def test_targets_with_impossible_positions_are_reported_not_fetched(tmp_path, archive, atlas):
+    targets = tmp_path / "targets.csv"
+    targets.write_text(TARGETS + "far,400,2.0\nsouth,150.3,-95\nword,abc,1\n")
+    report = run_fetch(atlas.uri, targets, tmp_path / "cache", progress=False, rate=0, backoff=0)
+    assert report.targets == 5 and [f[0] for f in report.failed] == ["targets.csv:row 3", "targets.csv:row 4",
+                                                                     "targets.csv:row 5"]
+    assert all(why.startswith("bad_position") for _, why in report.failed)
+    assert {c[1] for c in archive.calls if c[0] == "sdss"} == {150.1, 150.2}
+    assert sorted(atlas.objects(["object_id"])["object_id"]) == ["ngc1", "ngc2"]

@@ -133,8 +133,11 @@ def _atomic_write(hdul: Any, out: Path) -> None:
     tmp.replace(out)
 
 
-def read_targets(path: Path) -> pd.DataFrame:
-    """Targets CSV -> frame with key, ra, dec (key: the id column if any, else a J-name from the position)."""
+def read_targets(path: Path) -> tuple[pd.DataFrame, list[list[str]]]:
+    """Targets CSV -> (frame with key, ra, dec; [row, reason] of targets without a usable position).
+
+    The key is the id column if any, else a J-name from the position.
+    """
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -145,16 +148,18 @@ def read_targets(path: Path) -> pd.DataFrame:
         raise R.SourceError(f"{path}: targets need ra and dec columns (found: {', '.join(cols[:20])})")
     ra, dec = pd.to_numeric(frame[ra_col], errors="coerce"), pd.to_numeric(frame[dec_col], errors="coerce")
     ok = ra.between(0, 360) & dec.between(-90, 90)
+    bad = [[f"{path.name}:row {i + 1}", f"{R.BAD_POSITION}: ra={frame[ra_col][i]!r}, dec={frame[dec_col][i]!r}"]
+           for i in frame.index[~ok]]
     keys = [sanitize_filename(str(frame[id_col][i])) if id_col else position_id(ra[i], dec[i]) for i in frame.index[ok]]
-    return pd.DataFrame({"key": keys, "ra": ra[ok].to_numpy(), "dec": dec[ok].to_numpy()})
+    return pd.DataFrame({"key": keys, "ra": ra[ok].to_numpy(), "dec": dec[ok].to_numpy()}), bad
 
 
 def run_fetch(atlas_uri: str, targets: str | Path, cache: str | Path, *, spectra: bool = True, progress: bool = True,
               match_radius: float = 1.0, **fetch_options: Any) -> FetchReport:
     """Download what is missing from the cache for each target, then ingest cutouts and spectra (one object each)."""
-    table = read_targets(Path(targets))
+    table, bad = read_targets(Path(targets))
     fetcher = Fetcher(Path(cache), **fetch_options)
-    report = FetchReport(targets=len(table))
+    report = FetchReport(targets=len(table) + len(bad), failed=bad)
     bar = tqdm(table.itertuples(index=False), total=len(table), disable=not progress, desc="fetch", leave=False)
     for row in bar:
         try:
