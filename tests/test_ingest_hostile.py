@@ -218,3 +218,15 @@ def test_catalogue_upload_without_id_or_position_columns_is_refused():
     with pytest.raises(UploadError, match="object_id column or ra and dec"):
         validate_upload("cat.csv", b"name,mag\nm31,3.4\n", 10**6)
     assert validate_upload("cat.csv", b"RA,Dec,mag\n1,2,3\n", 10**6) == ("cat.csv", "csv")
+
+
+def test_reads_are_bounded_by_every_dataset_a_row_uses(tmp_path):
+    import h5py
+
+    from embeddings.ingest.hdf5 import CHUNK_BYTES, _rows_per_chunk
+
+    with h5py.File(tmp_path / "wide.h5", "w") as f:
+        ids = f.create_dataset("object_id", shape=(10_000,), dtype="S16")
+        label = f.create_dataset("NOTE", shape=(10_000,), dtype="S1000000")  # 1 MB of text per row, declared only
+        step = _rows_per_chunk(ids, label)
+        assert step * 1_000_016 <= CHUNK_BYTES and step >= 1

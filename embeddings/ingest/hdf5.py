@@ -15,7 +15,7 @@ import numpy as np
 from backend.spectra import desi_wavelength
 
 from . import report as R
-from .hdf5_guard import check_rows, check_storage
+from .hdf5_guard import check_rows, check_storage, row_bytes
 from .records import Record, Skip, SourceInfo, Spectrum
 
 CHUNK_BYTES = 32 * 2**20
@@ -51,8 +51,9 @@ def detect_layout(f: h5py.File) -> str | None:
 
 
 def _rows_per_chunk(*datasets: h5py.Dataset | None) -> int:
-    row_bytes = sum(int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize for d in datasets if d is not None)
-    return int(max(1, min(4096, CHUNK_BYTES // max(row_bytes, 1))))
+    """Rows per read so that one read of every dataset used holds about CHUNK_BYTES (declared shapes)."""
+    total = sum(row_bytes(d) for d in datasets if d is not None)
+    return int(max(1, min(4096, CHUNK_BYTES // max(total, 1))))
 
 
 class Hdf5Reader:
@@ -162,7 +163,7 @@ class Hdf5Reader:
         ids, images, spectra, z = (g.get(k) for k in ("targetids", "images", "spectra", "redshifts"))
         n = len(ids)
         images_ok = images is None or (images.ndim == 4 and images.shape[-1] == 3)
-        step = _rows_per_chunk(images, spectra)
+        step = _rows_per_chunk(ids, images, spectra, z)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             try:
@@ -204,7 +205,7 @@ class Hdf5Reader:
         z = next((f[k] for k in ("Z", "z", "redshift") if k in f and f[k].ndim == 1), None)
         band_ds, psf_ds = f.get("image_band"), f.get("image_psf_fwhm")
         label_ds = self._label_datasets(n) if self.with_labels else {}
-        step = _rows_per_chunk(image, flux, ivar, lam, mask)
+        step = _rows_per_chunk(f["object_id"], image, flux, ivar, lam, mask, ra, dec, z, band_ds, psf_ds, *label_ds.values())
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             try:
