@@ -84,4 +84,4 @@ if not catalogue.empty:
         "Catalogue (CSV, no pixels or spectra)", catalogue.to_csv(index=False).encode(), file_name="arp_catalogue.csv",
         mime="text/csv", key="export_catalogue",
     )
-    st.caption(f"{len(catalogue):,} rows, columns: {', '.join(map(str, catalogue.columns))}")
+    st.caption(md_escape(f"{len(catalogue):,} rows, columns: {', '.join(map(str, catalogue.columns))}"))
