@@ -154,4 +154,23 @@ def corpus(folder: Path, ids: list[str]) -> dict[str, Path]:
         "markdown": markdown_csv(folder / "markdown.csv", ids),
         "truncated_h5": truncated_h5(folder / "truncated.h5"),
         "truncated_fits": truncated_fits(folder / "truncated.fits"),
+        "huge_fits": huge_fits_gz(folder / "huge.fits.gz"),
+        "huge_png": huge_png(folder / "huge.png"),
     }
+
+
+def huge_fits_gz(path: Path) -> Path:
+    """A gzipped FITS whose header declares a 60000 x 60000 float32 image (13 GiB); the data are never written."""
+    import gzip
+
+    header = fits.Header({"SIMPLE": True, "BITPIX": -32, "NAXIS": 2, "NAXIS1": 60000, "NAXIS2": 60000})
+    path.write_bytes(gzip.compress(header.tostring().encode() + b"\0" * 2880 * 4))
+    return path
+
+
+def huge_png(path: Path) -> Path:
+    """A small PNG of 6000 x 6000 black pixels (4 GB once read as float RGB: a decompression bomb for a cutout)."""
+    from PIL import Image
+
+    Image.new("L", (6000, 6000)).save(path, optimize=True)
+    return path

@@ -21,7 +21,8 @@ from tests import hostile
 from tests.app_atlas import REPO
 
 REFUSED = {"external_storage": "unsafe_dataset", "virtual_dataset": "unsafe_dataset", "external_link": "unsafe_dataset",
-           "huge_rows": "too_large", "truncated_h5": "truncated", "truncated_fits": "truncated"}
+           "huge_rows": "too_large", "truncated_h5": "truncated", "truncated_fits": "truncated",
+           "huge_fits": "too_large", "huge_png": "too_large"}
 
 
 def cli(*args: str, capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -104,7 +105,7 @@ def test_corpus_folder_and_atlas_states(tmp_path: Path, existing, capsys: pytest
     hostile.corpus(folder, ids)
     code, out, err = cli("ingest", str(folder), "--atlas", uri, "--no-progress", capsys=capsys)
     assert code == 0 and "Traceback" not in out + err
-    assert "unsupported_file" in out and "bad_position" in out and "corrupt_file" in out
+    assert "unsupported_file" in out and "bad_position" in out and "corrupt_file" in out and "too_large" in out
     assert checksums(uri, ids, columns) == before
 
     source = folder / "positions.csv"

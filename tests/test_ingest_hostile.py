@@ -230,3 +230,16 @@ def test_reads_are_bounded_by_every_dataset_a_row_uses(tmp_path):
         label = f.create_dataset("NOTE", shape=(10_000,), dtype="S1000000")  # 1 MB of text per row, declared only
         step = _rows_per_chunk(ids, label)
         assert step * 1_000_016 <= CHUNK_BYTES and step >= 1
+
+
+def test_fits_and_pictures_declaring_huge_data_are_refused(tmp_path, atlas):
+    folder = tmp_path / "bombs"
+    folder.mkdir()
+    hostile.huge_fits_gz(folder / "big.fits.gz")
+    hostile.huge_png(folder / "big.png")
+    assert (folder / "big.png").stat().st_size < 1_000_000
+    report = run_ingest(folder, atlas.uri, progress=False)
+    assert report.skip_counts == {"too_large": 2} and atlas.count("objects") == 0
+    with pytest.raises(SourceError, match="too_large") as err:
+        run_ingest(folder / "big.fits.gz", atlas.uri, progress=False)
+    assert err.value.reason == "too_large"

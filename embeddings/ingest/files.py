@@ -18,6 +18,7 @@ from .safety import EXTENSIONS, extension, safe_children
 
 PER_BAND = re.compile(r"^(?P<id>.+?)[_-](?P<band>[ugrizyY]|W[1-4]|w[1-4]|NUV|FUV|nuv|fuv|[JHK]|Ks)$")
 RGB_BANDS = ["red", "green", "blue"]
+MAX_PICTURE_PIXELS = 4096 * 4096  # a PNG/JPEG cutout; a few KB can declare gigapixels
 
 
 def _stem(path: Path) -> str:
@@ -95,8 +96,8 @@ class FilesReader:
             yield from read()
         except FileProblem as exc:
             if self.strict:
-                raise R.SourceError(f"{where}: {exc}") from None
-            yield Skip(where, R.CORRUPT_FILE, str(exc))
+                raise R.SourceError(f"{where}: {exc}", reason=exc.reason) from None
+            yield Skip(where, exc.reason, str(exc))
 
     def _single(self, file: Path) -> list[Record | Skip]:
         if EXTENSIONS[extension(file.name)] == "image":
@@ -135,8 +136,15 @@ class FilesReader:
     def _picture(self, file: Path) -> Record | Skip:
         try:
             with Image.open(file) as img:
+                if img.width * img.height > MAX_PICTURE_PIXELS:
+                    raise FileProblem(f"refused (too_large): {img.width} x {img.height} pixels, the limit is "
+                                      f"{MAX_PICTURE_PIXELS:,}", R.TOO_LARGE)
                 img.load()
                 rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        except FileProblem:
+            raise
+        except Image.DecompressionBombError as exc:
+            raise FileProblem(f"refused (too_large): {exc}", R.TOO_LARGE) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise FileProblem(f"corrupt or truncated image ({' '.join(str(exc).split())[:160]})") from None
         return Record(object_id=_stem(file), where=file.name, image=np.moveaxis(rgb, -1, 0), bands=RGB_BANDS,

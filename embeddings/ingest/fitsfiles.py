@@ -22,8 +22,40 @@ BAND_ORDER = ["fuv", "nuv", "u", "g", "r", "i", "z", "y", "j", "h", "k", "ks", "
 DESI_ARMS = ("B", "R", "Z")
 
 
+MAX_FITS_BYTES = 2**30  # declared data of one FITS file (cutouts are MB, a DESI coadd of 5000 targets ~600 MB)
+
+
 class FileProblem(ValueError):
-    """One file is unusable (corrupt, truncated, wrong content); the message says why."""
+    """One file is unusable (corrupt, truncated, wrong content, too large); the message says why."""
+
+    def __init__(self, message: str, reason: str = R.CORRUPT_FILE) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def declared_bytes(header: fits.Header) -> int:
+    """Bytes of data an HDU header declares (|BITPIX|/8 x NAXIS1 x ... x NAXISn + PCOUNT), before reading any."""
+    naxis = int(header.get("ZNAXIS", header.get("NAXIS", 0)) or 0)
+    prefix = "ZNAXIS" if "ZNAXIS" in header else "NAXIS"
+    if naxis == 0:
+        return 0
+    size = 1
+    for i in range(1, naxis + 1):
+        size *= max(int(header.get(f"{prefix}{i}", 0) or 0), 0)
+    bitpix = abs(int(header.get("ZBITPIX", header.get("BITPIX", 8)) or 8))
+    return size * bitpix // 8 + max(int(header.get("PCOUNT", 0) or 0), 0)
+
+
+def _check_declared(path: Path) -> None:
+    """Refuse a FITS file whose headers declare more data than MAX_FITS_BYTES (reads headers only)."""
+    total = 0
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+        for hdu in hdul:
+            total += declared_bytes(hdu.header)
+            if total > MAX_FITS_BYTES:
+                raise FileProblem(f"refused (too_large): its headers declare over {MAX_FITS_BYTES / 2**30:.0f} GiB of "
+                                  f"data (HDU {hdu.name or 'PRIMARY'}: {declared_bytes(hdu.header) / 2**30:.1f} GiB)",
+                                  R.TOO_LARGE)
 
 
 def band_sort(bands: set[str] | list[str]) -> list[str]:
@@ -40,9 +72,12 @@ def open_fits(path: Path) -> fits.HDUList:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            _check_declared(path)
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
             for hdu in hdul:
                 _ = hdu.data  # force reading: truncated files fail or warn here
+    except FileProblem:
+        raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for broken files
         raise FileProblem(f"corrupt or truncated FITS ({_one_line(exc)})") from None
     truncated = [w for w in caught if "truncated" in str(w.message).lower()]
