@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from tests.app_atlas import REPO, free_port
 from tests.browser import streamlit_server
 
 
@@ -38,3 +43,29 @@ def test_websocket_refuses_a_rebinding_host_and_accepts_local_names(tmp_path: Pa
         assert handshake(url, f"evil.example:{port}") != 101
         assert handshake(url, "evil.example") != 101
         assert handshake(url, f"localhost.evil.example:{port}") != 101
+
+
+@pytest.mark.browser
+def test_the_allow_list_holds_when_the_app_is_started_from_another_folder(tmp_path: Path) -> None:
+    """Streamlit reads the config next to app.py too, so `streamlit run /path/to/app.py` from anywhere is covered."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
+           "--server.headless", "true", "--server.fileWatcherType", "none"]
+    env = {**os.environ, "LANCEDB_LOG": "error", "ARP_ATLAS": str(tmp_path / "atlas")}
+    with open(tmp_path / "server.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                    time.sleep(0.3)
+            assert handshake(url, f"127.0.0.1:{port}") == 101
+            assert handshake(url, f"evil.example:{port}") != 101
+        finally:
+            proc.terminate()
+            proc.wait(15)
