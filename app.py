@@ -127,9 +127,9 @@ def sidebar_picker() -> None:
 def app_pages() -> list[st.Page]:
     """Every page of the app, in menu order (the one place pages are defined)."""
     return [
-        # The root URL runs Home too, so that /home (the menu's link, shareable) resolves like every other page.
+        # The root URL shows Home; /home (the menu's link) is pages/home.py, so it resolves like every other page.
         st.Page(home, title="Home", icon=":material/home:", url_path="start", default=True, visibility="hidden"),
-        st.Page(home, title="Home", icon=":material/home:", url_path="home"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home"),
         st.Page("pages/map.py", title="Map", icon=":material/scatter_plot:", url_path="map"),
         st.Page("pages/galaxy.py", title="Galaxy", icon=":material/star:", url_path="galaxy"),
         st.Page("pages/rare.py", title="Rare", icon=":material/diamond:", url_path="rare"),

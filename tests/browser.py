@@ -22,6 +22,7 @@ CHROMIUM_ARGS = [
     "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # software WebGL for plotly's Scattergl
 ]
 ARTIFACTS = REPO / "test-artifacts"
+DOCS_SHOTS = REPO / "docs" / "screenshots" / "browser"
 
 
 @contextmanager
@@ -94,9 +95,18 @@ def wait_app_idle(page: object, timeout_ms: int = 90_000) -> None:
     )
 
 
-def screenshot(page: object, name: str) -> Path:
-    """Save a screenshot under test-artifacts/ (kept by CI)."""
+def screenshot(page: object, name: str, *, docs: bool = False) -> Path:
+    """Save a full-page screenshot under test-artifacts/ (kept by CI); `docs=True` also writes a small palette PNG
+    of the viewport to docs/screenshots/browser/ (what each page looked like in the last browser test run)."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if docs:
+        import io
+
+        from PIL import Image
+
+        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
+        img = Image.open(io.BytesIO(page.screenshot())).convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
+        img.save(DOCS_SHOTS / f"{name}.png", optimize=True)
     return path

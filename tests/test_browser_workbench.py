@@ -1,0 +1,113 @@
+"""The workbench in headless Chromium: every page by its own URL (screenshots into docs/screenshots/browser/), the Find
+box, links out, Rare votes that keep their tab and show, and the map's categorical legend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from backend.store import open_atlas
+from tests.app_atlas import shared_app_atlas
+from tests.browser import chromium_context, screenshot, streamlit_server, wait_app_idle
+
+pytestmark = pytest.mark.browser
+
+PAGES = ["home", "map", "galaxy", "rare", "probes", "jobs", "data"]
+NOT_FOUND_JS = "() => document.body.innerText.includes('Page not found')"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    uri = shared_app_atlas(tmp_path_factory)
+    log = tmp_path_factory.mktemp("streamlit-workbench") / "server.log"
+    with streamlit_server(uri, log) as url:
+        yield url, uri
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium_context(1400, 1100) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    tab = browser.new_page()
+    yield tab
+    tab.close()
+
+
+def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
+    oid = open_atlas(uri).objects(["object_id"], limit=1)["object_id"].iloc[0]
+    for name in PAGES:
+        page.goto(f"{url}/{name}" + (f"?object={oid}" if name == "galaxy" else ""))
+        page.locator("h1").first.wait_for(timeout=120_000)
+        wait_app_idle(page)
+        if name == "map":
+            page.wait_for_selector(".js-plotly-plot image", timeout=120_000)
+        page.wait_for_timeout(800)
+        assert not page.evaluate(NOT_FOUND_JS), f"/{name} shows 'Page not found'"
+        assert not page.locator("[data-testid='stException']").count(), f"/{name} raised"
+        assert page.locator("h1").count() == 1, f"/{name} drew its title more than once"
+        screenshot(page, name, docs=True)
+    page.goto(f"{url}/home")
+    page.get_by_role("heading", name="Arp").first.wait_for(timeout=60_000)
+    wait_app_idle(page)
+    page.get_by_text("Where to start").wait_for(timeout=60_000)
+    assert page.get_by_role("heading", name="Arp").count() == 1, "the page is drawn once, not twice"
+    page.get_by_text("Open a random galaxy").wait_for(timeout=60_000)
+
+
+def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
+    row = open_atlas(uri).objects(["object_id", "ra", "dec"], limit=2).iloc[1]
+    page.goto(f"{url}/data")
+    wait_app_idle(page)
+    box = page.get_by_placeholder("id, name or RA Dec")
+    box.fill(f"SDSS {int(row['object_id'].split('-')[1])}")
+    box.press("Enter")
+    page.get_by_role("heading", name=f"Galaxy {row['object_id']}").wait_for(timeout=120_000)
+    wait_app_idle(page)
+    legacy = page.get_by_role("link", name="Legacy Survey viewer")
+    assert f"ra={row['ra']:.6f}" in legacy.get_attribute("href")
+    assert page.get_by_role("link", name="SIMBAD").count() == 1 and page.get_by_role("link", name="NED").count() == 1
+    assert page.get_by_text(f"{row['ra']:.6f} {row['dec']:+.6f}").count() >= 1
+    screenshot(page, "galaxy_links", docs=True)
+
+
+def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/rare")
+    wait_app_idle(page)
+    page.get_by_role("tab", name="Anomalies").click()
+    wait_app_idle(page)
+    up = page.locator("[class*='st-key-anom_up_'] button").first
+    up.wait_for(timeout=120_000)
+    assert up.locator("[data-testid='stIconMaterial']").count() == 1, "a Material icon, not an emoji"
+    key = up.locator("xpath=ancestor::*[contains(@class, 'st-key-anom_up_')][1]").get_attribute("class")
+    oid = next(c for c in key.split() if c.startswith("st-key-anom_up_")).removeprefix("st-key-anom_up_")
+    up.click()
+    page.wait_for_function(
+        "(k) => { const b = document.querySelector('.st-key-anom_up_' + k + ' button');"
+        " return b && b.getAttribute('data-testid') === 'stBaseButton-primary'; }",
+        arg=oid.replace(".", "\\."), timeout=120_000,
+    )
+    wait_app_idle(page)
+    assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
+    screenshot(page, "rare_voted", docs=True)
+
+
+def test_map_coloured_by_a_rare_class_has_a_legend(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_selector(".js-plotly-plot image", timeout=120_000)
+    wait_app_idle(page)
+    page.get_by_label("Colour by").click()
+    page.get_by_role("option", name="rare_class").click()
+    page.wait_for_selector(".js-plotly-plot .legend", timeout=120_000)
+    wait_app_idle(page)
+    legend = page.locator(".js-plotly-plot .legend").first.text_content()
+    assert "(none)" in legend and "ring" in legend
+    screenshot(page, "map_rare_class", docs=True)
