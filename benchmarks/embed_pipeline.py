@@ -4,7 +4,10 @@ End-to-end = `embeddings.job.run_embedding` on an atlas (Lance reads, preprocess
 forward, vector upserts; index building off). Forward-only = `encoder.embed` on the same objects
 already preprocessed into an in-memory tensor, same batch size, same device. Prints JSON lines.
 
-    python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu]
+    python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu] [--engine local|ray]
+
+With `--engine ray` the end-to-end run is `embeddings.ray_engine.run_embedding_ray` on a local Ray instance
+(`--workers` = encoder actors, at least 1); Ray's start-up is outside the timed runs.
 """
 
 from __future__ import annotations
@@ -86,7 +89,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engine", default="local", choices=["local", "ray"])
     args = parser.parse_args()
+    if args.engine == "ray":
+        from embeddings.ray_engine import ensure_ray
+
+        ensure_ray()
     device = resolve_device(args.device)
     root = tempfile.mkdtemp(prefix="arp-pipe-")
     try:
@@ -106,12 +114,18 @@ def main() -> None:
                     if atlas.has_table(table):
                         atlas.db.drop_table(table)
                     t0 = time.perf_counter()
-                    result = run_embedding(atlas, name, encoder=encoder, device=device, batch_size=args.batch_size,
-                                           workers=workers, limit=n, progress=False, index=False)
+                    if args.engine == "ray":
+                        from embeddings.ray_engine import run_embedding_ray
+
+                        result = run_embedding_ray(atlas, name, device=device, batch_size=args.batch_size,
+                                                   workers=max(1, workers), limit=n, progress=False, index=False)
+                    else:
+                        result = run_embedding(atlas, name, encoder=encoder, device=device, batch_size=args.batch_size,
+                                               workers=workers, limit=n, progress=False, index=False)
                     e2e_runs.append(result["embedded"] / (time.perf_counter() - t0))
                 fwd, e2e = float(np.median(fwd_runs)), float(np.median(e2e_runs))
                 tags = {"encoder": name, "device": device, "batch": args.batch_size, "workers": workers, "n": n,
-                        "repeats": args.repeats}
+                        "repeats": args.repeats, "engine": args.engine}
                 emit("embed_forward_only", fwd, "objects/s", **tags)
                 emit("embed_end_to_end", e2e, "objects/s", **tags)
                 emit("embed_pipeline_efficiency", e2e / fwd, "ratio", **tags)

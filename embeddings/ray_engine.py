@@ -239,10 +239,14 @@ def run_embedding_ray(
     processed = summary["embedded"] + summary["skipped"]
     summary.update(vectors_in_space=atlas.count(info.table), seconds=round(seconds, 3),
                    objects_per_s=round(processed / seconds, 2) if seconds > 0 and processed else None)
-    if summary["status"] == "done" and summary["embedded"] and index:
+    from backend.index import index_is_current, measure_recall
+
+    if summary["status"] == "done" and index and (summary["embedded"] or not index_is_current(atlas, info.name)):
         if on_progress is not None:
             on_progress(0.97, "building the ANN index")
+        atlas.optimize(info.table)  # compact the many small appended fragments first
         summary["index"] = build_space_index(atlas, info.name, workers=n_actors)
+        summary["recall"] = measure_recall(atlas, info.name, n_queries=50)
     if on_progress is not None:
         on_progress(1.0, f"{summary['status']}: {summary['embedded']} embedded, {summary['skipped']} skipped")
     return summary
@@ -296,7 +300,8 @@ def build_space_index(atlas: Atlas, space: str, *, workers: int = 2,
     started = time.perf_counter()
     lance_ray.create_index(tbl.to_lance().uri, "vector", "IVF_PQ", name="vector_idx", replace=True,
                            num_workers=workers, storage_options=storage_options(atlas.uri), metric=plan["metric"],
-                           num_partitions=plan["num_partitions"], num_sub_vectors=plan["num_sub_vectors"])
+                           num_partitions=plan["num_partitions"], num_sub_vectors=plan["num_sub_vectors"],
+                           sample_rate=max(4, min(256, rows // max(plan["num_partitions"], 256))))
     entry = {**plan, "rows": rows, "build_s": round(time.perf_counter() - started, 3), "recall_at_10": None,
              "query_p50_ms": None, "built_at": utcnow().isoformat(), "builder": "lance-ray"}
     atlas.set_meta(meta_key(space), entry)

@@ -115,21 +115,19 @@ def test_broad_filters_use_the_index_path_and_stay_exact_on_small_tables(toy, mo
     assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]
 
 
-def test_selective_filter_through_the_prefiltered_index_matches_exact_search(atlas, monkeypatch):
+def test_large_objects_tables_get_filter_indexes_and_filters_stay_exact(atlas, monkeypatch):
     import backend.neighbours as nb
     from backend.index import build_index
 
     objs = build_synthetic(atlas, n=1200).set_index("object_id")
     build_index(atlas, IMAGE.name, flat_threshold=0)  # an IVF_PQ index even on a small table
-    monkeypatch.setattr(nb, "FLAT_PREFILTER_MAX", 20)  # 20+ allowed ids go through the prefiltered index
-    monkeypatch.setattr(nb, "ID_INDEX_MIN_ROWS", 0)  # scalar indexes on object_id, redshift, ... as at 1M
+    monkeypatch.setattr(nb, "ID_INDEX_MIN_ROWS", 0)  # scalar indexes on object_id, redshift, survey, ... as at 1M
     monkeypatch.setattr(nb, "_id_indexed", set())
     oid = "obj00010"
-    out = neighbours(atlas, oid, IMAGE.name, k=10, z_range=(0.1, 0.2))
+    out = neighbours(atlas, oid, IMAGE.name, k=10, z_range=(0.1, 0.2), survey="sdss")
     kinds = {tuple(i.columns): i.index_type for i in atlas.table("objects").list_indices()}
-    assert kinds[("redshift",)] == "BTree" and kinds[("object_id",)] == "BTree"
-    allowed = set(objs.index[objs["redshift"].between(0.1, 0.2)]) - {oid}
-    assert 20 < len(allowed) <= nb.EXACT_MAX
+    assert kinds[("redshift",)] == "BTree" and kinds[("object_id",)] == "BTree" and kinds[("survey",)] == "Bitmap"
+    allowed = set(objs.index[objs["redshift"].between(0.1, 0.2) & (objs["survey"] == "sdss")]) - {oid}
+    assert 10 < len(allowed) <= nb.EXACT_MAX
     _, q = read_vectors(atlas, IMAGE.name, [oid])
-    assert len(out) == 10 and set(out["object_id"]) <= allowed
-    assert len(set(out["object_id"]) & set(_exact(atlas, IMAGE.name, q[0], allowed)[:10])) >= 9
+    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]

@@ -65,3 +65,22 @@ def test_embed_job_with_the_ray_engine_reports_progress_to_done(local_ray: None,
     assert job["status"] == "done" and job["progress"] == 1.0, job["message"]
     assert job["result"]["engine"] == "ray" and job["result"]["embedded"] == 60
     assert atlas.count(schema.vectors_table("arp-pair-spectrum", "spectrum")) == 60
+
+
+def test_distributed_ivf_pq_build_serves_queries_with_recall(local_ray: None, tmp_path: Path) -> None:
+    from backend.index import measure_recall
+    from backend.spaces import SpaceInfo, register_space, write_vectors
+    from backend.store import open_atlas
+    from embeddings.ray_engine import build_space_index
+
+    atlas = open_atlas(tmp_path / "a", create=True)
+    info = SpaceInfo("toy", "image", 32, "rev", "v1")
+    register_space(atlas, info)
+    rng = np.random.default_rng(0)
+    centres, labels = rng.normal(size=(20, 32)), rng.integers(0, 20, 4000)
+    write_vectors(atlas, info, [f"o{i:05d}" for i in range(4000)],
+                  (centres[labels] + 0.3 * rng.normal(size=(4000, 32))).astype(np.float32))
+    built = build_space_index(atlas, info.name, workers=2, distributed_min_rows=0)  # lance-ray even at 4k rows
+    assert built["builder"] == "lance-ray" and built["type"] == "IVF_PQ"
+    assert [i.index_type for i in atlas.table(info.table).list_indices()] == ["IvfPq"]
+    assert measure_recall(atlas, info.name, n_queries=30)["recall_at_k"] >= 0.9
