@@ -30,8 +30,7 @@ import time
 
 import numpy as np
 
-from backend import schema
-from backend.spaces import read_vectors
+from backend.spaces import read_vectors, space_table
 from backend.store import Atlas, utcnow, with_retry
 
 FLAT_THRESHOLD = 20_000
@@ -49,8 +48,7 @@ def meta_key(space: str) -> str:
 def index_is_current(atlas: Atlas, space: str) -> bool:
     """Whether the space's index was built over exactly the rows its table holds now (not missing, not stale)."""
     built = atlas.get_meta(meta_key(space))
-    encoder, modality = schema.parse_space(space)
-    return bool(built) and built.get("rows") == atlas.count(schema.vectors_table(encoder, modality))
+    return bool(built) and built.get("rows") == atlas.count(space_table(space))
 
 
 def _divisor_near(dim: int, target: int) -> int:
@@ -83,8 +81,7 @@ def index_plan(rows: int, dim: int, *, flat_threshold: int = FLAT_THRESHOLD, ind
 
 def build_index(atlas: Atlas, space: str, *, flat_threshold: int = FLAT_THRESHOLD, index_type: str = "IVF_PQ") -> dict:
     """Build or refresh the ANN index of a space (flat below `flat_threshold` rows) and record it in meta."""
-    encoder, modality = schema.parse_space(space)
-    tbl = atlas.table(schema.vectors_table(encoder, modality))
+    tbl = atlas.table(space_table(space))
     rows = tbl.count_rows()
     dim = tbl.schema.field("vector").type.list_size
     plan = index_plan(rows, dim, flat_threshold=flat_threshold, index_type=index_type)
@@ -118,8 +115,7 @@ def search_params(atlas: Atlas, space: str) -> dict:
 
 def ann_search(atlas: Atlas, space: str, vector: np.ndarray, k: int = 10) -> list[str]:
     """Object ids of the k nearest stored vectors through the index as recorded in meta."""
-    encoder, modality = schema.parse_space(space)
-    tbl = atlas.table(schema.vectors_table(encoder, modality))
+    tbl = atlas.table(space_table(space))
     params = search_params(atlas, space)
     query = tbl.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type(params["metric"])
     if params["type"] == "IVF_PQ":

@@ -19,7 +19,7 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from backend import schema
-from backend.spaces import read_vectors
+from backend.spaces import read_vectors, space_table
 from backend.store import Atlas, AtlasError
 
 Progress = Callable[[float, str], None]
@@ -101,7 +101,7 @@ def compute_map(
 ) -> pd.DataFrame:
     """The UMAP map of a space (object_id, x, y, params_key, ...), computed and stored unless cached."""
     params = params or MapParams()
-    n_vectors = atlas.count(schema.vectors_table(*schema.parse_space(space)))
+    n_vectors = atlas.count(space_table(space))
     if n_vectors < 5:
         raise AtlasError(f"space {space} has {n_vectors} vectors; a map needs at least 5")
     key = params.key(n_vectors)

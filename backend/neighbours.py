@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from backend import schema, tags
-from backend.spaces import SpaceInfo, list_spaces, read_vectors
-from backend.store import Atlas, AtlasError, where_all, where_between, where_in, with_retry
+from backend.spaces import SpaceInfo, SpaceRef, list_spaces, read_vectors, space_name, space_table
+from backend.store import Atlas, AtlasError, where_all, where_between, where_eq, where_in, with_retry
 
 EXACT_MAX = 5_000
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
@@ -32,14 +33,44 @@ PARAMS_TTL_S = 5.0
 _params_cache: dict[tuple[str, str], tuple[float, dict]] = {}
 DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
 META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
-Space = str | Sequence[str]
+Space = SpaceRef | Sequence[SpaceRef]  # one space, or several aligned spaces for a mixed query
 
 
-def search_params(atlas: Atlas, space: str) -> dict:
+@dataclass(frozen=True)
+class Direction:
+    """One search offered for an object: its vector(s) in `query` against the `target` space."""
+
+    query: tuple[SpaceInfo, ...]  # one space, or several of one aligned group (mixed: mean of their vectors)
+    target: SpaceInfo
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the query mixes several spaces."""
+        return len(self.query) > 1
+
+    @property
+    def group(self) -> str:
+        """The aligned group the search stays in ("" for a search within one unaligned space)."""
+        return self.target.aligned_group
+
+    @property
+    def label(self) -> str:
+        """`image -> spectrum`, or `mixed (image + spectrum) -> image`."""
+        source = " + ".join(q.modality for q in self.query)
+        return f"mixed ({source}) -> {self.target.modality}" if self.mixed else f"{source} -> {self.target.modality}"
+
+    @property
+    def query_name(self) -> str:
+        """The query space's name, or the names joined by ` + ` for a mixed query."""
+        return " + ".join(q.name for q in self.query)
+
+
+def search_params(atlas: Atlas, space: SpaceRef) -> dict:
     """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built).
 
     Cached for PARAMS_TTL_S seconds per atlas and space, so a burst of queries reads the meta table once.
     """
+    space = space_name(space)
     cache_key = (atlas.uri, space)
     hit = _params_cache.get(cache_key)
     if hit and time.monotonic() - hit[0] < PARAMS_TTL_S:
@@ -85,7 +116,7 @@ def _spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
 
 def query_vector(atlas: Atlas, object_id: str, space: Space) -> np.ndarray:
     """The L2-normalised vector of an object in a space, or the normalised mean over several spaces (mixed)."""
-    names = [space] if isinstance(space, str) else list(space)
+    names = [space] if isinstance(space, str | SpaceInfo) else list(space)
     parts = []
     for name in names:
         ids, vec = read_vectors(atlas, name, [object_id])
@@ -100,10 +131,8 @@ def _check_aligned(atlas: Atlas, query_spaces: list[str], target: str) -> None:
     for name in [*query_spaces, target]:
         if name not in spaces:
             raise AtlasError(f"no space {name!r} in {atlas.uri}; spaces: {', '.join(sorted(spaces))}")
-    tgt = spaces[target]
     for name in query_spaces:
-        src = spaces[name]
-        if name != target and not (src.aligned_group and src.aligned_group == tgt.aligned_group):
+        if not spaces[name].aligned_with(spaces[target]):
             raise AtlasError(
                 f"spaces {name} and {target} are not aligned (different aligned_group), so a vector of one "
                 "means nothing in the other; cross-modal search needs a contrastive pair"
@@ -145,7 +174,7 @@ def _count_where(atlas: Atlas, where: str) -> int:
 def search(
     atlas: Atlas,
     vector: np.ndarray,
-    space: str,
+    space: SpaceRef,
     k: int = 12,
     *,
     where: str | None = None,
@@ -160,7 +189,7 @@ def search(
     matching ids are passed to LanceDB as a prefilter with an exact scan; broader filters query the index
     with oversampling and check the candidates against the filter on the objects table.
     """
-    table_name = schema.vectors_table(*schema.parse_space(space))
+    table_name = space_table(space)
     ensure_id_index(atlas, table_name)
     tbl = atlas.table(table_name)
     params = search_params(atlas, space)
@@ -233,7 +262,7 @@ def neighbours(
     atlas: Atlas,
     object_id: str,
     space: Space | None = None,
-    target_space: str | None = None,
+    target_space: SpaceRef | None = None,
     k: int = 12,
     where: str | None = None,
     *,
@@ -255,8 +284,8 @@ def neighbours(
     ensure_id_index(atlas, schema.OBJECTS)
     if space is None:
         space = next((n for n, s in spaces.items() if s.modality == "image"), next(iter(spaces)))
-    query_spaces = [space] if isinstance(space, str) else list(space)
-    target = target_space or query_spaces[0]
+    query_spaces = [space_name(s) for s in ([space] if isinstance(space, str | SpaceInfo) else space)]
+    target = space_name(target_space) if target_space is not None else query_spaces[0]
     _check_aligned(atlas, query_spaces, target)
     vector = query_vector(atlas, object_id, query_spaces)
     allowed = allowed_ids(atlas, None, tag)
@@ -275,26 +304,18 @@ def neighbours(
     return out
 
 
-def directions(atlas: Atlas, object_id: str) -> pd.DataFrame:
-    """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned pair."""
+def directions(atlas: Atlas, object_id: str) -> list[Direction]:
+    """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned group."""
     spaces = _spaces(atlas)
-    has = {name: bool(read_vectors(atlas, name, [object_id])[0]) for name in spaces}
-    rows = []
-    for name, info in spaces.items():
-        if has[name]:
-            rows.append({"direction": f"{info.modality} -> {info.modality}", "space": name, "target_space": name, "group": info.aligned_group})
-    groups: dict[str, list[str]] = {}
-    for name, info in spaces.items():
+    has = {name: atlas.count(info.table, where_eq("object_id", object_id)) > 0 for name, info in spaces.items()}
+    out = [Direction((info,), info) for name, info in spaces.items() if has[name]]
+    groups: dict[str, list[SpaceInfo]] = {}
+    for info in spaces.values():
         if info.aligned_group:
-            groups.setdefault(info.aligned_group, []).append(name)
-    for group, members in groups.items():
-        for a in members:
-            for b in members:
-                if a != b and has[a]:
-                    rows.append({"direction": f"{spaces[a].modality} -> {spaces[b].modality}", "space": a, "target_space": b, "group": group})
-        present = [m for m in members if has[m]]
+            groups.setdefault(info.aligned_group, []).append(info)
+    for members in groups.values():
+        present = tuple(m for m in members if has[m.name])
+        out += [Direction((a,), b) for a in present for b in members if a.name != b.name]
         if len(present) >= 2:
-            for b in members:
-                label = " + ".join(spaces[m].modality for m in present)
-                rows.append({"direction": f"mixed ({label}) -> {spaces[b].modality}", "space": present, "target_space": b, "group": group})
-    return pd.DataFrame(rows, columns=["direction", "space", "target_space", "group"])
+            out += [Direction(present, b) for b in members]
+    return out

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from backend import schema
-from backend.store import Atlas, MixedSpaceError, utcnow, where_in
+from backend.store import Atlas, AtlasError, MixedSpaceError, utcnow, where_in
 
 SPACE_PREFIX = "space:"  # metadata row per space: space:<name> -> SpaceInfo fields
 
@@ -26,11 +26,40 @@ class SpaceInfo:
 
     @property
     def name(self) -> str:
+        """The space's name, `<encoder>__<modality>` (maps, probes and indexes are keyed by it)."""
         return schema.space_name(self.encoder, self.modality)
 
     @property
     def table(self) -> str:
+        """The vectors table, `vectors__<encoder>__<modality>`."""
         return schema.vectors_table(self.encoder, self.modality)
+
+    def aligned_with(self, other: SpaceInfo) -> bool:
+        """Whether a vector of this space means something in `other` (same space, or one contrastive group)."""
+        return self.name == other.name or bool(self.aligned_group and self.aligned_group == other.aligned_group)
+
+
+SpaceRef = str | SpaceInfo  # a space by name (`<encoder>__<modality>`) or as its SpaceInfo
+
+
+def space_name(space: SpaceRef) -> str:
+    """The name of a space given by name or SpaceInfo."""
+    return space.name if isinstance(space, SpaceInfo) else space
+
+
+def space_table(space: SpaceRef) -> str:
+    """The vectors table of a space given by name or SpaceInfo (the one place a name is turned into a table)."""
+    return space.table if isinstance(space, SpaceInfo) else schema.vectors_table(*schema.parse_space(space))
+
+
+def get_space(atlas: Atlas, space: SpaceRef) -> SpaceInfo:
+    """The SpaceInfo of a space of this atlas; AtlasError naming the spaces there are when it has none such."""
+    spaces = list_spaces(atlas)
+    name = space_name(space)
+    if name not in spaces:
+        known = ", ".join(sorted(spaces)) or "none yet: run `python -m embeddings embed`"
+        raise AtlasError(f"no space {name!r} in {atlas.uri}; spaces: {known}")
+    return spaces[name]
 
 
 def list_spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
@@ -74,13 +103,12 @@ def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors:
     return atlas.upsert(info.table, table, create_schema=schema.vectors_schema(info.dim))
 
 
-def read_vectors(atlas: Atlas, space: str, object_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+def read_vectors(atlas: Atlas, space: SpaceRef, object_ids: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """All (or the given) vectors of a space as (ids, float32 matrix)."""
-    encoder, modality = schema.parse_space(space)
     if object_ids is not None and not object_ids:
         return [], np.zeros((0, 0), np.float32)
     where = None if object_ids is None else where_in("object_id", object_ids)
-    arrow = atlas.scan_arrow(schema.vectors_table(encoder, modality), ["object_id", "vector"], where=where)
+    arrow = atlas.scan_arrow(space_table(space), ["object_id", "vector"], where=where)
     ids = arrow.column("object_id").to_pylist()
     vec_col = arrow.column("vector").combine_chunks()
     dim = vec_col.type.list_size

@@ -172,15 +172,14 @@ with middle:
 st.divider()
 st.subheader("Neighbours")
 directions = nb.directions(atlas, object_id)
-if directions.empty:
+if not directions:
     st.info("No embedding space holds this object yet: run an embedding job (Jobs page).")
     st.stop()
-clash = directions["direction"].duplicated(keep=False)
-directions["label"] = [
-    f"{d} · {g or (s if isinstance(s, str) else '+'.join(s))}" if c else d
-    for d, s, g, c in zip(directions["direction"], directions["space"], directions["group"], clash, strict=True)
-]
-labels = directions["label"].tolist()
+clashes = {label for label in (d.label for d in directions) if sum(e.label == label for e in directions) > 1}
+by_label = {
+    f"{d.label} · {d.group or '+'.join(q.name for q in d.query)}" if d.label in clashes else d.label: d for d in directions
+}
+labels = list(by_label)
 direction = st.segmented_control(
     "Direction", labels, default=labels[0], key="direction", format_func=lambda label: label.replace("->", "→")
 ) or labels[0]
@@ -200,11 +199,10 @@ with st.expander("Filters"):
         help="A SQL predicate over the objects' columns, applied before the search.",
     )
 
-choice = directions.set_index("label").loc[direction]
-space, target = choice["space"], choice["target_space"]
+choice = by_label[direction]
 try:
     found = nb.neighbours(
-        atlas, object_id, space=space, target_space=target, k=int(k), where=conditions or None,
+        atlas, object_id, space=list(choice.query), target_space=choice.target, k=int(k), where=conditions or None,
         z_range=None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range),
         exclude_same_source_arcsec=float(same_source) or None,
     )
@@ -237,9 +235,8 @@ def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndar
     return fig
 
 
-query = space if isinstance(space, str) else " + ".join(space)
-st.caption(md_escape(f"{direction}: query {query} against {target}, {len(found)} neighbours."))
-if target.endswith("__spectrum") and wave is not None and len(found):
+st.caption(md_escape(f"{direction}: query {choice.query_name} against {choice.target.name}, {len(found)} neighbours."))
+if choice.target.modality == "spectrum" and wave is not None and len(found):
     rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
     st.plotly_chart(neighbour_spectra(rows, np.asarray(flux) if flux is not None else None,
                                       np.asarray(ivar) if ivar is not None else None, wave, object_id), key="neighbour_spectra")

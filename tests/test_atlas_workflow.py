@@ -38,11 +38,11 @@ def test_notebook_workflow(demo_uri, tmp_path):
 
     # neighbours in all four directions and mixed
     dirs = directions(atlas, oid)
-    assert {"image -> image", "spectrum -> spectrum", "image -> spectrum", "spectrum -> image"} <= set(dirs["direction"])
-    assert dirs["direction"].str.startswith("mixed").sum() == 2
-    for row in dirs.itertuples():
-        out = neighbours(atlas, oid, row.space, target_space=row.target_space, k=8)
-        assert len(out) == 8 and oid not in set(out["object_id"]), row.direction
+    assert {"image -> image", "spectrum -> spectrum", "image -> spectrum", "spectrum -> image"} <= {d.label for d in dirs}
+    assert sum(d.mixed for d in dirs) == 2
+    for d in dirs:
+        out = neighbours(atlas, oid, list(d.query), target_space=d.target, k=8)
+        assert len(out) == 8 and oid not in set(out["object_id"]), d.label
         assert (np.diff(out["similarity"]) <= 1e-5).all()
         assert out[["ra", "dec", "redshift"]].notna().all().all() and out["thumbnail"].map(len).gt(0).all()
     # the trained pair: an object's own spectrum is among the 10 nearest spectra of its image, mostly

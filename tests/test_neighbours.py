@@ -56,8 +56,8 @@ def test_mixed_query_against_either_space(toy):
         assert (out["morphology"] == objs.loc[oid, "morphology"]).mean() >= 0.9
     dirs = directions(atlas, oid)
     assert len(dirs) == 6
-    assert {"image -> image", "spectrum -> spectrum", "image -> spectrum", "spectrum -> image"} <= set(dirs["direction"])
-    assert sum(d.startswith("mixed") for d in dirs["direction"]) == 2
+    assert {"image -> image", "spectrum -> spectrum", "image -> spectrum", "spectrum -> image"} <= {d.label for d in dirs}
+    assert sum(d.mixed for d in dirs) == 2 and all(d.label.startswith("mixed") for d in dirs if d.mixed)
 
 
 def test_filters_are_applied_before_ranking(toy):
