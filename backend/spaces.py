@@ -82,14 +82,14 @@ def register_space(atlas: Atlas, info: SpaceInfo) -> None:
     atlas.set_meta(SPACE_PREFIX + info.name, asdict(info))  # one row per space: concurrent registrations never collide
 
 
-def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> int:
-    """Upsert one batch of vectors (idempotent by object_id) with their provenance."""
+def vectors_arrow(info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> pa.Table:
+    """One batch of vectors with their provenance as an Arrow table of the space's schema."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[1] != info.dim or len(object_ids) != len(vectors):
         raise ValueError(f"expected {len(object_ids)} x {info.dim} vectors, got {vectors.shape}")
     n = len(object_ids)
     now = utcnow()
-    table = pa.table(
+    return pa.table(
         {
             "object_id": pa.array(object_ids, pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), info.dim),
@@ -100,6 +100,11 @@ def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors:
         },
         schema=schema.vectors_schema(info.dim),
     )
+
+
+def write_vectors(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> int:
+    """Upsert one batch of vectors (idempotent by object_id) with their provenance."""
+    table = vectors_arrow(info, object_ids, vectors)
     return atlas.upsert(info.table, table, create_schema=schema.vectors_schema(info.dim))
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from backend import schema
 from backend.config import storage_options
-from backend.spaces import SpaceInfo, register_space
+from backend.spaces import SpaceInfo, register_space, vectors_arrow
 from backend.store import Atlas, open_atlas, utcnow, where_in, with_retry
 
 log = logging.getLogger(__name__)
@@ -112,18 +112,7 @@ def _write_fragments(batch: dict, uri: str, info: dict, options: dict | None) ->
     vectors = np.ascontiguousarray(batch["vector"][ok], np.float32)
     fragments = []
     if ids:
-        n = len(ids)
-        table = pa.table(
-            {
-                "object_id": pa.array(ids, pa.string()),
-                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), info["dim"]),
-                "encoder": pa.array([info["encoder"]] * n, pa.string()),
-                "weights_revision": pa.array([info["weights_revision"]] * n, pa.string()),
-                "preprocess_version": pa.array([info["preprocess_version"]] * n, pa.string()),
-                "created_at": pa.array([utcnow()] * n, pa.timestamp("us", tz="UTC")),
-            },
-            schema=schema.vectors_schema(info["dim"]),
-        )
+        table = vectors_arrow(SpaceInfo(**info), ids, vectors)
         fragments = [frag for frag, _ in write_fragment([table], uri, schema=table.schema, storage_options=options)]
     skipped = [(str(o), str(e)) for o, e in zip(np.asarray(batch["object_id"], dtype=object)[~ok], errors[~ok], strict=True)]
     return {"fragments": np.asarray([pickle.dumps(fragments)], dtype=object), "written": np.asarray([len(ids)]),

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from backend import schema
-from backend.spaces import SpaceInfo, list_spaces, register_space
-from backend.store import Atlas, AtlasError, open_atlas, utcnow
+from backend.spaces import SpaceInfo, list_spaces, register_space, vectors_arrow
+from backend.store import Atlas, AtlasError, open_atlas
 
 CHUNK_ROWS = 50_000
 JITTER_DEG = 0.5
@@ -67,7 +66,7 @@ def build_scale_atlas(
         out.append(schema.OBJECTS, _objects_chunk(src, catalogue, pick, ids, start, pixels_every, rng))
         for name, info in spaces.items():
             if start == 0:
-                register_space(out, SpaceInfo(**{**asdict(info)}))
+                register_space(out, info)
             out.append(info.table, _vectors_chunk(info, vectors[name][pick], ids, rng),
                        create_schema=schema.vectors_schema(info.dim))
         say(f"scale: {start + m}/{n} objects ({(start + m) / (time.perf_counter() - started):.0f}/s)")
@@ -120,18 +119,7 @@ def _vectors_chunk(info: SpaceInfo, base: np.ndarray, ids: list[str], rng: np.ra
     noise = rng.normal(0, VECTOR_NOISE / np.sqrt(info.dim), base.shape).astype(np.float32)
     vec = base + noise
     vec /= np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
-    m = len(ids)
-    return pa.table(
-        {
-            "object_id": pa.array(ids, pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1), pa.float32()), info.dim),
-            "encoder": pa.array([info.encoder] * m, pa.string()),
-            "weights_revision": pa.array([info.weights_revision] * m, pa.string()),
-            "preprocess_version": pa.array([info.preprocess_version] * m, pa.string()),
-            "created_at": pa.array([utcnow()] * m, pa.timestamp("us", tz="UTC")),
-        },
-        schema=schema.vectors_schema(info.dim),
-    )
+    return vectors_arrow(info, ids, vec)
 
 
 def _index(atlas: Atlas, spaces: list[str], say: Callable[[str], None]) -> None:
