@@ -59,7 +59,7 @@ def home() -> None:
 
     st.subheader("Jobs running")
     all_jobs = jobs.list_jobs(atlas)
-    running = all_jobs[all_jobs["status"].isin(["queued", "running"])] if len(all_jobs) else all_jobs
+    running = all_jobs[all_jobs["status"].isin(jobs.ACTIVE)] if len(all_jobs) else all_jobs
     if len(running):
         st.dataframe(running[["job_id", "kind", "status", "progress", "message"]], hide_index=True)
     else:

@@ -1,17 +1,19 @@
 """Background jobs: each job runs in its own detached process; state lives in the atlas `jobs` table.
 
-A Streamlit rerun or a closed tab never kills a job, and jobs survive an app restart, because
-`submit` starts `python -m backend.jobs run --atlas URI JOB_ID` in a new session and every bit
-of state (status, progress, message, result, pid, log path) is upserted into the `jobs` table.
+A Streamlit rerun or a closed tab never kills a job, and jobs survive an app restart, because `submit` starts
+`python -m backend.jobs run --atlas URI JOB_ID` in a new session and every bit of state (status, progress,
+message, result, pid, log path) is upserted into the `jobs` table. Only registered kinds run (`JOB_KINDS` is the
+allow-list). A running job writes a heartbeat every HEARTBEAT_S; its process is known by host, pid and process
+start time, so a reused pid is never mistaken for the job, and a job on another machine is judged by its heartbeat.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +21,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +32,31 @@ import pandas as pd
 from backend import schema
 from backend.store import Atlas, AtlasError, open_atlas, utcnow
 
-# Job kinds map to dotted callables fn(atlas, params, ctx) -> dict, imported only in the job process.
-JOB_KINDS: dict[str, str] = {
-    "probe": "backend.probes:run_probe_job",
-    "embed": "embeddings.job:run_embed_job",
-    "ingest": "embeddings.ingest.job:run_ingest_job",
-}
-FINAL = ("done", "failed", "cancelled")
 CANCEL_GRACE_S = 10.0
+HEARTBEAT_S = 5.0
+HEARTBEAT_TIMEOUT_S = 60.0  # a job whose last heartbeat is older (and whose process cannot be checked) is dead
 _PROGRESS_MIN_INTERVAL_S = 0.5
+_CANCEL_POLL_S = 1.0
+HOST = socket.gethostname()
+
+
+class JobStatus(StrEnum):
+    """Where a job is: queued -> running -> done | failed | cancelled."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """Whether the job has ended."""
+        return self in FINAL
+
+
+FINAL = frozenset({JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JobCancelled(Exception):
@@ -49,6 +70,7 @@ class JobContext:
         self.atlas = atlas
         self.job_id = job_id
         self._last_write = 0.0
+        self._last_poll = 0.0
         self._cancel_seen = False
 
     def progress(self, fraction: float, message: str = "") -> None:
@@ -60,9 +82,10 @@ class JobContext:
         _update(self.atlas, self.job_id, progress=float(min(max(fraction, 0.0), 1.0)), message=message)
 
     def cancelled(self) -> bool:
-        """Whether the user asked to cancel this job."""
-        if not self._cancel_seen:
-            self._cancel_seen = _cancel_flag(self.atlas, self.job_id).exists()
+        """Whether the user asked to cancel this job (read from the jobs table at most once a second)."""
+        if not self._cancel_seen and time.monotonic() - self._last_poll >= _CANCEL_POLL_S:
+            self._last_poll = time.monotonic()
+            self._cancel_seen = _cancel_requested(self.atlas, self.job_id)
         return self._cancel_seen
 
     def check_cancelled(self) -> None:
@@ -71,40 +94,78 @@ class JobContext:
             raise JobCancelled(f"job {self.job_id} cancelled")
 
 
-# ------------------------------------------------------------------ table helpers
+JobFn = Callable[[Atlas, dict[str, Any], JobContext], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job the runner accepts: `load()` imports its function (only in the job process)."""
+
+    name: str
+    load: Callable[[], JobFn]
+    worker: str = "backend.jobs"  # the module run as `python -m <worker> run ...`; it must register this kind
+
+
+JOB_KINDS: dict[str, JobKind] = {}
+
+
+def register_job_kind(kind: JobKind) -> JobKind:
+    """Add a kind to the allow-list (a module that registers kinds runs `main()` as their worker)."""
+    JOB_KINDS[kind.name] = kind
+    return kind
+
+
+def _probe_job() -> JobFn:
+    from backend.probes import run_probe_job
+
+    return run_probe_job
+
+
+def _embed_job() -> JobFn:
+    from embeddings.job import run_embed_job
+
+    return run_embed_job
+
+
+def _ingest_job() -> JobFn:
+    from embeddings.ingest.job import run_ingest_job
+
+    return run_ingest_job
+
+
+register_job_kind(JobKind("probe", _probe_job))
+register_job_kind(JobKind("embed", _embed_job))
+register_job_kind(JobKind("ingest", _ingest_job))
+
+
+def _kind(name: str) -> JobKind:
+    if name not in JOB_KINDS:
+        raise AtlasError(f"unknown job kind {name!r}; known kinds: {', '.join(sorted(JOB_KINDS))}")
+    return JOB_KINDS[name]
+
+
+# ------------------------------------------------------------------ table and process helpers
 def _update(atlas: Atlas, job_id: str, **fields: Any) -> None:
     row = {"job_id": job_id, **fields, "updated_at": utcnow()}
     atlas.upsert(schema.JOBS, [row], key="job_id", create_schema=schema.JOBS_SCHEMA)
 
 
-def _atlas_dir(atlas: Atlas) -> Path:
-    if "://" in atlas.uri:  # object-store atlas: logs stay on this machine
-        return Path.cwd() / "logs"
-    return Path(atlas.uri).resolve()
+def _row(atlas: Atlas, job_id: str) -> dict[str, Any]:
+    row = atlas.get_row(schema.JOBS, job_id, key="job_id")
+    if row is None:
+        raise AtlasError(f"no job {job_id!r} in {atlas.uri}")
+    return row
+
+
+def _cancel_requested(atlas: Atlas, job_id: str) -> bool:
+    return bool(_row(atlas, job_id).get("cancel_requested"))
 
 
 def _logs_dir(atlas: Atlas) -> Path:
-    path = _atlas_dir(atlas) / "_logs"
+    base = Path.cwd() / "logs" if "://" in atlas.uri else Path(atlas.uri).resolve()  # object stores: logs stay here
+    path = base / "_logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _cancel_flag(atlas: Atlas, job_id: str) -> Path:
-    return _logs_dir(atlas) / f"{job_id}.cancel"
-
-
-def _check_kind(kind: str) -> str:
-    """A known kind name, or a dotted `package.module:function` path (for plug-in jobs)."""
-    target = JOB_KINDS.get(kind, kind)
-    module, sep, name = target.partition(":")
-    if not sep or not module or not name.isidentifier():
-        raise AtlasError(f"unknown job kind {kind!r}; known kinds: {', '.join(sorted(JOB_KINDS))} (or 'module:function')")
-    return target
-
-
-def _resolve(kind: str) -> Callable[..., dict]:
-    module, _, name = _check_kind(kind).partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _log_tail(path: str | None, lines: int = 3) -> str:
@@ -115,89 +176,92 @@ def _log_tail(path: str | None, lines: int = 3) -> str:
     return " | ".join(text[-lines:]) or "empty log"
 
 
-def _alive(pid: int) -> bool:
+def process_start(pid: int) -> int | None:
+    """The start time of a live, non-zombie process (clock ticks since boot, from /proc), or None when gone."""
     try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:  # a finished child of this process lingers as a zombie until reaped
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
 
 
-# ------------------------------------------------------------------ public API
-def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool = True) -> str:
-    """Queue a job and start it in a detached process; returns the job id."""
-    _check_kind(kind)
-    params = dict(params or {})
-    job_id = f"{kind}-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    log_path = _logs_dir(atlas) / f"{job_id}.log"
-    now = utcnow()
-    atlas.upsert(
-        schema.JOBS,
-        [
-            {
-                "job_id": job_id,
-                "kind": kind,
-                "params": json.dumps(params, default=str),
-                "status": "queued",
-                "progress": 0.0,
-                "message": "queued",
-                "pid": None,
-                "log_path": str(log_path),
-                "created_at": now,
-                "updated_at": now,
-                "result": None,
-            }
-        ],
-        key="job_id",
-        create_schema=schema.JOBS_SCHEMA,
-    )
-    if not detach:
-        run_job(atlas, job_id)
-        return job_id
-    repo_root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo_root), os.environ.get("PYTHONPATH")) if p)}
-    env.setdefault("LANCEDB_LOG", "error")
-    uri = atlas.uri if "://" in atlas.uri else str(Path(atlas.uri).resolve())  # the job runs from the repo root
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backend.jobs", "run", "--atlas", uri, job_id],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            cwd=str(repo_root),
-            env=env,
-        )
-    _update(atlas, job_id, pid=proc.pid)
-    return job_id
+def _is_job_process(pid: int, start: int | None) -> bool:
+    """Whether `pid` on this machine is still the process that was recorded (same start time)."""
+    now = process_start(pid)
+    if now is None and not Path("/proc").is_dir():  # no /proc (macOS): existence is all we can tell
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return start is None
+    return now is not None and (start is None or now == start)
 
 
-def get_job(atlas: Atlas, job_id: str) -> dict:
-    """One job as a dict (params and result decoded from JSON); AtlasError when unknown."""
-    if not atlas.has_table(schema.JOBS):
-        raise AtlasError(f"no job {job_id!r} in {atlas.uri}")
-    row = atlas.get_row(schema.JOBS, job_id, key="job_id")
-    if row is None:
-        raise AtlasError(f"no job {job_id!r} in {atlas.uri}")
-    if row["status"] in ("queued", "running") and row.get("pid") and not _alive(int(row["pid"])):
-        again = atlas.get_row(schema.JOBS, job_id, key="job_id") or row
-        if again["status"] in ("queued", "running"):
-            _update(atlas, job_id, status="failed", message=f"job process {row['pid']} died: {_log_tail(row['log_path'])}")
-            again = atlas.get_row(schema.JOBS, job_id, key="job_id") or again
-        row = again
+def _death(row: dict[str, Any]) -> str | None:
+    """Why an active job's process is gone, or None while it may still be working."""
+    pid, host = row.get("pid"), row.get("host")
+    if pid and host in (None, HOST):  # the process is on this machine: ask the kernel
+        return None if _is_job_process(int(pid), row.get("pid_start")) else f"job process {pid} died"
+    last = row.get("heartbeat_at") or row.get("updated_at")
+    if isinstance(last, datetime) and utcnow() - last > timedelta(seconds=HEARTBEAT_TIMEOUT_S):
+        return f"job process {pid} on {host} died (no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC)"
+    return None
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    row["status"] = JobStatus(row["status"])
     row["params"] = json.loads(row["params"] or "{}")
     row["result"] = json.loads(row["result"]) if row.get("result") else None
     return row
 
 
+# ------------------------------------------------------------------ public API
+def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool = True) -> str:
+    """Queue a job of a registered kind and start it in a detached process; returns the job id."""
+    job_kind = _kind(kind)
+    params = dict(params or {})
+    job_id = f"{kind}-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    log_path = _logs_dir(atlas) / f"{job_id}.log"
+    now = utcnow()
+    row = {"job_id": job_id, "kind": kind, "params": json.dumps(params, default=str), "status": JobStatus.QUEUED.value,
+           "progress": 0.0, "message": "queued", "pid": None, "log_path": str(log_path), "created_at": now,
+           "updated_at": now, "result": None, "host": HOST, "pid_start": None, "heartbeat_at": None,
+           "cancel_requested": False}
+    atlas.upsert(schema.JOBS, [row], key="job_id", create_schema=schema.JOBS_SCHEMA)
+    if not detach:
+        run_job(atlas, job_id)
+        return job_id
+    repo_root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo_root), os.environ.get("PYTHONPATH")) if p)}
+    uri = atlas.uri if "://" in atlas.uri else str(Path(atlas.uri).resolve())  # the job runs from the repo root
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", job_kind.worker, "run", "--atlas", uri, job_id],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(repo_root), env=env,
+        )
+    current = _row(atlas, job_id)  # the job may already have started and recorded itself
+    if JobStatus(current["status"]) == JobStatus.QUEUED and not current.get("pid"):
+        _update(atlas, job_id, pid=proc.pid, pid_start=process_start(proc.pid), host=HOST)
+    return job_id
+
+
+def get_job(atlas: Atlas, job_id: str) -> dict:
+    """One job as a dict (status a JobStatus, params and result decoded); a dead job's process turns it failed."""
+    row = _row(atlas, job_id)
+    if JobStatus(row["status"]) in ACTIVE and (why := _death(row)):
+        again = _row(atlas, job_id)
+        if JobStatus(again["status"]) in ACTIVE and _death(again):
+            _update(atlas, job_id, status=JobStatus.FAILED.value, message=f"{why}: {_log_tail(row['log_path'])}")
+            again = _row(atlas, job_id)
+        row = again
+    return _decode(row)
+
+
 def list_jobs(atlas: Atlas, kind: str | None = None) -> pd.DataFrame:
     """All jobs, newest first (columns of the `jobs` table)."""
     cols = [f.name for f in schema.JOBS_SCHEMA]
-    if not atlas.has_table(schema.JOBS) or atlas.count(schema.JOBS) == 0:
+    if atlas.count(schema.JOBS) == 0:
         return pd.DataFrame(columns=cols)
     frame = atlas.scan(schema.JOBS)
     if kind:
@@ -206,33 +270,37 @@ def list_jobs(atlas: Atlas, kind: str | None = None) -> pd.DataFrame:
 
 
 def cancel(atlas: Atlas, job_id: str, *, grace_s: float = CANCEL_GRACE_S) -> None:
-    """Ask a job to stop (it polls `ctx.cancelled()`); SIGTERM its process if still running after `grace_s`."""
+    """Ask a job to stop (it polls `ctx.cancelled()`); SIGTERM its own process if still running after `grace_s`."""
     job = get_job(atlas, job_id)
-    if job["status"] in FINAL:
+    if job["status"].final:
         return
-    _cancel_flag(atlas, job_id).touch()
-    if job["status"] == "queued" and not job.get("pid"):
-        _update(atlas, job_id, status="cancelled", message="cancelled before start")
+    _update(atlas, job_id, cancel_requested=True)
+    if job["status"] == JobStatus.QUEUED and not job.get("pid"):
+        _update(atlas, job_id, status=JobStatus.CANCELLED.value, message="cancelled before start")
         return
-    pid = job.get("pid")
-    if pid and grace_s >= 0:
-        threading.Thread(target=_terminate_later, args=(atlas.uri, job_id, int(pid), grace_s), daemon=True).start()
+    if grace_s >= 0:
+        threading.Thread(target=_terminate_later, args=(atlas.uri, job_id, grace_s), daemon=True).start()
 
 
-def _terminate_later(uri: str, job_id: str, pid: int, grace_s: float) -> None:
+def _terminate_later(uri: str, job_id: str, grace_s: float) -> None:
+    """After the grace period, SIGTERM the job's process, but only when it is this machine's and still the job's."""
     atlas = open_atlas(uri)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if get_job(atlas, job_id)["status"] in FINAL:
+        if get_job(atlas, job_id)["status"].final:
             return
         time.sleep(0.2)
-    if get_job(atlas, job_id)["status"] in FINAL:
+    job = get_job(atlas, job_id)
+    if job["status"].final:
         return
+    pid, mine = job.get("pid"), job.get("host") in (None, HOST)
+    if not (pid and mine and _is_job_process(int(pid), job.get("pid_start"))):
+        return  # another machine's job stops itself on the flag; a pid that is no longer the job's is left alone
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(int(pid), signal.SIGTERM)
     except ProcessLookupError:
         pass
-    _update(atlas, job_id, status="cancelled", message=f"terminated after {grace_s:.0f} s grace period")
+    _update(atlas, job_id, status=JobStatus.CANCELLED.value, message=f"terminated after {grace_s:.0f} s grace period")
 
 
 def wait(atlas: Atlas, job_id: str, timeout_s: float = 600.0, poll_s: float = 0.25) -> dict:
@@ -240,43 +308,58 @@ def wait(atlas: Atlas, job_id: str, timeout_s: float = 600.0, poll_s: float = 0.
     deadline = time.monotonic() + timeout_s
     while True:
         job = get_job(atlas, job_id)
-        if job["status"] in FINAL:
+        if job["status"].final:
             return job
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s:.0f} s (log: {job['log_path']})")
         time.sleep(poll_s)
 
 
+def _heartbeat(atlas: Atlas, job_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            _update(atlas, job_id, heartbeat_at=utcnow())
+        except Exception as exc:  # noqa: BLE001 - a missed beat is not the job's failure
+            print(f"heartbeat of {job_id} not written: {exc}", file=sys.stderr, flush=True)
+
+
 def run_job(atlas: Atlas, job_id: str) -> dict:
     """Run a queued job in this process: status running -> done/failed/cancelled, result stored as JSON."""
     job = get_job(atlas, job_id)
-    if job["status"] in FINAL:
+    if job["status"].final:
         return job
-    ctx = JobContext(atlas, job_id)
-    if ctx.cancelled():
-        _update(atlas, job_id, status="cancelled", message="cancelled before start")
+    if _cancel_requested(atlas, job_id):
+        _update(atlas, job_id, status=JobStatus.CANCELLED.value, message="cancelled before start")
         return get_job(atlas, job_id)
-    _update(atlas, job_id, status="running", pid=os.getpid(), message="started")
+    pid = os.getpid()
+    _update(atlas, job_id, status=JobStatus.RUNNING.value, pid=pid, pid_start=process_start(pid), host=HOST,
+            heartbeat_at=utcnow(), message="started")
+    ctx = JobContext(atlas, job_id)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(atlas, job_id, stop), name="job-heartbeat", daemon=True)
 
     def _on_term(signum: int, frame: Any) -> None:
         raise JobCancelled("terminated by signal")
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_term)
+    beat.start()
     try:
-        fn = _resolve(job["kind"])
-        result = fn(atlas, job["params"], ctx)
+        result = json.dumps(_kind(job["kind"]).load()(atlas, job["params"], ctx) or {}, default=str)
         if ctx.cancelled():
-            _update(atlas, job_id, status="cancelled", message="cancelled", result=json.dumps(result or {}, default=str))
+            _update(atlas, job_id, status=JobStatus.CANCELLED.value, message="cancelled", result=result)
         else:
-            _update(atlas, job_id, status="done", progress=1.0, message="done", result=json.dumps(result or {}, default=str))
+            _update(atlas, job_id, status=JobStatus.DONE.value, progress=1.0, message="done", result=result)
     except JobCancelled as exc:
-        _update(atlas, job_id, status="cancelled", message=str(exc))
+        _update(atlas, job_id, status=JobStatus.CANCELLED.value, message=str(exc))
     except BaseException as exc:  # noqa: BLE001 - any crash must leave a failed row with its error text
         traceback.print_exc()
-        _update(atlas, job_id, status="failed", message=f"{type(exc).__name__}: {exc}"[:2000])
+        _update(atlas, job_id, status=JobStatus.FAILED.value, message=f"{type(exc).__name__}: {exc}"[:2000])
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
+    finally:
+        stop.set()
+        beat.join(timeout=HEARTBEAT_S + 1)
     return get_job(atlas, job_id)
 
 
@@ -288,11 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--atlas", required=True)
     run.add_argument("job_id")
     args = parser.parse_args(argv)
-    os.environ.setdefault("LANCEDB_LOG", "error")
     job = run_job(open_atlas(args.atlas), args.job_id)
     print(f"job {args.job_id}: {job['status']} - {job['message']}", flush=True)
-    return 0 if job["status"] in ("done", "cancelled") else 1
+    return 0 if job["status"] in (JobStatus.DONE, JobStatus.CANCELLED) else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the imported module, so every caller shares one JOB_KINDS registry
+    from backend.jobs import main as _main
+
+    sys.exit(_main())

@@ -60,6 +60,10 @@ JOBS_SCHEMA = pa.schema(
         pa.field("created_at", pa.timestamp("us", tz="UTC")),
         pa.field("updated_at", pa.timestamp("us", tz="UTC")),
         pa.field("result", pa.string()),  # JSON
+        pa.field("host", pa.string()),  # machine the job process runs on
+        pa.field("pid_start", pa.int64()),  # the process's start time (clock ticks since boot): pid reuse is noticed
+        pa.field("heartbeat_at", pa.timestamp("us", tz="UTC")),  # written every few seconds while running
+        pa.field("cancel_requested", pa.bool_()),
     ]
 )
 

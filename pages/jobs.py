@@ -63,7 +63,7 @@ with st.form("embed_form"):
 def live_jobs() -> None:
     """Running jobs with progress, log tail and a cancel button; refreshes by itself."""
     frame = jobs.list_jobs(atlas)
-    active = frame[frame["status"].isin(["queued", "running"])] if len(frame) else frame
+    active = frame[frame["status"].isin(jobs.ACTIVE)] if len(frame) else frame
     followed = st.session_state.get(_state.FOLLOWED_JOB)
     st.subheader("Running")
     if active.empty:

@@ -41,12 +41,12 @@ def probe_progress() -> None:
         return
     st.markdown(f"Probe job `{job_id}`: **{job['status']}**")
     st.progress(float(job["progress"] or 0.0), text=md_escape(job.get("message") or ""))
-    if job["status"] == "done" and job.get("result"):
+    if job["status"] == jobs.JobStatus.DONE and job.get("result"):
         st.session_state[_state.PROBE_SHOWN] = job["result"]["probe_id"]
         if st.session_state.get(_state.PROBE_REFRESHED) != job_id:  # one full rerun so the results below show it
             st.session_state[_state.PROBE_REFRESHED] = job_id
             st.rerun()
-    elif job["status"] == "failed":
+    elif job["status"] == jobs.JobStatus.FAILED:
         st.error(job.get("message") or "failed")
 
 

@@ -1,9 +1,12 @@
-"""Job callables used by the job-runner tests (run in a detached process via `module:function` kinds)."""
+"""Job kinds used by the job-runner tests, registered on import; `python -m tests.job_kinds run ...` is their worker."""
 
 from __future__ import annotations
 
 import os
+import sys
 import time
+
+from backend import jobs
 
 
 def slow(atlas, params, ctx):
@@ -26,3 +29,11 @@ def crash(atlas, params, ctx):
 def hard_exit(atlas, params, ctx):
     """Die without reporting anything, as a segfault or OOM kill would."""
     os._exit(3)
+
+
+WORKER = "tests.job_kinds"
+for _fn in (slow, crash, hard_exit):
+    jobs.register_job_kind(jobs.JobKind(f"test-{_fn.__name__.replace('_', '-')}", lambda fn=_fn: fn, worker=WORKER))
+
+if __name__ == "__main__":
+    sys.exit(jobs.main())
