@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import streamlit as st
 
 from backend import export, samp
 from backend.store import Atlas, AtlasError
-from pages._shared import _open, md_escape
+from pages._shared import md_escape
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _payload(uri: str, ids: tuple[str, ...], extra: pd.DataFrame, name: str, fmt: str) -> bytes:
-    frame = pd.DataFrame({"object_id": list(ids)})
-    if not extra.empty:
-        frame = frame.merge(extra, on="object_id", how="left")
-    return export.table_bytes(export.selection_table(_open(uri), frame, name=name), fmt)
+def _payload(atlas: Atlas, frame: pd.DataFrame, name: str, fmt: str) -> Callable[[], bytes]:
+    """The table's bytes, made only when the download button is clicked (off the page's script run)."""
+    return lambda: export.table_bytes(export.selection_table(atlas, frame, name=name), fmt)
 
 
 def export_panel(atlas: Atlas, selection: pd.DataFrame, *, name: str, key: str) -> None:
@@ -25,14 +24,12 @@ def export_panel(atlas: Atlas, selection: pd.DataFrame, *, name: str, key: str) 
     keep = [c for c in selection.columns if c not in ("thumbnail", "image", "spectrum_flux", "spectrum_ivar")]
     frame = selection[keep].drop_duplicates("object_id")
     ids = tuple(frame["object_id"].astype(str))
-    extra = frame[[c for c in frame.columns if c not in export.CATALOGUE_COLUMNS]]
-    extra = extra if len(extra.columns) > 1 else pd.DataFrame()
     cols = st.columns([2, 2, 2])
     fmt = cols[0].segmented_control("Format", list(export.FORMATS), default="votable", key=f"{key}_fmt",
                                     label_visibility="collapsed") or "votable"
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "selection"
     cols[1].download_button(
-        f"Download {len(ids):,} ({fmt})", _payload(atlas.uri, ids, extra, name, fmt), file_name=f"arp_{stem}{export.SUFFIXES[fmt]}",
+        f"Download {len(ids):,} ({fmt})", _payload(atlas, frame, name, fmt), file_name=f"arp_{stem}{export.SUFFIXES[fmt]}",
         mime=export.MIME[fmt], key=f"{key}_download", icon=":material/download:", on_click="ignore",
     )
     if cols[2].button("Send to TOPCAT/Aladin", key=f"{key}_samp", icon=":material/send:",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -124,10 +126,10 @@ def position_and_links(ra: float, dec: float) -> None:
                 st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def object_fits(uri: str, oid: str, what: str) -> bytes:
-    """One object's cutout or spectrum as FITS bytes."""
-    return (export.cutout_fits if what == "cutout" else export.spectrum_fits)(atlas, oid)
+def object_fits(oid: str, what: str) -> Callable[[], bytes]:
+    """One object's cutout or spectrum as FITS bytes, made only when the download button is clicked."""
+    make = export.cutout_fits if what == "cutout" else export.spectrum_fits
+    return lambda: make(atlas, oid)
 
 
 position_and_links(row.get("ra"), row.get("dec"))
@@ -144,7 +146,7 @@ with left:
         size = f", {shape[-1]}×{shape[-2]} px at {scale:g}\"/px ({shape[-1] * scale:.1f}\" across)" if scale else ""
         st.image(png)
         st.caption(md_escape(f"{survey} {''.join(bands)} composite{size}"))
-        st.download_button("Cutout (FITS)", object_fits(atlas.uri, object_id, "cutout"), file_name=f"{object_id}_cutout.fits",
+        st.download_button("Cutout (FITS)", object_fits(object_id, "cutout"), file_name=f"{object_id}_cutout.fits",
                            mime="application/fits", key="cutout_fits", icon=":material/download:", on_click="ignore")
     else:
         st.caption("No cutout for this object.")
@@ -163,7 +165,7 @@ with middle:
         z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
         unit = survey_meta.get("flux_unit", FLUX_UNIT)
         st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
-        controls[2].download_button("Spectrum (FITS)", object_fits(atlas.uri, object_id, "spectrum"),
+        controls[2].download_button("Spectrum (FITS)", object_fits(object_id, "spectrum"),
                                     file_name=f"{object_id}_spectrum.fits", mime="application/fits", key="spectrum_fits",
                                     icon=":material/download:", on_click="ignore")
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -123,7 +124,8 @@ def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tupl
         y=y_range[1], sizex=x_range[1] - x_range[0], sizey=y_range[1] - y_range[0], sizing="stretch", layer="below",
     )
     fig.add_trace(go.Scattergl(
-        x=sample["x"], y=sample["y"], customdata=sample["object_id"], mode="markers", name="objects",
+        x=sample["x"].to_numpy(np.float32), y=sample["y"].to_numpy(np.float32), customdata=sample["object_id"],
+        mode="markers", name="objects",  # float32 arrays travel as 4-byte binary, not 17-digit JSON
         marker={"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},
         hovertemplate="%{customdata}<extra></extra>", showlegend=False,
     ))

@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
 
 from backend.store import open_atlas
 from tests.app_atlas import shared_app_atlas
@@ -73,8 +76,18 @@ def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None
     legacy = page.get_by_role("link", name="Legacy Survey viewer")
     assert f"ra={row['ra']:.6f}" in legacy.get_attribute("href")
     assert page.get_by_role("link", name="SIMBAD").count() == 1 and page.get_by_role("link", name="NED").count() == 1
-    assert page.get_by_text(f"{row['ra']:.6f} {row['dec']:+.6f}").count() >= 1
+    page.get_by_text(f"{row['ra']:.6f} {row['dec']:+.6f}").first.wait_for(timeout=60_000)
     screenshot(page, "galaxy_links", docs=True)
+    # take it away: the neighbours as a VOTable, the cutout as FITS with a WCS on the object
+    with page.expect_download() as got:
+        page.locator(".st-key-neighbours_export_download button").click()
+    table = Table.read(got.value.path(), format="votable")
+    assert len(table) == 12 and str(table["ra"].unit) == "deg" and "similarity" in table.colnames
+    with page.expect_download() as got:
+        page.locator(".st-key-cutout_fits button").click()
+    with fits.open(got.value.path()) as hdul:
+        centre = WCS(hdul[0].header).celestial.pixel_to_world((hdul[0].data.shape[2] - 1) / 2, (hdul[0].data.shape[1] - 1) / 2)
+    assert centre.ra.deg == pytest.approx(row["ra"], abs=1e-6) and centre.dec.deg == pytest.approx(row["dec"], abs=1e-6)
 
 
 def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str], page: object) -> None:
