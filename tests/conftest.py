@@ -1,8 +1,9 @@
-"""Shared fixtures: fresh atlases in temporary folders."""
+"""Shared fixtures: fresh atlases in temporary folders; the live app and a headless Chromium for browser tests."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 from backend.store import Atlas, open_atlas  # noqa: E402
+from tests.app_atlas import shared_app_atlas  # noqa: E402
+from tests.browser import chromium_context, streamlit_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,3 +21,27 @@ REPO = Path(__file__).resolve().parent.parent
 def atlas(tmp_path: Path) -> Atlas:
     """An empty atlas in a temporary folder."""
     return open_atlas(tmp_path / "atlas", create=True)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The app served on a free 127.0.0.1 port against the small shared atlas (one server per test module)."""
+    uri = shared_app_atlas(tmp_path_factory)
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(uri, log) as url:
+        yield url, uri
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium with a fresh profile (one per test module)."""
+    with chromium_context(1400, 1300) as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A new tab, closed after the test."""
+    tab = browser.new_page()
+    yield tab
+    tab.close()

@@ -206,3 +206,15 @@ def test_data_sources_are_files_and_upload_errors_name_the_file_once(atlas_copy:
     at.file_uploader(key="upload").upload("cube.fits", b"not a FITS file", "application/fits").run()
     message = [plain(e.value) for e in at.error if "cube" in e.value][0]
     assert message.count("cube.fits") == 1, message
+
+
+def test_tag_buttons_have_keyboard_shortcuts_and_neighbour_spectra_overlay_the_query(app_atlas: str) -> None:
+    oid = open_atlas(app_atlas).objects(["object_id"], limit=1)["object_id"].iloc[0]
+    at = app(app_atlas, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    keys = {b.key.removeprefix("galaxy_tag_"): b.proto.shortcut for b in at.button if (b.key or "").startswith("galaxy_tag_")}
+    assert {k: v.lower() for k, v in keys.items()} == {"ring": "g", "merger": "m", "lens": "l", "artefact": "a",
+                                                       "interesting": "i", "boring": "b"}
+    at.get("segmented_control")[0].set_value("image -> spectrum").run()
+    names = [t.get("name", "") for t in chart_json(at, 1)["data"]]
+    assert any(n.endswith("(this galaxy)") for n in names) and len(names) > 12

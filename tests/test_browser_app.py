@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from backend import tags
 from backend.store import open_atlas
-from tests.app_atlas import shared_app_atlas
-from tests.browser import chromium_context, screenshot, streamlit_server, wait_app_idle
+from tests.browser import screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -25,27 +23,6 @@ POINT_JS = """() => {
   const i = Math.floor(tr.x.length / 3);
   return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
 }"""
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    uri = shared_app_atlas(tmp_path_factory)
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(uri, log) as url:
-        yield url, uri
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium_context(1400, 1300) as ctx:
-        yield ctx
-
-
-@pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    tab = browser.new_page()
-    yield tab
-    tab.close()
 
 
 def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str, str], page: object) -> None:

@@ -3,42 +3,18 @@ box, links out, Rare votes that keep their tab and show, and the map's categoric
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
 from backend.store import open_atlas
-from tests.app_atlas import shared_app_atlas
-from tests.browser import chromium_context, screenshot, streamlit_server, wait_app_idle
+from tests.browser import screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
 PAGES = ["home", "map", "galaxy", "rare", "probes", "jobs", "data"]
 NOT_FOUND_JS = "() => document.body.innerText.includes('Page not found')"
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    uri = shared_app_atlas(tmp_path_factory)
-    log = tmp_path_factory.mktemp("streamlit-workbench") / "server.log"
-    with streamlit_server(uri, log) as url:
-        yield url, uri
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium_context(1400, 1100) as ctx:
-        yield ctx
-
-
-@pytest.fixture
-def page(browser: object) -> Iterator[object]:
-    tab = browser.new_page()
-    yield tab
-    tab.close()
 
 
 def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object) -> None:

@@ -106,3 +106,19 @@ def test_links_point_at_the_object_and_skyserver_only_for_sdss():
     ned = parse_qs(urlsplit(sdss["NED"]).query)
     assert (ned["ra"], ned["dec"]) == (["226.442734d"], ["+12.355612d"])
     assert links.links_for(float("nan"), dec, "sdss") == {}
+
+
+def test_cutout_scale_bar_has_a_round_length_and_is_drawn():
+    import io
+
+    from PIL import Image
+
+    from backend.imaging import bar_length_arcsec, with_scale_bar
+
+    assert bar_length_arcsec(64, 0.262) == 5.0  # 30% of 16.8" is 5.0": the longest round length that fits
+    assert bar_length_arcsec(256, 0.262) == 20.0
+    dark = np.zeros((64, 64, 3))
+    img = np.asarray(Image.open(io.BytesIO(with_scale_bar(dark, 0.262, 256))).convert("RGB"))
+    row = img[int(0.92 * 256) + 1]
+    lit = np.flatnonzero(row.min(axis=1) > 200)
+    assert len(lit) == pytest.approx(5.0 / 0.262 * 256 / 64, abs=2)  # 5" at 0.262"/px, scaled 4x
