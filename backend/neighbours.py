@@ -1,15 +1,16 @@
 """Nearest neighbours of a galaxy: in one space, across an aligned image/spectrum pair, or from a mixed query.
 
-Filters (redshift range, survey, tag, any SQL over objects columns) are counted on the objects table first,
-through its scalar indexes (BTREE on object_id, redshift, ra, dec; BITMAP on survey), built once per process
-for tables of ID_INDEX_MIN_ROWS rows and more. Up to EXACT_MAX matching ids become an `object_id IN (...)`
-prefilter on the vectors table with an exact (flat) scan of just those rows (searching the IVF index under the
-prefilter mask instead is faster, but probing 40 of 1000 partitions finds only 3 of the 10 true neighbours of a
-filter that selects 0.3% of a 1M table evenly, and probing enough partitions to fix that costs more than the
-flat scan). Broader filters query the ANN index with oversampling (k x total/matches x 2) and check the candidates against
-the filter on the objects table (post-filter). Filter columns are deliberately not denormalised into the
-vectors tables: rewriting them (merge_insert of new columns) moves every row out of the IVF_PQ index until it
-is rebuilt, which would make unfiltered queries slow.
+Filters (redshift range, survey, tag, any SQL over objects columns) are first estimated on a 100k-row sample of
+the objects table by a plain scan; selective ones are then counted and listed through the table's scalar indexes
+(BTREE on object_id, redshift, ra, dec; BITMAP on survey; built once per process for tables of ID_INDEX_MIN_ROWS
+rows and more). Up to EXACT_MAX matching ids become an `object_id IN (...)` prefilter on the vectors table with
+an exact (flat) scan of just those rows. (Searching the IVF index under that prefilter mask is faster, but
+probing 40 of 1000 partitions finds only 3 of the 10 true neighbours of a filter selecting 0.3% of a 1M table
+evenly, and probing enough partitions to fix that costs more than the flat scan.) Broader filters query the ANN
+index with oversampling (k x total/matches x 2) and check the candidates against the filter on the objects
+table by a plain scan (post-filter): for a range holding half the table the BTREE costs 2-3x more than a scan.
+Filter columns are deliberately not denormalised into the vectors tables: rewriting them (merge_insert of new
+columns) moves every row out of the IVF_PQ index until it is rebuilt, which would make unfiltered queries slow.
 """
 
 from __future__ import annotations
@@ -164,6 +165,20 @@ def _objects_where(atlas: Atlas, columns: list[str], where: str) -> pd.DataFrame
         raise AtlasError(f"bad filter {where!r}: {exc}") from exc
 
 
+def _estimate_where(atlas: Atlas, where: str) -> int:
+    try:
+        return atlas.estimate_count(schema.OBJECTS, where)
+    except Exception as exc:  # noqa: BLE001 - same message as a failed read
+        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+
+
+def _scan_where(atlas: Atlas, where: str) -> set[str]:
+    try:
+        return set(atlas.scan_ids_unindexed(schema.OBJECTS, where))
+    except Exception as exc:  # noqa: BLE001 - same message as a failed read
+        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+
+
 def _count_where(atlas: Atlas, where: str) -> int:
     try:
         return atlas.count(schema.OBJECTS, where)
@@ -209,7 +224,9 @@ def search(
 
     n_match = None
     if where and allowed is None:
-        n_match = _count_where(atlas, where)
+        n_match = _estimate_where(atlas, where)
+        if n_match <= 2 * EXACT_MAX:  # selective: count and list the ids through the scalar indexes
+            n_match = _count_where(atlas, where)
         if n_match <= EXACT_MAX:
             allowed, where = set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
     elif where:
@@ -223,8 +240,8 @@ def search(
             found = run(limit)
             if found.empty:
                 break
-            ok = _objects_where(atlas, ["object_id"], where_all(where, where_in("object_id", list(found["object_id"]))) or "")
-            found = found[found["object_id"].isin(set(ok["object_id"]))]
+            ok = _scan_where(atlas, where_all(where, where_in("object_id", list(found["object_id"]))) or "")
+            found = found[found["object_id"].isin(ok)]
             if len(found) >= fetch or limit >= min(total, 20_000):
                 break
             limit = min(limit * 4, 20_000)
