@@ -52,10 +52,14 @@ def backend_figures(uri: str, label: str) -> None:
     cols = ["object_id", "survey", "ra", "dec", "redshift", *atlas.label_columns()]
     t, cat = timed(lambda: atlas.objects(list(dict.fromkeys(cols))), 1)
     emit("app.catalogue_read", t, "s", atlas=label, objects=n, columns=len(set(cols)))
-    t, frame = timed(lambda: maps.with_objects(atlas, maps.load_map(atlas, space), ["redshift"]), 1)
-    emit("app.map_frame", t, "s", atlas=label, objects=n)
-    t, _ = timed(lambda: render.render(frame, "redshift", width=900, height=650))
-    emit("app.map_render_all_points", t, "s", atlas=label, objects=n, goal_s=2.0)
+    if maps.load_map(atlas, space) is None:
+        frame = cat.iloc[:0]
+        emit("app.map_frame", float("nan"), "s", atlas=label, objects=n, note="no map stored: run with --compute")
+    else:
+        t, frame = timed(lambda: maps.with_objects(atlas, maps.load_map(atlas, space), ["redshift"]), 1)
+        emit("app.map_frame", t, "s", atlas=label, objects=n)
+        t, _ = timed(lambda: render.render(frame, "redshift", width=900, height=650))
+        emit("app.map_render_all_points", t, "s", atlas=label, objects=n, goal_s=2.0)
     ids = list(cat["object_id"].sample(12, random_state=0))
     plain, filtered = [], []
     neighbours(atlas, ids[0], space, k=12)
