@@ -27,6 +27,11 @@ def md_escape(value: object) -> str:
     return _BLOCK_START.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
+def plot_text(value: object) -> str:
+    """Data for a Plotly title, legend or label, which read <b>, <a href> and other tags: tags shown as text."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def cli_atlas() -> str | None:
     """The `--atlas DIR` given after `streamlit run app.py --`, if any."""
     args = sys.argv[1:]

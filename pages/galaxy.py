@@ -16,7 +16,7 @@ from backend.spectra import label_levels, lines_in_range, rest_frame, smooth_spe
 from backend.store import AtlasError
 from pages import _state
 from pages._export import export_panel
-from pages._shared import get_atlas, light_objects, md_escape, tag_bar, thumbnail_grid
+from pages._shared import get_atlas, light_objects, md_escape, plot_text, tag_bar, thumbnail_grid
 
 FLUX_UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"  # demo, SDSS and DESI spectra; a survey may name its own (`flux_unit`)
 
@@ -227,11 +227,11 @@ def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndar
             continue
         if query is not None:
             fig.add_trace(go.Scatter(x=wave[::5], y=query + i, mode="lines", line={"width": 1, "color": "rgba(160,160,160,0.6)"},
-                                     name=f"{oid} (this galaxy)", legendgroup="query", showlegend=i == 0, hoverinfo="skip"))
+                                     name=f"{plot_text(oid)} (this galaxy)", legendgroup="query", showlegend=i == 0, hoverinfo="skip"))
         z_text = f" z={r['redshift']:.3f}" if pd.notna(r["redshift"]) else ""
         fig.add_trace(go.Scatter(x=wave[::5], y=_normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i, mode="lines",
-                                 line={"width": 1}, name=f"{r['object_id']}{z_text}"))
-    fig.update_layout(title=f"Neighbour spectra (normalised, offset) over {oid}'s in grey", height=120 + 40 * len(rows),
+                                 line={"width": 1}, name=f"{plot_text(r['object_id'])}{z_text}"))
+    fig.update_layout(title=f"Neighbour spectra (normalised, offset) over {plot_text(oid)}'s in grey", height=120 + 40 * len(rows),
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=True, yaxis={"showticklabels": False},
                       xaxis_title="observed wavelength (Å)")
     return fig

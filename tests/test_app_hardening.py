@@ -79,3 +79,9 @@ def test_a_public_server_opens_only_atlases_under_its_roots(hostile_atlas: str, 
     shutil.copytree(hostile_atlas, inside)
     at = page_alone("pages/galaxy.py", str(inside), object="obj00002")
     assert not at.exception and not at.error and at.title
+
+
+def test_plot_text_shows_tags_as_text() -> None:
+    from pages._shared import plot_text
+
+    assert plot_text("<a href='http://x.example'>obj</a> & co") == "&lt;a href='http://x.example'&gt;obj&lt;/a&gt; &amp; co"
