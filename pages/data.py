@@ -43,9 +43,11 @@ if surveys:
 st.subheader("Ingest reports")
 if atlas.count("ingest_reports"):
     reports = atlas.scan("ingest_reports").sort_values("created_at", ascending=False)
-    st.dataframe(reports[["created_at", "source", "kind", "added", "skipped"]], hide_index=True)
+    reports["source"] = [Path(s).name for s in reports["source"]]  # file names only: no server paths in the browser
+    reports["status"] = [json.loads(r or "{}").get("status", "done") for r in reports["report"]]
+    st.dataframe(reports[["created_at", "source", "kind", "status", "added", "skipped"]], hide_index=True)
     for _, rep in reports.head(5).iterrows():
-        with st.expander(md_escape(f"{Path(rep['source']).name} — {rep['added']} added, {rep['skipped']} skipped")):
+        with st.expander(md_escape(f"{rep['source']} — {rep['added']} added, {rep['skipped']} skipped")):
             st.json(json.loads(rep["report"] or "{}"))
 else:
     st.caption("No ingest report yet.")

@@ -85,3 +85,17 @@ def test_plot_text_shows_tags_as_text() -> None:
     from pages._shared import plot_text
 
     assert plot_text("<a href='http://x.example'>obj</a> & co") == "&lt;a href='http://x.example'&gt;obj&lt;/a&gt; &amp; co"
+
+
+def test_data_page_names_ingest_sources_without_server_paths(hostile_atlas: str, tmp_path: Path) -> None:
+    from embeddings.ingest import run_ingest
+
+    source = tmp_path / "deep" / "folder" / "labels.csv"
+    source.parent.mkdir(parents=True)
+    source.write_text("object_id,quality\nobj00003,good\n")
+    run_ingest(source, hostile_atlas, progress=False)
+    at = page_alone("pages/data.py", hostile_atlas)
+    assert not at.exception, at.exception
+    table = next(d.value for d in at.dataframe if "skipped" in d.value.columns)
+    assert list(table["source"]) == ["labels.csv"] and list(table["status"]) == ["done"]
+    assert str(tmp_path) not in " ".join(str(e.label) for e in at.expander)
