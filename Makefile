@@ -31,10 +31,12 @@ chromium:
 
 test: dev-venv chromium
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -n 2 --timeout 900
 
 lint: dev-venv
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: venv
 	for f in benchmarks/*.py; do $(PY) $$f; done

@@ -91,10 +91,10 @@ def table_bytes(table: Table, fmt: str) -> bytes:
     if fmt == "fits":
         hdu = fits.table_to_hdu(table)
         hdu.name = "SELECTION"
-        buf = io.BytesIO()
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
-        return buf.getvalue()
-    buf = io.BytesIO() if fmt == "votable" else io.StringIO()
+        raw = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(raw)
+        return raw.getvalue()
+    buf: io.BytesIO | io.StringIO = io.BytesIO() if fmt == "votable" else io.StringIO()
     table.write(buf, format=FORMATS[fmt])
     value = buf.getvalue()
     return value.encode() if isinstance(value, str) else value

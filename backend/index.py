@@ -89,7 +89,7 @@ def build_index(atlas: Atlas, space: str, *, flat_threshold: int = FLAT_THRESHOL
     if plan["type"] == "flat":
         for idx in tbl.list_indices():
             if idx.columns == ["vector"]:
-                with_retry(lambda name=idx.name: tbl.drop_index(name), tbl.name)
+                with_retry(lambda name=idx.name: tbl.drop_index(name), tbl.name)  # type: ignore[misc]
     else:
         with_retry(
             lambda: tbl.create_index(

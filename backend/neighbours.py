@@ -99,7 +99,7 @@ def ensure_id_index(atlas: Atlas, table: str) -> None:
         wanted = FILTER_INDEXES if table == schema.OBJECTS else {"object_id": "BTREE"}
         for column, kind in wanted.items():
             if column in tbl.schema.names and (column,) not in have:
-                with_retry(lambda c=column, k=kind: tbl.create_scalar_index(c, index_type=k, replace=True), table)
+                with_retry(lambda c=column, k=kind: tbl.create_scalar_index(c, index_type=k, replace=True), table)  # type: ignore[misc]
     _id_indexed.add(key)
 
 
@@ -229,7 +229,7 @@ def search(
             n_match = _count_where(atlas, where)
         if n_match <= EXACT_MAX:
             allowed, where = set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
-    elif where:
+    elif where and allowed is not None:
         allowed, where = allowed & set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
     if allowed is not None:
         found = run(fetch, where_in("object_id", sorted(allowed))) if allowed else pd.DataFrame(columns=cols)

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,13 +97,13 @@ class _Scaler:
         return ((X - self.mean) / self.scale).astype(np.float32)
 
 
-def _fit_knn(Xs: np.ndarray, y: np.ndarray, task: str, k: int) -> object:
+def _fit_knn(Xs: np.ndarray, y: np.ndarray, task: str, k: int) -> Any:
     k = min(k, len(Xs))
     model = KNeighborsRegressor(k, weights="distance") if task == "regression" else KNeighborsClassifier(k, weights="distance")
     return model.fit(Xs, y)
 
 
-def _knn_predict(model: object, Xs: np.ndarray, y_train: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+def _knn_predict(model: Any, Xs: np.ndarray, y_train: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
     if task == "classification":
         proba = model.predict_proba(Xs)
         return model.classes_[proba.argmax(1)], 1.0 - proba.max(1)
@@ -180,7 +181,7 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, alphas: np.ndarray | None = None, se
         part = X32[rows]
         return (part.T @ part).astype(np.float64), part.sum(0, dtype=np.float64), part.T.astype(np.float64) @ y[rows], float(y[rows].sum()), int(rows.sum())
 
-    def solve(S: np.ndarray, sx: np.ndarray, sxy: np.ndarray, sy: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    def solve(S: np.ndarray, sx: np.ndarray, sxy: np.ndarray, sy: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         mu, y0 = sx / n, sy / n
         evals, evecs = np.linalg.eigh(S - n * np.outer(mu, mu))
         return evals, evecs, evecs.T @ (sxy - n * mu * y0), mu, y0
@@ -192,8 +193,8 @@ def fit_ridge(X: np.ndarray, y: np.ndarray, alphas: np.ndarray | None = None, se
         Xv = X32[val].astype(np.float64) - mu
         errors = [np.mean((Xv @ (evecs @ (proj / (evals + a))) + y0 - y[val]) ** 2) for a in alphas]
         best = float(alphas[int(np.argmin(errors))])
-    total = tuple(a + b for a, b in zip(fit_g, val_g, strict=True))
-    evals, evecs, proj, mu, y0 = solve(*total)
+    evals, evecs, proj, mu, y0 = solve(fit_g[0] + val_g[0], fit_g[1] + val_g[1], fit_g[2] + val_g[2],
+                                       fit_g[3] + val_g[3], fit_g[4] + val_g[4])
     coef = evecs @ (proj / (evals + best))
     return coef, float(y0 - mu @ coef), best
 
@@ -253,8 +254,9 @@ def train_probe(
     progress(0.1, f"fitting {method} probe on {tr.sum()} objects")
     y_fit = data.y
     if data.task == "classification":
-        known = np.isin(data.y, data.classes)
-        y_fit = np.where(known, data.y, data.classes[0])
+        classes = data.classes or []
+        known = np.isin(data.y, classes)
+        y_fit = np.where(known, data.y, classes[0])
     if method == "knn":
         model = _fit_knn(Xs[tr], y_fit[tr], data.task, k)
         pred, unc = _knn_predict(model, Xs, y_fit[tr], data.task)
@@ -273,8 +275,8 @@ def train_probe(
             tensors.update(coef=model.coef_.astype(np.float32), intercept=model.intercept_.astype(np.float32))
     else:
         if data.task == "classification":
-            y_idx = np.searchsorted(np.asarray(data.classes), y_fit)
-            n_out = len(data.classes)
+            y_idx = np.searchsorted(np.asarray(data.classes or []), y_fit)
+            n_out = len(data.classes or [])
         else:
             y_idx, n_out = y_fit, 1
         state, mlp_meta = _fit_mlp(Xs[tr], y_idx[tr], n_out, data.task, hidden=hidden, epochs=epochs, seed=seed, progress=progress)

@@ -141,7 +141,8 @@ def render(
     if spread:
         img = tf.spread(img, px=spread)
     rgba = img.to_numpy().view(np.uint8).reshape(height, width, 4)[::-1].copy()  # datashader rows run bottom-up
-    return Rendered(rgba, tuple(map(float, x_range)), tuple(map(float, y_range)), legend, value_range)
+    x_span, y_span = (float(x_range[0]), float(x_range[1])), (float(y_range[0]), float(y_range[1]))
+    return Rendered(rgba, x_span, y_span, legend, value_range)
 
 
 def sample_points(

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyDeprecationWarning
@@ -41,7 +42,7 @@ def hub_running() -> bool:
 
 
 @contextmanager
-def _client() -> Iterator[object]:
+def _client() -> Iterator[Any]:
     from astropy.samp import SAMPIntegratedClient
     from astropy.samp.errors import SAMPClientError, SAMPHubError, SAMPWarning
 

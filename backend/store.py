@@ -166,8 +166,8 @@ class Atlas:
         """Whether a table exists."""
         return self._exists(name)
 
-    def table(self, name: str) -> lancedb.table.Table:
-        """Open a table (raises AtlasError naming the table when absent)."""
+    def table(self, name: str) -> Any:  # a lancedb Table; its query builders are typed too loosely to check
+        """Open a table for index management and vector search (AtlasError naming the table when absent)."""
         if not self._exists(name):
             raise AtlasError(f"atlas {self.uri} has no table {name!r}")
         return self.db.open_table(name)
@@ -317,7 +317,7 @@ class Atlas:
         for start in range(0, table.num_rows, batch_rows):
             chunk = table.slice(start, batch_rows)
             with_retry(
-                lambda chunk=chunk: tbl.merge_insert(key)
+                lambda chunk=chunk: tbl.merge_insert(key)  # type: ignore[misc]  # default binds the loop value
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute(chunk),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -111,7 +112,9 @@ class PageDataset:
     def __getitem__(self, index: int) -> dict:
         import torch
 
-        ids, inputs, skipped = [], [], []
+        ids: list[str] = []
+        inputs: list[Any] = []
+        skipped: list[tuple[str, str]] = []
         default = SurveyContext()
         for row in self.read_rows(index):
             oid = row["object_id"]
@@ -147,7 +150,7 @@ def page_loader(dataset: PageDataset, *, workers: int = 0, pin_memory: bool = Fa
 
     if workers == 0:
         return _threaded_pages(dataset, prefetch, pin_memory)
-    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+    return DataLoader(dataset, batch_size=None,  # type: ignore[arg-type]  # duck-typed map-style dataset shuffle=False, num_workers=workers, pin_memory=pin_memory,
                       multiprocessing_context="spawn", prefetch_factor=prefetch, persistent_workers=False)
 
 

@@ -49,8 +49,8 @@ def build_scale_atlas(
     out = open_atlas(target, create=True)
     if out.count(schema.OBJECTS):
         raise AtlasError(f"{target} already has objects; the scale atlas is written once into a new folder or prefix")
-    for name, info in src.surveys().items():
-        out.register_survey(name, **{k: v for k, v in info.items() if k in ("bands", "pixel_scale", "image_shape", "wavelength")})
+    for name, survey in src.surveys().items():
+        out.register_survey(name, **{k: v for k, v in survey.items() if k in ("bands", "pixel_scale", "image_shape", "wavelength")})
     out.set_meta("scale_test", {"source": source, "n": n, "seed": seed, "pixels_every": pixels_every,
                                 "note": NOTE.format(source=source)})
     scalar = [f.name for f in src.table(schema.OBJECTS).schema if f.name not in PIXEL_COLUMNS]
@@ -107,7 +107,7 @@ def _objects_chunk(src: Atlas, catalogue: pa.Table, pick: np.ndarray, ids: list[
     src_ids = rows.column("object_id").take(pa.array(with_pixels)).to_pylist()
     pixels = src.get_objects(src_ids, present).drop_duplicates("object_id").set_index("object_id").loc[src_ids]
     for name in present:
-        values = [None] * m
+        values: list[np.ndarray | None] = [None] * m
         for i, v in zip(with_pixels, pixels[name], strict=True):
             values[i] = None if v is None else np.asarray(v)
         kind = schema.OBJECT_CORE.field(name).type
