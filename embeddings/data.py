@@ -150,8 +150,9 @@ def page_loader(dataset: PageDataset, *, workers: int = 0, pin_memory: bool = Fa
 
     if workers == 0:
         return _threaded_pages(dataset, prefetch, pin_memory)
-    return DataLoader(dataset, batch_size=None,  # type: ignore[arg-type]  # duck-typed map-style dataset shuffle=False, num_workers=workers, pin_memory=pin_memory,
-                      multiprocessing_context="spawn", prefetch_factor=prefetch, persistent_workers=False)
+    return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,  # type: ignore[arg-type]
+                      pin_memory=pin_memory, multiprocessing_context="spawn", prefetch_factor=prefetch,
+                      persistent_workers=False)  # PageDataset is a duck-typed map-style dataset
 
 
 def _threaded_pages(dataset: PageDataset, prefetch: int, pin_memory: bool) -> Iterator[dict]:
