@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
 import streamlit as st
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-from pages import _state  # noqa: E402
-from pages._find import find_sidebar  # noqa: E402
-from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # noqa: E402
+from pages import _state
+from pages._find import find_sidebar
+from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # backend.store quiets Lance's log
 
 
 def home() -> None:

@@ -168,12 +168,17 @@ def _logs_dir(atlas: Atlas) -> Path:
     return path
 
 
-def _log_tail(path: str | None, lines: int = 3) -> str:
+def log_tail(path: str | None, lines: int = 20) -> str:
+    """The last lines of a job's log file ("" when there is none)."""
     try:
         text = Path(path or "").read_text(errors="replace").strip().splitlines()
     except OSError:
-        return "no log"
-    return " | ".join(text[-lines:]) or "empty log"
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def _log_summary(path: str | None) -> str:
+    return " | ".join(log_tail(path, 3).splitlines()) or "no log output"
 
 
 def process_start(pid: int) -> int | None:
@@ -252,7 +257,7 @@ def get_job(atlas: Atlas, job_id: str) -> dict:
     if JobStatus(row["status"]) in ACTIVE and (why := _death(row)):
         again = _row(atlas, job_id)
         if JobStatus(again["status"]) in ACTIVE and _death(again):
-            _update(atlas, job_id, status=JobStatus.FAILED.value, message=f"{why}: {_log_tail(row['log_path'])}")
+            _update(atlas, job_id, status=JobStatus.FAILED.value, message=f"{why}: {_log_summary(row['log_path'])}")
             again = _row(atlas, job_id)
         row = again
     return _decode(row)

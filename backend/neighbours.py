@@ -16,8 +16,9 @@ columns) moves every row out of the IVF_PQ index until it is rebuilt, which woul
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from backend import schema, tags
 from backend.spaces import SpaceInfo, SpaceRef, list_spaces, read_vectors, space_name, space_table
 from backend.store import Atlas, AtlasError, where_all, where_between, where_eq, where_in, with_retry
 
+T = TypeVar("T")
 EXACT_MAX = 5_000
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
 FILTER_INDEXES = {"object_id": "BTREE", "redshift": "BTREE", "ra": "BTREE", "dec": "BTREE", "survey": "BITMAP"}
@@ -158,32 +160,28 @@ def allowed_ids(atlas: Atlas, where: str | None = None, tag: str | None = None) 
     return ids
 
 
-def _objects_where(atlas: Atlas, columns: list[str], where: str) -> pd.DataFrame:
+def _filtered(read: Callable[[], T], where: str) -> T:
+    """Run a read of objects under a user's filter; a filter Lance rejects becomes an AtlasError naming it."""
     try:
-        return atlas.objects(columns, where=where)
+        return read()
     except Exception as exc:  # lance reports bad SQL as ValueError/RuntimeError
         raise AtlasError(f"bad filter {where!r}: {exc}") from exc
 
 
+def _objects_where(atlas: Atlas, columns: list[str], where: str) -> pd.DataFrame:
+    return _filtered(lambda: atlas.objects(columns, where=where), where)
+
+
 def _estimate_where(atlas: Atlas, where: str) -> int:
-    try:
-        return atlas.estimate_count(schema.OBJECTS, where)
-    except Exception as exc:  # noqa: BLE001 - same message as a failed read
-        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+    return _filtered(lambda: atlas.estimate_count(schema.OBJECTS, where), where)
 
 
 def _scan_where(atlas: Atlas, where: str) -> set[str]:
-    try:
-        return set(atlas.scan_ids_unindexed(schema.OBJECTS, where))
-    except Exception as exc:  # noqa: BLE001 - same message as a failed read
-        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+    return _filtered(lambda: set(atlas.scan_ids_unindexed(schema.OBJECTS, where)), where)
 
 
 def _count_where(atlas: Atlas, where: str) -> int:
-    try:
-        return atlas.count(schema.OBJECTS, where)
-    except Exception as exc:  # noqa: BLE001 - same message as a failed read
-        raise AtlasError(f"bad filter {where!r}: {exc}") from exc
+    return _filtered(lambda: atlas.count(schema.OBJECTS, where), where)
 
 
 def search(

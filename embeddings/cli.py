@@ -30,7 +30,6 @@ class UserError(Exception):
 
 def main() -> None:
     """Run the CLI, turning user errors into one line on stderr and exit code 2."""
-    os.environ.setdefault("LANCEDB_LOG", "error")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -22,14 +20,6 @@ def encoder_specs() -> dict[str, str]:
     from embeddings.encoders.registry import available_encoders
 
     return {name: spec.modality for name, spec in available_encoders().items()}
-
-
-def log_tail(path: str | None, lines: int = 20) -> str:
-    """The last lines of a job's log file (the path comes from the jobs table)."""
-    if not path or not Path(path).is_file():
-        return ""
-    with open(path, errors="replace") as handle:
-        return "".join(handle.readlines()[-lines:])
 
 
 st.subheader("Embed the atlas with an encoder")
@@ -78,7 +68,7 @@ def live_jobs() -> None:
         if st.button("Cancel", key=f"cancel_{job['job_id']}"):
             jobs.cancel(atlas, job["job_id"])
             st.toast(f"Cancelling {job['job_id']}")
-        tail = log_tail(job.get("log_path"))
+        tail = jobs.log_tail(job.get("log_path"))
         if tail:
             st.code(tail, language="text")
     if followed and followed not in set(active.get("job_id", [])):
@@ -94,7 +84,7 @@ def live_jobs() -> None:
         chosen = st.selectbox("Show the log of", frame["job_id"].tolist(), index=None, key="log_job")
         if chosen:
             path = frame.loc[frame["job_id"] == chosen, "log_path"].iloc[0]
-            st.code(log_tail(path, 200) or "(empty log)", language="text")
+            st.code(jobs.log_tail(path, 200) or "(empty log)", language="text")
     else:
         st.caption("No jobs yet.")
 
