@@ -30,7 +30,7 @@ if catalogue.empty:
 def current_object() -> str:
     """The object from `?object=ID`, else the last one opened, else the first in the atlas."""
     wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID) or str(catalogue["object_id"].iloc[0])
-    if wanted not in set(catalogue["object_id"]):
+    if not catalogue["object_id"].eq(wanted).any():  # no set of every id: O(n) Python strings at 1M
         st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
         wanted = str(catalogue["object_id"].iloc[0])
     st.query_params["object"] = wanted
