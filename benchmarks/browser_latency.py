@@ -123,8 +123,8 @@ def recolour(ctx: object, url: str, columns: list[str]) -> list[float]:
         page.get_by_label("Colour by").click()
         start = time.perf_counter()
         page.get_by_role("option", name=column, exact=True).click()
-        page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=120_000, polling=20)
-        wait_app_idle(page, 120_000)
+        page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=600_000, polling=20)
+        wait_app_idle(page, 600_000)
         times.append(time.perf_counter() - start)
     page.close()
     return times
@@ -194,11 +194,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atlas", default=default_atlas_uri())
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--map-only", action="store_true", help="Only recolour and box select (after one warm-up of each).")
     args = parser.parse_args()
     atlas = open_atlas(args.atlas)
     n = atlas.count("objects")
     first_id = str(atlas.objects(["object_id"], limit=1)["object_id"].iloc[0])
     log = Path(tempfile.mkdtemp(prefix="arp-bench-")) / "streamlit.log"
+    columns = ["redshift", "rare_class", "cluster", "anomaly", "morphology", "density"]
+    if args.map_only:
+        with streamlit_server(args.atlas, log) as url, chromium_context(1400, 1000) as ctx:
+            recolour(ctx, url, columns)  # warm-up: every colour kind once (numba JIT, caches)
+            box_select(ctx, url, 1)
+            report("app_map_recolour", recolour(ctx, url, ["redshift", "rare_class", "density"] * 2), 1.0, n)
+            report("app_box_select_to_gallery", box_select(ctx, url, args.repeats), 1.5, n)
+        return
     report("app_cold_start_to_home", [cold_start(args.atlas, log)], 5.0, n)
     with streamlit_server(args.atlas, log) as url:
         with chromium_context(1400, 1000) as ctx:
@@ -210,7 +219,6 @@ def main() -> None:
                 report(f"app_first_paint_{name}", [first_paint(ctx, url, name, query) for _ in range(args.repeats)], 1.5, n)
             clicks = click_to_neighbours(ctx, url, first_id, args.repeats * 2 + 1)[1:]  # first click warms the path
             report("app_click_to_next_galaxy", clicks, 0.5, n)
-            columns = ["redshift", "rare_class", "cluster", "anomaly", "morphology", "redshift", "density"]
             report("app_map_recolour", recolour(ctx, url, columns[: max(3, args.repeats + 2)]), 1.0, n)
             report("app_box_select_to_gallery", box_select(ctx, url, args.repeats), 1.5, n)
         fresh = []
