@@ -110,20 +110,19 @@ def position_and_links(ra: float, dec: float) -> None:
     if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
         st.caption("No position for this object.")
         return
-    cols = st.columns([2, 2, 5])
+    cols = st.columns(2)
     cols[0].code(links.degrees_text(ra, dec), language=None)
     cols[1].code(links.sexagesimal_text(ra, dec), language=None)
-    with cols[2]:
-        buttons = st.columns(5)
-        for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
-            col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
-        if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
-                             help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
-            try:
-                samp.point_at(ra, dec)
-                st.toast(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub.", icon=":material/send:")
-            except AtlasError as exc:
-                st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
+    buttons = st.columns(5)
+    for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
+        col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
+    if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
+                         help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
+        try:
+            samp.point_at(ra, dec)
+            st.toast(md_escape(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub."), icon=":material/send:")
+        except AtlasError as exc:
+            st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
 
 
 def object_fits(oid: str, what: str) -> Callable[[], bytes]:
