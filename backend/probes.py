@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from safetensors.numpy import load as st_load
+from safetensors import safe_open
 from safetensors.numpy import save as st_save
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, r2_score
@@ -338,10 +339,12 @@ def load_probe(atlas: Atlas, probe_id: str) -> tuple[dict, dict[str, np.ndarray]
     row = atlas.get_row(schema.PROBES, probe_id, key="probe_id")
     if row is None:
         raise AtlasError(f"no probe {probe_id!r} in {atlas.uri}")
-    blob = row["model"]
-    header_len = int.from_bytes(blob[:8], "little")  # safetensors layout: u64 header size, JSON header, data
-    meta = json.loads(json.loads(blob[8 : 8 + header_len])["__metadata__"]["arp_probe"])
-    return meta, st_load(blob)
+    with tempfile.NamedTemporaryFile(suffix=".safetensors") as handle:  # safetensors reads metadata from files only
+        handle.write(row["model"])
+        handle.flush()
+        with safe_open(handle.name, framework="numpy") as model:
+            meta = json.loads((model.metadata() or {})["arp_probe"])
+            return meta, {name: model.get_tensor(name) for name in model.keys()}  # noqa: SIM118 - not a dict
 
 
 def predict(atlas: Atlas, probe_id: str, object_ids: list[str] | None = None) -> pd.DataFrame:
