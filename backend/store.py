@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 WRITE_BATCH_ROWS = 2_000
 SURVEY_PREFIX = "survey:"  # metadata rows survey:["<survey>", "<field>"]
-_RETRY_ATTEMPTS = 12
+_RETRY_ATTEMPTS = 30  # with the 2 s cap: up to ~50 s of backoff before a writer gives up (a loaded box)
 
 
 class AtlasError(RuntimeError):
