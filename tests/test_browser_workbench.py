@@ -72,7 +72,7 @@ def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str]
     wait_app_idle(page)
     page.get_by_role("tab", name="Anomalies").click()
     wait_app_idle(page)
-    up = page.locator("[class*='st-key-anom_up_'] button").first
+    up = page.locator("[class*='st-key-anom_up_'] button[data-testid='stBaseButton-secondary']").first  # not voted yet
     up.wait_for(timeout=120_000)
     assert up.locator("[data-testid='stIconMaterial']").count() == 1, "a Material icon, not an emoji"
     key = up.locator("xpath=ancestor::*[contains(@class, 'st-key-anom_up_')][1]").get_attribute("class")
@@ -86,6 +86,12 @@ def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str]
     wait_app_idle(page)
     assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
     screenshot(page, "rare_voted", docs=True)
+    page.locator(f".st-key-anom_up_{oid.replace('.', chr(92) + '.')} button").click()  # take the vote back: the atlas is shared
+    page.wait_for_function(
+        "(k) => { const b = document.querySelector('.st-key-anom_up_' + k + ' button');"
+        " return b && b.getAttribute('data-testid') === 'stBaseButton-secondary'; }",
+        arg=oid.replace(".", "\\."), timeout=120_000,
+    )
 
 
 def test_map_coloured_by_a_rare_class_has_a_legend(app_url: tuple[str, str], page: object) -> None:
