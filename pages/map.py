@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from backend import maps, probes, render, schema
+from backend.neighbours import filter_sql
 from backend.store import AtlasError
 from pages import _state
 from pages._export import export_panel
@@ -222,19 +223,15 @@ def map_filter(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str] | None]:
         condition = st.text_input("Column conditions", key="map_condition",
                                   placeholder="e.g. morphology = 'spiral' AND split = 'test'",
                                   help="A SQL predicate over the objects' columns.")
-    parts = []
-    if tuple(z_range) != (z_lo, z_hi):
-        parts.append(f"redshift >= {z_range[0]!r} AND redshift <= {z_range[1]!r}")
-    if condition.strip():
-        parts.append(f"({condition.strip()})")
-    if not parts:
+    where = filter_sql(condition.strip() or None, z_range=None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range))
+    if not where:
         return frame, None
     try:
-        keep = ids_where(atlas.uri, " AND ".join(parts), table_version(atlas, "objects"))
+        keep = ids_where(atlas.uri, where, table_version(atlas, "objects"))
     except AtlasError as exc:
         st.error(md_escape(exc))
         return frame, None
-    st.caption(md_escape(f"Filter: {' AND '.join(parts)} — {len(keep):,} objects match."))
+    st.caption(md_escape(f"Filter: {where} — {len(keep):,} objects match."))
     return frame[frame["object_id"].isin(keep)], keep
 
 
