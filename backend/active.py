@@ -1,30 +1,42 @@
-"""Active learning from tags (Astronomaly-style): user labels re-rank the unsupervised anomaly list.
+"""Active learning from tags: the user's labels re-rank the unsupervised anomaly list.
 
-Labels come from current tags: `not-interesting` scores 0, `interesting` or any free tag (ring,
-merger, lens, ...) scores 1. A regressor on the reduced vectors predicts the user's
-score for every object (distance-weighted kNN over labelled objects by default, or a random forest);
-the final score moves the unsupervised `anomaly` rank (in [0, 1]) up or down by that prediction,
-trusted more near labelled objects:
+Labels come from current tags (from any page: Galaxy, Map selection, Rare): `not-interesting`
+scores 0, `interesting` or any free tag (ring, merger, lens, ...) scores 1. Features: one space's
+reduced vectors, or (space=None) all feature sets side by side (`joint_features`), so a label
+found through the spectrum space also steers objects that only the image space tells apart.
 
-    w = f + (1 - f) exp(-(d / d0)^2)   f = TRUST_FLOOR; d: distance to the nearest labelled object; d0: local scale (median 20-NN distance of labelled objects)
-    score = anomaly + w * (2 * predicted - 1)     labelled objects: confirmed first, rejected last
+Methods (`method=`):
+
+- `"neighbour"` (default): Astronomaly's neighbour score (Lochner & Bassett 2021, Astron. Comput.
+  36, 100481; `NeighbourScore` in the astronomaly package): a random forest regresses the user score,
+  and the anomaly score a is modulated as ``a * tanh(exp(d / mean(d)) - 1 + arctanh(f_u))``,
+  ``f_u = 0.1 + 0.85 u``, d = distance to the nearest labelled object: far from labels the
+  anomaly score stands, near them the predicted user score u rules. Then, as a relevance term for
+  the next page to review, the forest's predicted probability of "interesting" is added (the
+  exploitation of Protege-style active search: objects like confirmed finds come next).
+- `"knn"`: distance-weighted kNN of the labels moves the anomaly rank up or down, trusted more near
+  labelled objects (``w = f + (1 - f) exp(-(d / d0)^2)``; score = anomaly + w (2 u - 1)).
+
+Labelled objects go to the top (confirmed) or bottom (rejected) of the list.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
-from backend import maps, tags
-from backend.anomaly import DEFAULT_COMPONENTS, features
+from backend import anomaly, maps, tags
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, feature_sets
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
-LABEL_NEIGHBOURS = 5  # labelled objects the user-score regressor averages (distance-weighted)
-TRUST_FLOOR = 0.5  # weight of the regressor far from every label (it still generalises there)
-SCALE_NEIGHBOURS = 20  # the local length scale d0: median distance of labelled objects to their 20th neighbour
+METHODS = ("neighbour", "knn")
+LABEL_NEIGHBOURS = 5  # labelled objects the kNN user-score regressor averages (distance-weighted)
+TRUST_FLOOR = 0.5  # kNN method: weight of the regressor far from every label
+SCALE_NEIGHBOURS = 20  # kNN method: local length scale d0, median distance of labelled objects to their 20th neighbour
+JOINT_COMPONENTS = 16  # per feature set in the joint features
 
 
 def user_scores(atlas: Atlas) -> pd.Series:
@@ -36,17 +48,30 @@ def user_scores(atlas: Atlas) -> pd.Series:
     return positive.rename("user_score")
 
 
-def blend(
-    X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, *, regressor: str = "knn", seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Re-ranked scores from base scores and labels y at row indices `labelled`; returns (score, predicted, weight)."""
-    if len(labelled) == 0:
-        return base.copy(), np.full(len(base), np.nan), np.zeros(len(base))
+def joint(sets: dict[str, FeatureSet], n_components: int = JOINT_COMPONENTS) -> FeatureSet:
+    """All feature sets side by side (first components of each, each set scaled to unit RMS); 0 where a set lacks an object."""
+    ids = sorted(set().union(*(fs.ids for fs in sets.values())))
+    pos = {oid: i for i, oid in enumerate(ids)}
+    blocks = []
+    for fs in sets.values():
+        block = np.zeros((len(ids), min(n_components, fs.X.shape[1])), np.float32)
+        part = fs.X[:, : block.shape[1]]
+        block[[pos[o] for o in fs.ids]] = part / max(float(np.sqrt((part**2).sum(axis=1).mean())), 1e-12)
+        blocks.append(block)
+    return FeatureSet("joint", ids, np.hstack(blocks))
+
+
+def joint_features(atlas: Atlas) -> FeatureSet:
+    """`joint` of every feature set of the atlas (spaces and morphology)."""
+    sets = feature_sets(atlas)
+    if not sets:
+        raise AtlasError("this atlas has no embedding space yet; run an embedding job first")
+    return joint(sets)
+
+
+def _knn_blend(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(set(y)) == 1:
         predicted = np.full(len(X), float(y[0]))
-    elif regressor == "forest":
-        forest = RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1)
-        predicted = forest.fit(X[labelled], y).predict(X)
     else:
         knn = KNeighborsRegressor(n_neighbors=min(LABEL_NEIGHBOURS, len(labelled)), weights="distance")
         predicted = knn.fit(X[labelled], y).predict(X)
@@ -55,30 +80,77 @@ def blend(
     d0 = float(np.median(d_local[:, -1])) or 1.0
     d_lab, _ = NearestNeighbors(n_neighbors=1).fit(X[labelled]).kneighbors(X)
     w = TRUST_FLOOR + (1.0 - TRUST_FLOOR) * np.exp(-((d_lab[:, 0] / d0) ** 2))
-    score = base + w * (2.0 * predicted - 1.0)
-    score[labelled] = np.where(y > 0.5, 2.0 + y, -1.0 + y)  # confirmed objects first, rejected last
-    return score, predicted, w
+    return base + w * (2.0 * predicted - 1.0), predicted
+
+
+def _neighbour_blend(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(set(y)) == 1:
+        predicted = np.full(len(X), float(y[0]))
+        relevance = predicted
+    else:
+        forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=1, random_state=seed, n_jobs=1)
+        predicted = forest.fit(X[labelled], y).predict(X)
+        clf = RandomForestClassifier(n_estimators=200, class_weight="balanced", random_state=seed, n_jobs=1)
+        relevance = clf.fit(X[labelled], y > 0.5).predict_proba(X)[:, 1]
+    d, _ = NearestNeighbors(n_neighbors=1).fit(X[labelled]).kneighbors(X)
+    d = d[:, 0] / max(float(d[:, 0].mean()), 1e-12)
+    f_u = 0.1 + 0.85 * np.clip(predicted, 0.0, 1.0)
+    neighbour_score = base * np.tanh(np.exp(d) - 1.0 + np.arctanh(f_u))
+    return neighbour_score + relevance, predicted
+
+
+def blend(
+    X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, *, method: str = "neighbour", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-ranked scores from base anomaly ranks in [0, 1] and labels y at row indices `labelled`: (score, predicted)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown active-learning method {method!r}; choose from {METHODS}")
+    if len(labelled) == 0:
+        return base.astype(np.float64).copy(), np.full(len(base), np.nan)
+    if method == "knn":
+        score, predicted = _knn_blend(X, base, labelled, y)
+    else:
+        score, predicted = _neighbour_blend(X, base, labelled, y, seed)
+    score = np.asarray(score, np.float64)
+    score[labelled] = np.where(y > 0.5, 10.0 + y, -10.0 + y)  # confirmed objects first, rejected last
+    return score, predicted
+
+
+def _base_and_features(atlas: Atlas, space: str | None, n_components: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    if space is None:
+        fs = joint_features(atlas)
+        ranking = anomaly.combined_ranking(atlas).set_index("object_id")["anomaly"]
+    else:
+        frame = maps.load_map(atlas, space)
+        if frame is None or "anomaly" not in frame.columns:
+            raise AtlasError(f"space {space} has no anomaly scores yet; run backend.anomaly.compute_anomalies first")
+        ids, X = anomaly.features(atlas, space, n_components)
+        fs = FeatureSet(space, ids, X)
+        ranking = frame.set_index("object_id")["anomaly"]
+    base = anomaly.percentile_rank(ranking.reindex(fs.ids).fillna(0.0).to_numpy())
+    return fs.ids, fs.X, base
 
 
 def rerank(
-    atlas: Atlas, space: str, *, n_components: int = DEFAULT_COMPONENTS, regressor: str = "knn", seed: int = 0, store: bool = True
+    atlas: Atlas, space: str | None = None, *, n_components: int = DEFAULT_COMPONENTS, method: str = "neighbour",
+    seed: int = 0, store: bool = True,
 ) -> pd.DataFrame:
-    """The anomaly list re-ranked by the user's tags: object_id, anomaly, user_score, predicted, weight, score (desc)."""
-    frame = maps.load_map(atlas, space)
-    if frame is None or "anomaly" not in frame.columns:
-        raise AtlasError(f"space {space} has no anomaly scores yet; run backend.anomaly.compute_anomalies first")
-    ids, X = features(atlas, space, n_components)
-    base = frame.set_index("object_id")["anomaly"].reindex(ids).fillna(0.0).to_numpy()
+    """The anomaly list re-ranked by the user's tags: object_id, anomaly, user_score, predicted, score (desc).
+
+    space=None: the combined ranking over all feature sets; else one space's ranking (stored in its map
+    as `anomaly_active` when `store`).
+    """
+    ids, X, base = _base_and_features(atlas, space, n_components)
     labels = user_scores(atlas)
     pos = {oid: i for i, oid in enumerate(ids)}
     known = [(pos[o], s) for o, s in labels.items() if o in pos]
     labelled = np.array([i for i, _ in known], dtype=np.int64)
     y = np.array([s for _, s in known], dtype=float)
-    score, predicted, weight = blend(X, base, labelled, y, regressor=regressor, seed=seed)
+    score, predicted = blend(X, base, labelled, y, method=method, seed=seed)
     user = np.full(len(ids), np.nan)
     user[labelled] = y
-    out = pd.DataFrame({"object_id": ids, "anomaly": base, "user_score": user, "predicted": predicted, "weight": weight, "score": score})
-    if store:
+    out = pd.DataFrame({"object_id": ids, "anomaly": base, "user_score": user, "predicted": predicted, "score": score})
+    if store and space is not None:
         maps.save_map_columns(atlas, space, out[["object_id", "score"]].rename(columns={"score": "anomaly_active"}))
     return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -86,3 +158,14 @@ def rerank(
 def next_to_review(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     """The top of the re-ranked list that the user has not labelled yet."""
     return ranked[ranked["user_score"].isna()].head(n)
+
+
+def found_curve(atlas: Atlas) -> pd.DataFrame:
+    """Interesting found vs inspected, in the order objects were first labelled: inspected, found (cumulative)."""
+    hist = tags.history(atlas)
+    labels = user_scores(atlas)
+    if hist.empty or labels.empty:
+        return pd.DataFrame({"inspected": pd.Series(dtype=int), "found": pd.Series(dtype=int)})
+    order = hist[hist["object_id"].isin(labels.index)].drop_duplicates("object_id")["object_id"]
+    found = np.cumsum(labels.reindex(order).to_numpy() > 0.5)
+    return pd.DataFrame({"inspected": np.arange(1, len(order) + 1), "found": found.astype(int)})

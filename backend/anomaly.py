@@ -1,34 +1,35 @@
-"""Unsupervised anomaly scores on reduced vectors: kNN distance, isolation forest, local outlier factor.
+"""Unsupervised anomaly scores per feature set (pyod detectors) and one combined ranking across sets.
 
-Scores are stored with the map, as columns of `maps__<space>`: anomaly_knn, anomaly_iforest,
-anomaly_lof (raw, larger = more anomalous) and `anomaly`, the mean of their percentile ranks in [0, 1].
-No catalogue or truth column is ever read here: only the vectors.
+Per space, the scores are stored with the map, as columns of `maps__<space>`: `anomaly_<method>`
+(raw, larger = more anomalous) and `anomaly`, the mean of their percentile ranks in [0, 1]. Methods:
+`ecod` (pyod ECOD, empirical-CDF tails), `iforest` (pyod IForest), `knn` (pyod KNN, mean distance to
+the k nearest), `lof` (pyod LOF). The combined ranking (table `anomalies`) takes, for each object, its
+highest per-set `anomaly` (an object odd in one set is odd: shape oddities show in the image space and
+the morphology parameters, spectral ones in the spectrum space) and records which set it came from.
+No catalogue or truth column is ever read here: only the vectors and the morph_* measurements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
-from sklearn.ensemble import IsolationForest
-from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 
-from backend import maps
-from backend.spaces import read_vectors
+from backend import maps, schema
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, space_features
 from backend.store import Atlas, AtlasError
 
-METHODS = ("knn", "iforest", "lof")
-DEFAULT_COMPONENTS = 64  # PCA components kept (16 lost rare-object signal in the 128-d builtin space: p@100 0.27 vs 0.43)
+METHODS = ("ecod", "iforest", "knn", "lof")
+DEFAULT_METHODS = ("ecod", "iforest", "knn")
+ANOMALIES = schema.ANOMALIES  # table of the combined ranking
 
 
 def features(atlas: Atlas, space: str, n_components: int = DEFAULT_COMPONENTS, seed: int = 42) -> tuple[list[str], np.ndarray]:
-    """Ids and PCA-reduced, L2-normalised vectors of a space (the input of clustering, anomalies, active learning)."""
-    ids, vectors = read_vectors(atlas, space)
-    if len(ids) < 5:
-        raise AtlasError(f"space {space} has {len(ids)} vectors; need at least 5")
-    return ids, maps.reduce(vectors, n_components, seed)
+    """Ids and PCA-reduced, L2-normalised vectors of a space (see backend.features.space_features)."""
+    fs = space_features(atlas, space, n_components, seed)
+    return fs.ids, fs.X
 
 
 def percentile_rank(values: np.ndarray) -> np.ndarray:
@@ -38,31 +39,48 @@ def percentile_rank(values: np.ndarray) -> np.ndarray:
     return (rankdata(values) - 1.0) / (len(values) - 1.0)
 
 
-def score(X: np.ndarray, methods: Sequence[str] = METHODS, *, k: int = 10, seed: int = 0) -> pd.DataFrame:
+def _detector(method: str, k: int, seed: int):  # noqa: ANN202 - pyod imported lazily (numba start-up)
+    if method == "ecod":
+        from pyod.models.ecod import ECOD
+
+        return ECOD()
+    if method == "iforest":
+        from pyod.models.iforest import IForest
+
+        return IForest(n_estimators=200, random_state=seed, n_jobs=1)
+    if method == "knn":
+        from pyod.models.knn import KNN
+
+        return KNN(n_neighbors=k, method="mean")
+    from pyod.models.lof import LOF
+
+    return LOF(n_neighbors=max(k, 20))
+
+
+def score(X: np.ndarray, methods: Sequence[str] = DEFAULT_METHODS, *, k: int = 10, seed: int = 0) -> pd.DataFrame:
     """Anomaly scores of each row of X (larger = more anomalous) and their rank-averaged blend `anomaly`."""
     unknown = set(methods) - set(METHODS)
     if unknown or not methods:
         raise ValueError(f"unknown anomaly methods {sorted(unknown)}; choose from {METHODS}")
-    k = max(1, min(k, len(X) - 1))
-    out = {}
-    if "knn" in methods:
-        dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
-        out["anomaly_knn"] = dist[:, 1:].mean(axis=1)
-    if "iforest" in methods:
-        forest = IsolationForest(n_estimators=200, random_state=seed, n_jobs=1).fit(X)
-        out["anomaly_iforest"] = -forest.score_samples(X)
-    if "lof" in methods:
-        lof = LocalOutlierFactor(n_neighbors=max(k, 20)).fit(X)
-        out["anomaly_lof"] = -lof.negative_outlier_factor_
+    k = max(1, min(k, len(X) - 2))
+    X = np.asarray(X, np.float64)
+    out = {f"anomaly_{m}": _detector(m, k, seed).fit(X).decision_scores_ for m in methods}
     frame = pd.DataFrame(out)
     frame["anomaly"] = np.mean([percentile_rank(frame[c].to_numpy()) for c in out], axis=0)
+    return frame
+
+
+def score_set(fs: FeatureSet, methods: Sequence[str] = DEFAULT_METHODS, *, k: int = 10, seed: int = 0) -> pd.DataFrame:
+    """`score` of a feature set with its object ids as the first column."""
+    frame = score(fs.X, methods, k=k, seed=seed)
+    frame.insert(0, "object_id", fs.ids)
     return frame
 
 
 def compute_anomalies(
     atlas: Atlas,
     space: str,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     *,
     k: int = 10,
     n_components: int = DEFAULT_COMPONENTS,
@@ -70,24 +88,59 @@ def compute_anomalies(
     map_params: maps.MapParams | None = None,
 ) -> pd.DataFrame:
     """Score every object of a space and store the scores with its map (computing the map if missing)."""
-    ids, X = features(atlas, space, n_components)
-    scores = score(X, methods, k=k, seed=seed)
-    scores.insert(0, "object_id", ids)
+    scores = score_set(space_features(atlas, space, n_components), methods, k=k, seed=seed)
     if maps.load_map(atlas, space) is None:
         maps.compute_map(atlas, space, map_params)
-    stale = [c for c in ("anomaly_knn", "anomaly_iforest", "anomaly_lof") if c not in scores.columns]
-    frame = maps.save_map_columns(atlas, space, scores)
-    if stale:
-        frame = frame.drop(columns=[c for c in stale if c in frame.columns])
+    stale = [f"anomaly_{m}" for m in METHODS if m not in methods]
+    frame = maps.save_map_columns(atlas, space, scores, drop=stale)
     atlas.set_meta(f"anomaly:{space}", {"methods": list(methods), "k": k, "n_components": n_components, "seed": seed})
     return frame
 
 
-def top_anomalies(atlas: Atlas, space: str, n: int = 100, score_column: str = "anomaly", columns: Sequence[str] = ("ra", "dec", "redshift", "thumbnail")) -> pd.DataFrame:
-    """The n most anomalous objects of a space (scores from the stored map), with metadata."""
-    frame = maps.load_map(atlas, space)
-    if frame is None or score_column not in frame.columns:
-        raise AtlasError(f"space {space} has no {score_column!r} scores yet; run backend.anomaly.compute_anomalies first")
-    top = frame.nlargest(n, score_column)
+def combine(per_set: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One ranking from per-set `anomaly` columns: object_id, anomaly (max over sets), best_set, anomaly__<set>."""
+    if not per_set:
+        return pd.DataFrame(columns=["object_id", "anomaly", "best_set", "rank"])
+    wide = None
+    for name, frame in per_set.items():
+        part = frame[["object_id", "anomaly"]].rename(columns={"anomaly": f"anomaly__{name}"})
+        wide = part if wide is None else wide.merge(part, on="object_id", how="outer")
+    cols = [f"anomaly__{name}" for name in per_set]
+    values = wide[cols].to_numpy(np.float64)
+    filled = np.where(np.isfinite(values), values, -np.inf)
+    wide["anomaly"] = filled.max(axis=1)
+    # ties at the top (several sets at their maximum) are broken by the mean over sets
+    wide["tiebreak"] = np.nanmean(values, axis=1)
+    wide["best_set"] = np.asarray(list(per_set))[filled.argmax(axis=1)]
+    wide = wide.sort_values(["anomaly", "tiebreak"], ascending=False, kind="stable").drop(columns="tiebreak")
+    wide["rank"] = np.arange(1, len(wide) + 1)
+    return wide.reset_index(drop=True)
+
+
+def store_combined(atlas: Atlas, per_set: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Combine per-set scores and store the ranking as the `anomalies` table (replaced in one commit)."""
+    ranking = combine(per_set)
+    atlas.replace(ANOMALIES, ranking)
+    atlas.set_meta("anomaly:combined", {"sets": list(per_set), "n": len(ranking)})
+    return ranking
+
+
+def combined_ranking(atlas: Atlas) -> pd.DataFrame:
+    """The stored combined ranking (most anomalous first), or an AtlasError when none was computed."""
+    if not atlas.has_table(ANOMALIES):
+        raise AtlasError("this atlas has no combined anomaly ranking yet; run embeddings.pipeline.discover first")
+    return atlas.table(ANOMALIES).to_pandas().sort_values("rank").reset_index(drop=True)
+
+
+def top_anomalies(atlas: Atlas, space: str | None = None, n: int = 100, score_column: str = "anomaly", columns: Sequence[str] = ("ra", "dec", "redshift", "thumbnail")) -> pd.DataFrame:
+    """The n most anomalous objects of a space (scores from its stored map), or of the combined ranking (space=None)."""
+    if space is None:
+        top = combined_ranking(atlas).head(n)
+    else:
+        frame = maps.load_map(atlas, space)
+        if frame is None or score_column not in frame.columns:
+            raise AtlasError(f"space {space} has no {score_column!r} scores yet; run backend.anomaly.compute_anomalies first")
+        top = frame.nlargest(n, score_column)
     meta = atlas.get_objects(list(top["object_id"]), list(columns))
     return top.merge(meta, on="object_id", how="left").reset_index(drop=True)
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -110,11 +110,17 @@ def compute_map(
         if cached is not None and len(cached) and cached["params_key"].iloc[0] == key:
             return cached
     ids, vectors = read_vectors(atlas, space)
-    reduced = reduce(vectors, params.pca_components, params.seed or 0, params.fit_size)
-    xy = fit_map(reduced, params, progress)
-    frame = pd.DataFrame({"object_id": ids, "x": xy[:, 0], "y": xy[:, 1], "params_key": key})
+    xy = fit_map(reduce(vectors, params.pca_components, params.seed or 0, params.fit_size), params, progress)
+    return store_map(atlas, space, pd.DataFrame({"object_id": ids, "x": xy[:, 0], "y": xy[:, 1]}), params)
+
+
+def store_map(atlas: Atlas, space: str, frame: pd.DataFrame, params: MapParams | None = None) -> pd.DataFrame:
+    """Write a whole map (object_id, x, y and any score/cluster columns) of a space in one commit."""
+    params = params or MapParams()
+    key = params.key(len(frame))
+    frame = frame.assign(params_key=key)
     atlas.replace(schema.maps_table(space), frame)
-    atlas.set_meta(f"map:{space}", {"params": asdict(params), "params_key": key, "n": len(ids)})
+    atlas.set_meta(f"map:{space}", {"params": asdict(params), "params_key": key, "n": len(frame)})
     return frame
 
 
@@ -126,13 +132,13 @@ def load_map(atlas: Atlas, space: str) -> pd.DataFrame | None:
     return atlas.scan(name)
 
 
-def save_map_columns(atlas: Atlas, space: str, columns: pd.DataFrame) -> pd.DataFrame:
-    """Add or overwrite per-object columns (indexed by object_id) of a stored map; returns the new map."""
+def save_map_columns(atlas: Atlas, space: str, columns: pd.DataFrame, drop: Sequence[str] = ()) -> pd.DataFrame:
+    """Add or overwrite per-object columns (indexed by object_id) of a stored map, dropping `drop`; returns the new map."""
     frame = load_map(atlas, space)
     if frame is None:
         raise AtlasError(f"space {space} has no map yet; compute it first (backend.maps.compute_map)")
     cols = columns.set_index("object_id") if "object_id" in columns.columns else columns
-    frame = frame.drop(columns=[c for c in cols.columns if c in frame.columns])
+    frame = frame.drop(columns=[c for c in [*cols.columns, *drop] if c in frame.columns])
     frame = frame.merge(cols, left_on="object_id", right_index=True, how="left")
     atlas.replace(schema.maps_table(space), frame)
     return frame

@@ -1,8 +1,13 @@
-"""Rare-morphology clusters: HDBSCAN on reduced vectors, clusters ranked by rarity, each with exemplars.
+"""Rare-morphology clusters, ranked by rarity, each with exemplars.
 
-Rarity of a cluster is the mean percentile rank of three properties: small (few members), compact
-(small spread around its centre), and far from the bulk (centre far from the median of all objects),
-all measured in the PCA-reduced vector space (UMAP distances are not meaningful at large scale). Labels go into `maps__<space>` as `cluster` (-1 = noise) and
+Default (`on="anomalies"`): HDBSCAN on the most anomalous objects of the space only (top
+`TOP_ANOMALIES` of its `anomaly` score). Among them, odd objects of one kind (trails, rings, broad-line
+spectra) are a dense group while ordinary galaxies scattered into the tail are not, so the clusters
+are groups of similar oddities; their rarity adds the mean anomaly percentile of their members to
+the three terms below.
+Alternatives: `on="pca"` / `on="map"` cluster every object (PCA-reduced vectors / the 2-D map); their
+rarity is the mean percentile rank of small (few members), compact (small spread around the centre)
+and far from the bulk. Labels go into `maps__<space>` as `cluster` (-1 = noise or not clustered) and
 `cluster_rank` (1 = rarest); the cluster table is kept in atlas meta under `clusters:<space>`.
 """
 
@@ -12,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from backend import maps
-from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank
+from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank, score
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
+TOP_ANOMALIES = 500  # objects clustered by the default method
+CLUSTER_ON = ("anomalies", "pca", "map")
 
 
 def cluster_labels(X: np.ndarray, *, min_cluster_size: int = 10, min_samples: int | None = None) -> np.ndarray:
@@ -58,40 +65,69 @@ def rank_clusters(X: np.ndarray, labels: np.ndarray, ids: list[str] | np.ndarray
     return table
 
 
+def anomaly_clusters(
+    X: np.ndarray, anomaly: np.ndarray, ids: list[str] | np.ndarray, *, top: int = TOP_ANOMALIES,
+    min_cluster_size: int = 5, n_exemplars: int = N_EXEMPLARS,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Cluster the `top` most anomalous rows of X; labels (-1 elsewhere) and the table ranked by rarity.
+
+    Rarity: the mean of `rank_clusters`' three terms (small, compact, far from the bulk) and the mean
+    anomaly percentile of the members.
+    """
+    ids = np.asarray(ids)
+    pct = percentile_rank(np.asarray(anomaly, np.float64))
+    pick = np.argsort(-pct, kind="stable")[: min(top, len(X))]
+    labels = np.full(len(X), -1, np.int64)
+    if len(pick) > min_cluster_size:
+        labels[pick] = cluster_labels(X[pick], min_cluster_size=min_cluster_size)
+    table = rank_clusters(X, labels, ids, n_exemplars)
+    if not table.empty:
+        tail = np.array([pct[labels == c].mean() for c in table["cluster"]])
+        table["rarity"] = (3.0 * table["rarity"] + tail) / 4.0  # the mean of the four terms
+        table = table.sort_values(["rarity", "size"], ascending=[False, True]).reset_index(drop=True)
+        table["rank"] = np.arange(1, len(table) + 1)
+    return labels, table
+
+
+def label_columns(ids: list[str], labels: np.ndarray, table: pd.DataFrame) -> pd.DataFrame:
+    """The map columns of a clustering: object_id, cluster, cluster_rank (-1 for noise)."""
+    rank_of = dict(zip(table["cluster"], table["rank"], strict=True))
+    return pd.DataFrame({"object_id": ids, "cluster": labels.astype(np.int64), "cluster_rank": [rank_of.get(c, -1) for c in labels]})
+
+
+def store_table(atlas: Atlas, space: str, table: pd.DataFrame, **params: object) -> None:
+    """Keep a space's ranked cluster table in atlas meta."""
+    atlas.set_meta(f"clusters:{space}", {**params, "clusters": table.to_dict("records")})
+
+
 def find_clusters(
     atlas: Atlas,
     space: str,
     *,
-    on: str = "pca",
-    min_cluster_size: int = 10,
+    on: str = "anomalies",
+    min_cluster_size: int | None = None,
     min_samples: int | None = None,
     n_components: int = DEFAULT_COMPONENTS,
     n_exemplars: int = N_EXEMPLARS,
     map_params: maps.MapParams | None = None,
 ) -> pd.DataFrame:
-    """Cluster a space (`on="pca"`: PCA-reduced vectors; `on="map"`: the 2-D UMAP map), rank by rarity, store labels."""
-    if on not in ("map", "pca"):
-        raise AtlasError(f"cluster on 'map' or 'pca', not {on!r}")
+    """Cluster a space (see the module docstring for `on`), rank the clusters by rarity, store labels and table."""
+    if on not in CLUSTER_ON:
+        raise AtlasError(f"cluster on one of {', '.join(repr(o) for o in CLUSTER_ON)}, not {on!r}")
     frame = maps.load_map(atlas, space)
     if frame is None:
         frame = maps.compute_map(atlas, space, map_params)
     ids, X = features(atlas, space, n_components)
-    if on == "map":
-        xy = frame.set_index("object_id").loc[ids, ["x", "y"]].to_numpy(np.float64)
-        labels = cluster_labels(xy, min_cluster_size=min_cluster_size, min_samples=min_samples)
+    if on == "anomalies":
+        stored = frame.set_index("object_id")["anomaly"].reindex(ids) if "anomaly" in frame.columns else None
+        base = stored.to_numpy(np.float64) if stored is not None and stored.notna().all() else score(X)["anomaly"].to_numpy()
+        labels, table = anomaly_clusters(X, base, ids, min_cluster_size=min_cluster_size or 5, n_exemplars=n_exemplars)
     else:
-        labels = cluster_labels(X, min_cluster_size=min_cluster_size, min_samples=min_samples)
-    table = rank_clusters(X, labels, ids, n_exemplars)
-    rank_of = dict(zip(table["cluster"], table["rank"], strict=True))
-    maps.save_map_columns(
-        atlas,
-        space,
-        pd.DataFrame({"object_id": ids, "cluster": labels.astype(np.int64), "cluster_rank": [rank_of.get(c, -1) for c in labels]}),
-    )
-    atlas.set_meta(
-        f"clusters:{space}",
-        {"on": on, "min_cluster_size": min_cluster_size, "min_samples": min_samples, "clusters": table.to_dict("records")},
-    )
+        Z = frame.set_index("object_id").loc[ids, ["x", "y"]].to_numpy(np.float64) if on == "map" else X
+        labels = cluster_labels(Z, min_cluster_size=min_cluster_size or 10, min_samples=min_samples)
+        table = rank_clusters(X, labels, ids, n_exemplars)
+    maps.save_map_columns(atlas, space, label_columns(ids, labels, table))
+    store_table(atlas, space, table, on=on, min_cluster_size=min_cluster_size, min_samples=min_samples)
     return table
 
 

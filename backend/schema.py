@@ -14,6 +14,7 @@ JOBS = "jobs"
 PROBES = "probes"
 META = "atlas_meta"
 INGEST_REPORTS = "ingest_reports"
+ANOMALIES = "anomalies"  # combined anomaly ranking across feature sets (backend.anomaly)
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 

@@ -180,16 +180,23 @@ def demo_cmd(
 def hdf_cmd(
     atlas: str = typer.Option(..., "--atlas", help="Atlas folder or URI for the Hubble Deep Field atlas."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    objects_only: bool = typer.Option(False, "--objects-only", help="Stop after the objects (no vectors, maps)."),
 ) -> None:
-    """Build the Hubble Deep Field atlas: sources detected with sep in scikit-image's HDF image, one cutout each."""
+    """Build the Hubble Deep Field atlas (sep sources, one cutout each), then embed, measure and map it."""
     import time
 
     from embeddings.demo.hdf import build_hdf_atlas
+    from embeddings.pipeline import prepare_atlas
 
     started = time.perf_counter()
     built = build_hdf_atlas(atlas, progress=not no_progress)
     count = built.count("objects", "survey = 'hubble-deep-field'")
     print(f"hdf: {count} sources in {built.uri} in {time.perf_counter() - started:.1f} s")
+    if objects_only:
+        return
+    started = time.perf_counter()
+    prepare_atlas(built, encoders=("arp-pair-image",), progress=not no_progress)  # no spectra in the HDF
+    print(f"hdf: builtin image vectors, morphology, map, anomalies and clusters ready in {time.perf_counter() - started:.1f} s")
 
 
 @app.command("export")

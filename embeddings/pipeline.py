@@ -1,11 +1,10 @@
-"""From objects to a ready atlas: builtin vectors, ANN index, UMAP maps, anomaly scores and rare clusters."""
+"""From objects to a ready atlas: builtin vectors, morphology columns, UMAP maps, anomaly scores and rare clusters."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from backend import anomaly, maps, rare
-from backend.spaces import list_spaces
+from backend.discovery import discover
 from backend.store import Atlas, open_atlas
 
 BUILTIN_ENCODERS = ("arp-pair-image", "arp-pair-spectrum")
@@ -20,7 +19,7 @@ def prepare_atlas(
     random_init: bool = False,
     say: Callable[[str], None] = print,
 ) -> Atlas:
-    """Embed objects with the encoders (resumable), index each space, then compute maps, anomalies and clusters.
+    """Embed objects with the encoders (resumable), measure morphology, then compute maps, anomalies and clusters.
 
     `random_init=True` uses untrained builtin weights (tests of the plumbing when no weights file exists).
     """
@@ -32,9 +31,9 @@ def prepare_atlas(
         encoder = get_encoder(name, random_init=True) if random_init else None
         summary = run_embedding(atlas, name, encoder=encoder, device="cpu", workers=workers, progress=progress)
         say(f"embed {name}: {summary.get('embedded', 0)} new vectors, {summary.get('skipped', 0)} skipped")
-    for space in list_spaces(atlas):
-        maps.compute_map(atlas, space)
-        anomaly.compute_anomalies(atlas, space)
-        table = rare.find_clusters(atlas, space)
-        say(f"map {space}: UMAP, anomaly scores and {len(table)} clusters stored")
+    from embeddings import morphology
+
+    measured = morphology.write_catalogue(atlas, progress=progress, say=say)
+    say(f"morphology: {int(measured['morph_gini'].notna().sum())} of {len(measured)} objects measured")
+    discover(atlas, say=say)
     return atlas

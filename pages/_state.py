@@ -13,6 +13,7 @@ OPENED_NOTICE = "opened_notice"  # what a map click opened when it could not ope
 MAP_HANDLED = "map_handled"  # per map view: the last chart selection already acted on
 RARE_FOCUS = "rare_focus"  # the object whose full tag bar the rare page shows
 RERANKED = "reranked"  # per space: the ranking re-ranked from this session's tags
+MORE_LIKE_THESE = "more_like_these"  # the last "more like these" result on the rare page (object_id, score)
 FOLLOWED_JOB = "followed_job"  # the embedding job launched from the Jobs page
 INGEST_JOB = "ingest_job"  # the ingest job launched from the Data page
 PROBE_JOB = "probe_job"  # the probe job launched from the Probes page

@@ -1,4 +1,4 @@
-"""Rare: clusters ranked by rarity, the anomaly ranking (re-ranked by your tags), tagging and export."""
+"""Rare: clusters ranked by rarity, the anomaly ranking (re-ranked by your tags), more like these, tagging and export."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from backend import active, anomaly, rare, selection, tags
+from backend import active, anomaly, rare, selection, similar, tags
+from backend.discovery import discover
 from backend.store import AtlasError
 from pages import _state
 from pages._export import export_panel
@@ -26,8 +27,13 @@ from pages._shared import (
 atlas = get_atlas()
 st.title("Rare objects")
 spaces = spaces_or_stop(atlas)
-default = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
-space = st.selectbox("Space", spaces, index=default, key="rare_space")
+COMBINED = "all feature sets (combined)"
+choices = [COMBINED, *spaces]
+default = choices.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in choices else 0
+choice = st.selectbox("Space", choices, index=default, key="rare_space",
+                      help="The combined ranking takes each object's highest anomaly over the spaces and the morphology parameters.")
+space = None if choice == COMBINED else choice
+cluster_space = space or spaces[0]
 
 if st.session_state.get(_state.RARE_FOCUS):
     focus = st.session_state[_state.RARE_FOCUS]
@@ -88,7 +94,8 @@ all_votes = current_votes()
 
 
 # on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on.
-clusters_tab, anomalies_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "Tagged"], key="rare_tab", on_change="rerun")
+clusters_tab, anomalies_tab, similar_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "More like these", "Tagged"],
+                                                              key="rare_tab", on_change="rerun")
 
 def with_thumbnails(frame: pd.DataFrame) -> pd.DataFrame:
     """Join thumbnails and redshifts onto a frame of object ids."""
@@ -97,11 +104,14 @@ def with_thumbnails(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 with clusters_tab:
-    ranked = rare.clusters(atlas, space)
+    if space is None:
+        st.caption(f"Clusters of the space {cluster_space} (pick another space above).")
+    ranked = rare.clusters(atlas, cluster_space)
     if ranked.empty:
         st.info("No clusters for this space yet.")
     else:
-        st.caption("HDBSCAN clusters of the map, rarest first (small, compact, far from the bulk); six exemplars each.")
+        st.caption("HDBSCAN clusters of the space's 500 most anomalous objects, rarest first (odd, small, compact, "
+                   "far from the bulk); six exemplars each.")
         shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
         for _, cl in ranked.head(shown).iterrows():
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
@@ -109,16 +119,21 @@ with clusters_tab:
     if not ranked.empty:
         pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
                             format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
-        export_panel(atlas, selection.by_cluster(atlas, space, int(pick)), name=f"cluster {pick} of {space}",
+        export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)), name=f"cluster {pick} of {cluster_space}",
                      key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
         with st.spinner("Clustering the map with HDBSCAN…"):
-            rare.find_clusters(atlas, space)
+            rare.find_clusters(atlas, cluster_space)
         st.rerun()
 
 with anomalies_tab:
     n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
     reranked = st.session_state.setdefault(_state.RERANKED, {})
+    curve = active.found_curve(atlas)
+    if len(curve):
+        st.caption(f"Interesting found vs inspected: {int(curve['found'].iloc[-1])} of {len(curve)} labelled objects "
+                   "(tags from every page count; 👎 / not-interesting is a miss).")
+        st.line_chart(curve.set_index("inspected")["found"], height=160, x_label="inspected", y_label="found")
     cols = st.columns(3)
     if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
         try:
@@ -135,20 +150,39 @@ with anomalies_tab:
             top = with_thumbnails(active.next_to_review(reranked[space], n_top))
             score_col = "score"
         else:
-            st.caption("Blend of kNN distance, isolation forest and local outlier factor (rank-averaged).")
+            st.caption("Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
+                       + ("; each object's highest score over the spaces and the morphology parameters." if space is None else "."))
             top = anomaly.top_anomalies(atlas, space, n=n_top)
             score_col = "anomaly"
     except AtlasError as exc:
         top = None
         st.info(str(exc))
         if st.button("Compute anomaly scores", key="compute_anomalies"):
-            with st.spinner("Scoring every object (kNN distance, isolation forest, LOF)…"):
-                anomaly.compute_anomalies(atlas, space)
+            with st.spinner("Scoring every object (ECOD, isolation forest, kNN distance)…"):
+                if space is None:
+                    discover(atlas, say=lambda _: None)
+                else:
+                    anomaly.compute_anomalies(atlas, space)
             st.rerun()
     if top is not None:
         gallery(top, key="anom", score=score_col)
         st.caption("Take this list away:")
-        export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {space}", key="anom_export")
+        export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {choice}", key="anom_export")
+
+with similar_tab:
+    counts = tags.tag_counts(atlas)
+    sources = ["Map selection", *[t for t in counts.index if t != tags.NOT_INTERESTING]]
+    source = st.selectbox("Start from", sources, key="mlt_source", help="3 or more objects: a Map selection or a tag")
+    seeds = list(st.session_state.get(_state.MAP_SELECTION, [])) if source == "Map selection" else tags.tagged_ids(atlas, source)
+    st.caption(f"{len(seeds)} objects; a positive-unlabelled model on {choice} ranks the whole atlas.")
+    if st.button("More like these", key="more_like_these", disabled=len(seeds) < similar.MIN_POSITIVES):
+        try:
+            with st.spinner("Ranking the atlas…"):
+                st.session_state[_state.MORE_LIKE_THESE] = similar.more_like_these(atlas, seeds, space, n=24)
+        except AtlasError as exc:
+            st.info(str(exc))
+    if st.session_state.get(_state.MORE_LIKE_THESE) is not None:
+        gallery(with_thumbnails(st.session_state[_state.MORE_LIKE_THESE]), key="mlt", score="score")
 
 with tagged_tab:
     counts = tags.tag_counts(atlas)

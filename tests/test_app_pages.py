@@ -169,6 +169,20 @@ def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
     reviewed = [b.key.removeprefix("anom_up_") for b in at.button if (b.key or "").startswith("anom_up_")]
     assert voted not in reviewed, "the re-ranked list offers objects not labelled yet"
     assert at.get("download_button"), "tagged objects can be exported"
+    assert any("Interesting found vs inspected: 1 of 1" in c.value for c in at.caption), "the found curve counts the vote"
+
+
+def test_rare_page_more_like_these_from_a_tag(atlas_copy: str) -> None:
+    atlas = open_atlas(atlas_copy)
+    seeds = atlas.objects(["object_id"], limit=3)["object_id"].tolist()
+    tags.add_tag(atlas, seeds, "merger")
+    at = app(atlas_copy)
+    at.switch_page("pages/rare.py").run()
+    at.selectbox(key="mlt_source").set_value("merger").run()
+    at.button(key="more_like_these").click().run()
+    assert not errors(at), errors(at)
+    shown = [b.key.removeprefix("mlt_up_") for b in at.button if (b.key or "").startswith("mlt_up_")]
+    assert len(shown) == 24 and not set(shown) & set(seeds), "24 new objects like the three tagged ones"
 
 
 def test_probe_colours_the_map(atlas_copy: str) -> None:

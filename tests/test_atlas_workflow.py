@@ -68,7 +68,7 @@ def test_notebook_workflow(demo_uri, tmp_path):
     top = anomaly.top_anomalies(atlas, IMAGE, n=20)
     assert len(top) == 20 and top["anomaly"].is_monotonic_decreasing
     stored = maps.load_map(atlas, IMAGE)
-    assert {"x", "y", "cluster", "cluster_rank", "anomaly", "anomaly_knn", "anomaly_iforest", "anomaly_lof"} <= set(stored.columns)
+    assert {"x", "y", "cluster", "cluster_rank", "anomaly", "anomaly_knn", "anomaly_iforest", "anomaly_ecod"} <= set(stored.columns)
 
     # tag, export, re-rank
     liked, boring = top["object_id"].iloc[3], top["object_id"].iloc[0]

@@ -38,7 +38,25 @@ def test_image_recipe_centre_crop_band_order_and_arcsinh():
     zrg = SurveyContext(bands=("z", "r", "g"), pixel_scale=0.262)
     np.testing.assert_allclose(pp.image_input(cube_row(cube[::-1].copy()), zrg, STATS), x)
     with pytest.raises(ValueError, match="needs g, r, z"):
-        pp.image_input(cube_row(cube), SurveyContext(bands=("u", "g", "r")), STATS)
+        pp.image_input(cube_row(cube[:2].copy()), SurveyContext(bands=("g", "x")), STATS)
+
+
+def test_other_surveys_use_bands_ordered_by_wavelength_and_their_own_noise():
+    rng = np.random.default_rng(0)
+    cube = rng.normal(0, [[[1.0]], [[2.0]], [[4.0]]], (3, 64, 64)).astype(np.float32)
+    cube[:, 30:34, 30:34] += 40.0
+    hst = SurveyContext(bands=("f814w", "f606w", "f450w"), pixel_scale=0.04)  # red, green, blue as the HDF stores them
+    x = pp.image_input(cube_row(cube), hst, STATS)
+    assert x.shape == (3, 48, 48) and np.isfinite(x).all()
+    # channel 0 is the bluest band (f450w, stored last); each band is stretched by its own noise
+    native = SurveyContext(bands=("f814w", "f606w", "f450w"), pixel_scale=0.262)
+    y = pp.image_input(cube_row(cube), native, STATS)
+    for channel, band in enumerate((2, 1, 0)):
+        noise = 1.4826 * np.median(np.abs(cube[band][8:56, 8:56] - np.median(cube[band][8:56, 8:56])))
+        np.testing.assert_allclose(y[channel, 0, 0], np.arcsinh(cube[band, 8, 8] / noise), rtol=0.05)
+    single = pp.image_input(cube_row(cube[:1].copy()), SurveyContext(bands=("vis",), pixel_scale=0.1), STATS)
+    assert np.allclose(single[0], single[1]) and np.allclose(single[1], single[2])
+    assert pp.band_wavelength("F150W") == 1500 and pp.band_wavelength("i") == 765
 
 
 def test_image_resampled_to_the_training_pixel_scale_and_small_cutouts_padded():

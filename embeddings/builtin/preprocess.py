@@ -6,6 +6,12 @@ per-band arcsinh stretch ``asinh(flux / s_b)`` with fixed softenings ``s_b`` mea
 set (the noise level of each band) and stored in the weights file, so colours and brightness survive.
 Non-finite pixels are set to 0; a cutout with more than half of them is rejected.
 
+Other surveys (HST, HSC, Euclid, a single band): one band feeds all three channels, or the bluest,
+a middle and the reddest of three or more bands whose names give a wavelength (f450w, f606w, f814w;
+u...y letters); each band is softened by its own robust noise (1.4826 MAD of the stamp), as the
+trained softenings are the typical noise of g, r, z; finer pixels are resampled towards 0.262"/px
+by at most 2x (so the 0.04"/px HDF keeps its small galaxies resolved).
+
 Spectrum (``arp-pair-v1``): interpolate onto the DESI grid (3600-9824 A, 0.8 A) if the survey grid
 differs; inverse-variance-weighted mean in bins of 8 pixels (7781 -> 972 bins, 6.4 A); divide by the
 median |flux| of valid bins (a per-spectrum amplitude a), then three channels:
@@ -53,13 +59,43 @@ class PreprocessStats:
         return cls(tuple(raw["image_softening"]), float(raw["log_amp_mean"]), float(raw["log_amp_std"]))
 
 
-def _band_indices(n_bands: int, survey: SurveyContext) -> list[int]:
+BAND_LETTERS = {"u": 355, "g": 475, "r": 620, "i": 765, "z": 905, "y": 1000, "j": 1250, "h": 1650, "k": 2200}
+MIN_ZOOM = 0.5  # finer imaging is resampled by at most 2x (keeps distant, small galaxies resolved)
+
+
+def band_wavelength(name: str) -> float | None:
+    """Approximate central wavelength (nm) from a band name: ugrizyJHK letters or a filter number (f814w, F150W)."""
+    low = name.strip().lower()
+    digits = "".join(ch for ch in low if ch.isdigit())
+    if digits:
+        value = float(digits)
+        return value if value >= 200 else value * 10.0  # F150W (JWST/Euclid-style, in 10 nm) -> 1500 nm
+    if low == "vis":
+        return 700.0
+    return BAND_LETTERS.get(low[-1:]) if low else None
+
+
+def _band_indices(n_bands: int, survey: SurveyContext) -> tuple[list[int], bool]:
+    """Which bands feed the three input channels, and whether they are the g,r,z the stretch was fitted on.
+
+    g, r, z (or three unnamed bands) are used as trained. Any other survey: one band feeds all three
+    channels; three or more bands with recognisable names give the bluest, a middle and the reddest.
+    """
     bands = [b.lower() for b in survey.bands]
     if bands and all(b in bands for b in IMAGE_BANDS):
-        return [bands.index(b) for b in IMAGE_BANDS]
+        return [bands.index(b) for b in IMAGE_BANDS], True
     if n_bands == 3 and not bands:
-        return [0, 1, 2]
-    raise ValueError(f"image has bands {list(survey.bands) or n_bands}; the builtin pair needs g, r, z")
+        return [0, 1, 2], True
+    if n_bands == 1:
+        return [0, 0, 0], False
+    waves = [band_wavelength(b) for b in bands] if len(bands) == n_bands else []
+    if n_bands >= 3 and waves and all(w is not None for w in waves):
+        order = sorted(range(n_bands), key=lambda i: waves[i])
+        return [order[0], order[len(order) // 2], order[-1]], False
+    raise ValueError(
+        f"image has bands {list(survey.bands) or n_bands}; the builtin image tower needs g, r, z, one band, "
+        "or three or more bands with names that give their wavelength (e.g. f450w, f606w, f814w)"
+    )
 
 
 def _crop_or_pad(cube: np.ndarray, size: int) -> np.ndarray:
@@ -80,7 +116,7 @@ def raw_image(row: dict, survey: SurveyContext, size: int = IMAGE_SIZE) -> np.nd
     flat = np.asarray(image, dtype=np.float32)
     if flat.size != int(np.prod(shape)):
         raise ValueError(f"image has {flat.size} values, image_shape {list(shape)} needs {int(np.prod(shape))}")
-    cube = flat.reshape([int(s) for s in shape])[_band_indices(int(shape[0]), survey)]
+    cube = flat.reshape([int(s) for s in shape])[_band_indices(int(shape[0]), survey)[0]]
     bad = ~np.isfinite(cube)
     if bad.mean() > 0.5:
         raise ValueError(f"image has {bad.mean():.0%} non-finite pixels")
@@ -89,7 +125,7 @@ def raw_image(row: dict, survey: SurveyContext, size: int = IMAGE_SIZE) -> np.nd
         cube = _crop_or_pad(cube, size)
     cube = np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
     if resample:
-        zoom = survey.pixel_scale / PIXEL_SCALE
+        zoom = max(survey.pixel_scale / PIXEL_SCALE, MIN_ZOOM)
         cube = _crop_or_pad(np.stack([ndimage.zoom(b, zoom, order=1) for b in cube]).astype(np.float32), size)
     return cube
 
@@ -100,9 +136,20 @@ def stretch_image(cube: np.ndarray, stats: PreprocessStats) -> np.ndarray:
     return np.arcsinh(cube / soft).astype(np.float32)
 
 
+def stamp_stats(cube: np.ndarray, stats: PreprocessStats) -> PreprocessStats:
+    """The stretch of a stamp from another survey: each band softened by its own robust noise (MAD)."""
+    flat = cube.reshape(len(cube), -1)
+    mad = 1.4826 * np.median(np.abs(flat - np.median(flat, axis=1, keepdims=True)), axis=1)
+    soft = np.where(mad > 0, mad, np.maximum(np.abs(flat).max(axis=1), 1e-6) * 1e-3)
+    return PreprocessStats(tuple(float(v) for v in soft), stats.log_amp_mean, stats.log_amp_std)
+
+
 def image_input(row: dict, survey: SurveyContext, stats: PreprocessStats, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Model input (3, size, size) for one row."""
-    return stretch_image(raw_image(row, survey, size), stats)
+    """Model input (3, size, size) for one row (g,r,z: the trained stretch; other bands: per-stamp noise)."""
+    cube = raw_image(row, survey, size)
+    shape = row.get("image_shape")
+    native = _band_indices(int(shape[0]), survey)[1]
+    return stretch_image(cube, stats if native else stamp_stats(cube, stats))
 
 
 def binned_spectrum(row: dict, survey: SurveyContext) -> tuple[np.ndarray, np.ndarray]:

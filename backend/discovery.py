@@ -1,0 +1,47 @@
+"""Every discovery product of an atlas from features computed once per set: maps, anomalies, clusters, ranking.
+
+For each embedding space: its vectors are read and PCA-reduced once (backend.features), and that
+one matrix feeds the UMAP map (first `pca_components` columns), the anomaly detectors and the
+clusters of the anomalous tail; the map table is then written once with all its columns. The
+morphology parameters, when measured, are scored as one more feature set. Last, the combined
+ranking across all sets is stored (table `anomalies`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from backend import anomaly, maps, rare
+from backend.features import MORPHOLOGY, feature_sets
+from backend.store import Atlas
+
+
+def discover(
+    atlas: Atlas,
+    *,
+    map_params: maps.MapParams | None = None,
+    k: int = 10,
+    say: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Compute and store maps, per-set anomaly scores, rare clusters and the combined ranking; returns the ranking."""
+    params = map_params or maps.MapParams()
+    per_set: dict[str, pd.DataFrame] = {}
+    for name, fs in feature_sets(atlas).items():
+        scores = anomaly.score_set(fs, k=k)
+        per_set[name] = scores
+        if name == MORPHOLOGY:
+            say(f"morphology: anomaly scores of {len(fs.ids)} objects")
+            continue
+        xy = maps.fit_map(fs.X[:, : params.pca_components], params)
+        labels, table = rare.anomaly_clusters(fs.X, scores["anomaly"].to_numpy(), fs.ids)
+        frame = scores.assign(x=xy[:, 0], y=xy[:, 1]).merge(rare.label_columns(fs.ids, labels, table), on="object_id")
+        maps.store_map(atlas, name, frame, params)
+        rare.store_table(atlas, name, table, on="anomalies", min_cluster_size=5, min_samples=None)
+        atlas.set_meta(f"anomaly:{name}", {"methods": list(anomaly.DEFAULT_METHODS), "k": k,
+                                            "n_components": fs.X.shape[1], "seed": 0})
+        say(f"map {name}: UMAP, anomaly scores and {len(table)} clusters stored")
+    ranking = anomaly.store_combined(atlas, per_set)
+    say(f"combined anomaly ranking over {', '.join(per_set)} stored")
+    return ranking

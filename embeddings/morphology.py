@@ -1,0 +1,192 @@
+"""Non-parametric morphology of a cutout (Conselice 2003; Lotz, Primack & Madau 2004), in numpy/scipy.
+
+The statmorph definitions on the band-summed, background-subtracted stamp, simplified for speed
+(~3 ms a stamp instead of statmorph's ~0.3 s): a segmentation map (the connected region above
+1.5 sigma of the smoothed stamp that holds the centre), the flux-weighted centroid as the centre
+of rotation and of the moments, circular apertures for the radii. Columns written to `objects`:
+
+- `morph_gini`: Gini coefficient of the pixel fluxes in the segmap;
+- `morph_m20`: log10 of the second-order moment of the brightest 20% of the flux over the total;
+- `morph_concentration`: 5 log10(r80 / r20) in circular apertures;
+- `morph_asymmetry`: sum|I - I_180| / sum|I| inside 1.5 r_petro-like radius, minus the same for the noise;
+- `morph_smoothness`: flux in (I - boxcar(I)) positive residuals over the total (clumpiness);
+- `morph_shape_asymmetry`: asymmetry of the binary segmap;
+- `morph_ellipticity`: 1 - b/a of the segmap's second moments;
+- `morph_r50`: half-light radius in arcsec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+COLUMNS = (
+    "morph_gini",
+    "morph_m20",
+    "morph_concentration",
+    "morph_asymmetry",
+    "morph_smoothness",
+    "morph_shape_asymmetry",
+    "morph_ellipticity",
+    "morph_r50",
+)
+SEGMAP_SIGMA = 1.5
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """Morphology parameters of one stamp (NaN where undefined)."""
+
+    gini: float
+    m20: float
+    concentration: float
+    asymmetry: float
+    smoothness: float
+    shape_asymmetry: float
+    ellipticity: float
+    r50: float
+
+    def as_row(self) -> dict[str, float]:
+        return {f"morph_{k}": float(v) for k, v in self.__dict__.items()}
+
+
+NAN = Morphology(*([float("nan")] * len(COLUMNS)))
+
+
+def _noise(img: np.ndarray) -> float:
+    """Robust noise level from the stamp border (4 px frame)."""
+    border = np.concatenate([img[:4].ravel(), img[-4:].ravel(), img[4:-4, :4].ravel(), img[4:-4, -4:].ravel()])
+    return float(1.4826 * np.median(np.abs(border - np.median(border)))) or float(np.std(img)) or 1.0
+
+
+def segmap(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Boolean mask of the connected region above SEGMAP_SIGMA * noise (smoothed) that holds or is nearest the centre."""
+    smooth = ndimage.gaussian_filter(img, 1.0)
+    above = smooth > SEGMAP_SIGMA * sigma / 2.0  # a sigma-1 Gaussian lowers the noise about 2x
+    labels, n = ndimage.label(above)
+    if n == 0:
+        return above
+    cy, cx = (np.asarray(img.shape) - 1) / 2.0
+    centre = labels[int(round(cy)), int(round(cx))]
+    if centre == 0:
+        ys, xs = np.nonzero(labels)
+        nearest = np.argmin((ys - cy) ** 2 + (xs - cx) ** 2)
+        centre = labels[ys[nearest], xs[nearest]]
+    return ndimage.binary_fill_holes(labels == centre)
+
+
+def _rotate180(img: np.ndarray, yc: float, xc: float) -> np.ndarray:
+    """The stamp rotated by 180 degrees about (yc, xc) (bilinear)."""
+    cy, cx = (np.asarray(img.shape) - 1) / 2.0  # img[::-1, ::-1] is the rotation about (cy, cx)
+    return ndimage.shift(img[::-1, ::-1], (2 * (yc - cy), 2 * (xc - cx)), order=1, mode="constant")
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of |values| (0: equal fluxes, 1: all flux in one pixel)."""
+    x = np.sort(np.abs(values))
+    n = len(x)
+    if n < 2 or x.sum() <= 0:
+        return float("nan")
+    i = np.arange(1, n + 1)
+    return float(((2 * i - n - 1) * x).sum() / (x.mean() * n * (n - 1)))
+
+
+def m20(img: np.ndarray, mask: np.ndarray, yc: float, xc: float) -> float:
+    """log10(sum of second moments of the brightest 20% of the flux / total second moment)."""
+    ys, xs = np.nonzero(mask)
+    f = img[ys, xs]
+    keep = f > 0
+    ys, xs, f = ys[keep], xs[keep], f[keep]
+    if len(f) < 5:
+        return float("nan")
+    mom = f * ((ys - yc) ** 2 + (xs - xc) ** 2)
+    order = np.argsort(-f)
+    cum = np.cumsum(f[order])
+    top = order[: int(np.searchsorted(cum, 0.2 * cum[-1])) + 1]
+    total = mom.sum()
+    return float(np.log10(mom[top].sum() / total)) if total > 0 and mom[top].sum() > 0 else float("nan")
+
+
+def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
+    """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
+    img = np.nan_to_num(np.asarray(image, np.float64))
+    if img.ndim == 3:
+        sig = np.array([_noise(b) for b in img])
+        img = (img / np.maximum(sig, 1e-12)[:, None, None]).sum(axis=0)  # noise-weighted band sum
+    sigma = _noise(img)
+    mask = segmap(img, sigma)
+    if mask.sum() < 5:
+        return NAN
+    flux = np.where(mask, img, 0.0)
+    total = flux[flux > 0].sum()
+    if total <= 0:
+        return NAN
+    yy, xx = np.indices(img.shape)
+    pos = np.clip(flux, 0, None)
+    yc, xc = float((pos * yy).sum() / pos.sum()), float((pos * xx).sum() / pos.sum())
+    r = np.hypot(yy - yc, xx - xc)
+    order = np.argsort(r.ravel())
+    cum = np.cumsum(pos.ravel()[order])
+    radii = r.ravel()[order]
+    r20, r50, r80 = (float(radii[np.searchsorted(cum, q * cum[-1])]) for q in (0.2, 0.5, 0.8))
+    aperture = r <= max(2.0 * r80, 3.0)  # ~1.5 Petrosian radii
+    rot = _rotate180(img, yc, xc)
+    denom = np.abs(img[aperture]).sum()
+    noise_asym = np.sqrt(2.0) * sigma * np.sqrt(2.0 / np.pi) * aperture.sum()  # E|n1 - n2| for Gaussian noise
+    asym = (np.abs(img - rot)[aperture].sum() - noise_asym) / denom
+    box = max(3, int(round(0.25 * 2 * r80)) | 1)
+    resid = img - ndimage.uniform_filter(img, box)
+    inner = aperture & (r > 0.25 * r80 * 2)
+    smooth = np.clip(resid[inner], 0, None).sum() / max(img[inner].sum(), 1e-12) if inner.any() else float("nan")
+    m = mask.astype(np.float64)
+    shape_asym = float(np.abs(m - (_rotate180(m, yc, xc) > 0.5)).sum() / max(m.sum(), 1.0) / 2.0)
+    ys, xs = np.nonzero(mask)
+    cov = np.cov(np.vstack([ys - ys.mean(), xs - xs.mean()])) if len(ys) > 2 else np.eye(2)
+    ev = np.sort(np.linalg.eigvalsh(cov))
+    ellip = float(1.0 - np.sqrt(max(ev[0], 0.0) / ev[1])) if ev[1] > 0 else float("nan")
+    return Morphology(
+        gini=gini(img[mask]),
+        m20=m20(img, mask, yc, xc),
+        concentration=float(5 * np.log10(r80 / r20)) if r20 > 0 else float("nan"),
+        asymmetry=float(asym),
+        smoothness=float(smooth),
+        shape_asymmetry=shape_asym,
+        ellipticity=ellip,
+        r50=float(r50 * (pixel_scale or 1.0)),
+    )
+
+
+def catalogue(atlas, *, where: str | None = None, progress: bool = False, say=None) -> pd.DataFrame:
+    """Morphology of every object with a cutout (object_id + COLUMNS); bad cutouts get NaN and a message."""
+    from tqdm.auto import tqdm
+
+    from embeddings.data import iter_rows
+
+    scales = {name: info.get("pixel_scale") for name, info in atlas.surveys().items()}
+    rows = []
+    total = atlas.count("objects", where)
+    for row in tqdm(iter_rows(atlas, ["object_id", "survey", "image", "image_shape"], where=where), total=total,
+                    desc="morphology", disable=not progress):
+        shape = row.get("image_shape")
+        image = row.get("image")
+        try:
+            if image is None or shape is None or len(image) != int(np.prod(shape)):
+                raise ValueError("no usable image cutout")
+            result = measure(np.asarray(image, np.float32).reshape([int(s) for s in shape]), scales.get(row["survey"]))
+        except ValueError as exc:
+            if say is not None:
+                say(f"morphology: {row['object_id']}: {exc}")
+            result = NAN
+        rows.append({"object_id": row["object_id"], **result.as_row()})
+    return pd.DataFrame(rows, columns=["object_id", *COLUMNS])
+
+
+def write_catalogue(atlas, *, progress: bool = False, say=None) -> pd.DataFrame:
+    """Measure every object and store the morph_* columns in `objects` (sortable and colourable in the app)."""
+    frame = catalogue(atlas, progress=progress, say=say)
+    if len(frame):
+        atlas.upsert("objects", frame)
+    return frame

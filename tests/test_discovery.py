@@ -1,0 +1,114 @@
+"""Discovery products from features computed once: maps, per-set anomalies, rare clusters, combined ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend import active, anomaly, maps, rare, schema, similar, tags
+from backend.discovery import discover
+from backend.features import MORPHOLOGY, feature_sets
+from backend.store import AtlasError
+from tests.synthetic import IMAGE, SPECTRUM, build_synthetic
+
+FAST = maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=30)
+
+
+@pytest.fixture(scope="module")
+def discovered(tmp_path_factory):
+    from backend.store import open_atlas
+
+    atlas = open_atlas(tmp_path_factory.mktemp("discover") / "atlas", create=True)
+    objs = build_synthetic(atlas, n=400, n_rare=12).set_index("object_id")
+    # morphology columns as an ingest would leave them: one object is odd only in its shape
+    rng = np.random.default_rng(1)
+    morph = pd.DataFrame({"object_id": objs.index, "morph_gini": rng.normal(0.6, 0.05, len(objs)),
+                          "morph_asymmetry": rng.normal(0.05, 0.02, len(objs))})
+    odd_shape = objs.index[~objs["is_rare"]][0]
+    morph.loc[morph["object_id"] == odd_shape, "morph_asymmetry"] = 2.0
+    atlas.upsert("objects", morph)
+    ranking = discover(atlas, map_params=FAST, say=lambda _: None)
+    return atlas, objs, ranking, odd_shape
+
+
+def test_each_space_map_is_written_once_with_all_its_columns(discovered):
+    atlas, objs, _, _ = discovered
+    for space in (IMAGE.name, SPECTRUM.name):
+        frame = maps.load_map(atlas, space)
+        assert len(frame) == len(objs)
+        assert {"x", "y", "params_key", "anomaly", "anomaly_ecod", "anomaly_iforest", "anomaly_knn", "cluster", "cluster_rank"} <= set(frame.columns)
+        assert len(atlas.table(schema.maps_table(space)).list_versions()) == 1
+        assert maps.compute_map(atlas, space, FAST)["params_key"].iloc[0] == frame["params_key"].iloc[0]  # cached, not redone
+
+
+def test_combined_ranking_puts_objects_odd_in_any_set_first(discovered):
+    atlas, objs, ranking, odd_shape = discovered
+    stored = anomaly.combined_ranking(atlas)
+    assert stored["object_id"].tolist() == ranking["object_id"].tolist()
+    assert {f"anomaly__{IMAGE.name}", f"anomaly__{SPECTRUM.name}", f"anomaly__{MORPHOLOGY}", "best_set"} <= set(stored.columns)
+    top = stored.head(20)
+    assert odd_shape in set(top["object_id"])  # odd only in the morphology parameters
+    assert stored.set_index("object_id").loc[odd_shape, "best_set"] == MORPHOLOGY
+    per_set = stored[[f"anomaly__{IMAGE.name}", f"anomaly__{SPECTRUM.name}", f"anomaly__{MORPHOLOGY}"]]
+    assert np.allclose(stored["anomaly"], per_set.max(axis=1)) and stored["anomaly"].is_monotonic_decreasing
+    shown = anomaly.top_anomalies(atlas, None, n=5)
+    assert shown["object_id"].tolist() == stored["object_id"].head(5).tolist() and "thumbnail" in shown.columns
+
+
+def test_rarest_cluster_of_the_anomalous_tail_is_the_planted_group(discovered):
+    atlas, objs, _, _ = discovered
+    table = rare.clusters(atlas, IMAGE.name)
+    top = table.iloc[0]
+    members = rare.members(atlas, IMAGE.name, int(top["cluster"]))
+    assert objs.loc[members, "is_rare"].mean() >= 0.9 and len(members) >= 10
+    assert set(top["exemplars"]) <= set(members)
+
+
+def test_combine_takes_the_highest_set_score():
+    a = pd.DataFrame({"object_id": ["x", "y", "z"], "anomaly": [0.9, 0.1, 0.5]})
+    b = pd.DataFrame({"object_id": ["x", "y", "z"], "anomaly": [0.2, 0.95, 0.5]})
+    out = anomaly.combine({"image": a, "spectrum": b})
+    assert out["object_id"].tolist() == ["y", "x", "z"]
+    assert out["best_set"].tolist() == ["spectrum", "image", "image"]
+    assert out["rank"].tolist() == [1, 2, 3]
+
+
+def test_more_like_these_ranks_the_seeds_class_first(discovered):
+    atlas, objs, _, _ = discovered
+    rare_ids = objs.index[objs["is_rare"]].tolist()
+    found = similar.more_like_these(atlas, rare_ids[:3], n=9)
+    assert not set(found["object_id"]) & set(rare_ids[:3])
+    assert objs.loc[found["object_id"], "is_rare"].mean() >= 0.8
+    one_space = similar.more_like_these(atlas, rare_ids[:3], IMAGE.name, n=9)
+    assert objs.loc[one_space["object_id"], "is_rare"].mean() >= 0.8
+    with pytest.raises(AtlasError, match="at least 3"):
+        similar.more_like_these(atlas, rare_ids[:2])
+
+
+def test_tags_from_any_page_feed_the_combined_rerank_and_the_found_curve(discovered):
+    atlas, objs, _, _ = discovered
+    assert active.found_curve(atlas).empty
+    rare_ids = objs.index[objs["is_rare"]].tolist()
+    common = objs.index[~objs["is_rare"]].tolist()
+    tags.add_tag(atlas, rare_ids[0], "merger")  # e.g. from the Galaxy page
+    tags.add_tag(atlas, common[:3], tags.NOT_INTERESTING)  # e.g. a Map selection
+    tags.add_tag(atlas, rare_ids[1], "interesting")
+    curve = active.found_curve(atlas)
+    assert curve["inspected"].tolist() == [1, 2, 3, 4, 5] and curve["found"].tolist() == [1, 1, 1, 1, 2]
+    unsupervised = anomaly.combined_ranking(atlas)["object_id"]
+    before = objs.loc[unsupervised[~unsupervised.isin([*rare_ids[:2], *common[:3]])].head(10), "is_rare"].sum()
+    for method in active.METHODS:
+        ranked = active.rerank(atlas, None, method=method)
+        assert ranked["object_id"].head(2).tolist() == rare_ids[:2] or set(ranked["object_id"].head(2)) == set(rare_ids[:2])
+        review = active.next_to_review(ranked, 10)
+        assert objs.loc[review["object_id"], "is_rare"].sum() > before + 1  # objects like the two finds move up
+        assert set(ranked["object_id"].tail(3)) == set(common[:3])
+
+
+def test_feature_sets_hold_every_space_and_the_morphology(discovered):
+    atlas, objs, _, _ = discovered
+    sets = feature_sets(atlas)
+    assert set(sets) == {IMAGE.name, SPECTRUM.name, MORPHOLOGY}
+    assert sets[MORPHOLOGY].X.shape == (len(objs), 2)
+    assert np.isfinite(sets[MORPHOLOGY].X).all()

@@ -1,0 +1,49 @@
+"""Morphology parameters (Gini, M20, concentration, asymmetry, ...) behave as their definitions say on known stamps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embeddings import morphology
+
+
+def _blob(size: int, y: float, x: float, r: float, flux: float, n: float = 1.0) -> np.ndarray:
+    """A Sersic profile of index n and half-light radius r (pixels), peak `flux`."""
+    yy, xx = np.indices((size, size))
+    rr = np.hypot(yy - y, xx - x)
+    b = 2.0 * n - 1.0 / 3.0
+    return flux * np.exp(-b * (rr / r) ** (1.0 / n))
+
+
+def _noisy(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    return img + np.random.default_rng(seed).normal(0, 0.01, img.shape)
+
+
+def test_a_symmetric_galaxy_is_less_asymmetric_than_a_pair():
+    single = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 3.0, 1.0)))
+    pair = morphology.measure(_noisy(_blob(64, 31.5, 28, 3.0, 1.0) + _blob(64, 31.5, 40, 2.0, 0.6)))
+    assert single.asymmetry < 0.05 < pair.asymmetry
+    assert pair.m20 > single.m20  # the bright 20% is spread over two nuclei
+    assert single.shape_asymmetry < pair.shape_asymmetry
+
+
+def test_a_concentrated_profile_has_higher_concentration_and_gini_than_a_disk():
+    compact = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 4.0, 5000.0, n=4.0)))
+    disk = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 4.0, 1.0, n=1.0)))
+    assert compact.concentration > disk.concentration
+    assert compact.gini > disk.gini
+
+
+def test_elongated_galaxies_have_ellipticity_and_radius_scales_with_pixels():
+    yy, xx = np.indices((64, 64))
+    edge_on = np.exp(-np.hypot((yy - 31.5) / 1.5, (xx - 31.5) / 6.0))
+    m = morphology.measure(_noisy(np.stack([edge_on, edge_on, edge_on])), pixel_scale=0.262)
+    assert m.ellipticity > 0.5
+    round_one = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 3.0, 1.0)), pixel_scale=0.5)
+    same_in_pixels = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 3.0, 1.0)), pixel_scale=1.0)
+    assert np.isclose(same_in_pixels.r50, 2 * round_one.r50)
+
+
+def test_an_empty_stamp_gives_nan_not_an_error():
+    m = morphology.measure(np.random.default_rng(0).normal(0, 1, (64, 64)) * 0)
+    assert all(np.isnan(v) for v in m.as_row().values())
