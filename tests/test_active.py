@@ -17,7 +17,7 @@ def test_user_tags_rerank_the_anomaly_list(atlas):
     objs = build_synthetic(atlas, n=400, n_rare=12).set_index("object_id")
     maps.compute_map(atlas, IMAGE.name, maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=30))
     anomaly.compute_anomalies(atlas, IMAGE.name, ("knn",), k=5)  # knn alone ranks this toy's tight rare cluster low
-    base = active.rerank(atlas, IMAGE.name)
+    base = active.rerank(atlas, IMAGE.name, method="knn")
     assert base["user_score"].isna().all()
     assert np.array_equal(base["score"].to_numpy(), base["anomaly"].to_numpy())
     truth = objs["is_rare"]
@@ -27,7 +27,7 @@ def test_user_tags_rerank_the_anomaly_list(atlas):
         tags.add_tag(atlas, oid, "ring" if truth[oid] else tags.NOT_INTERESTING)
     found = truth[truth].index[0]
     tags.add_tag(atlas, found, "ring")
-    ranked = active.rerank(atlas, IMAGE.name)
+    ranked = active.rerank(atlas, IMAGE.name, method="knn")
     labelled = ranked["user_score"].notna()
     assert labelled.sum() == len(set(base["object_id"].head(15)) | {found})
     review = active.next_to_review(ranked, 20)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from embeddings.demo.hdf import CUTOUT, HDF_DEC, HDF_RA, build_hdf_atlas
 
 
-def test_hdf_atlas_has_detected_sources_with_cutouts_near_the_hdf(tmp_path):
-    atlas = build_hdf_atlas(str(tmp_path / "hdf"), progress=False)
+@pytest.fixture(scope="module")
+def hdf_atlas(tmp_path_factory):
+    return build_hdf_atlas(str(tmp_path_factory.mktemp("hdf") / "hdf"), progress=False)
+
+
+def test_hdf_atlas_has_detected_sources_with_cutouts_near_the_hdf(hdf_atlas):
+    atlas = hdf_atlas
     frame = atlas.objects()
     assert len(frame) > 20 and frame["object_id"].is_unique
     meta = atlas.surveys()["hubble-deep-field"]
@@ -27,3 +33,19 @@ def test_hdf_atlas_has_detected_sources_with_cutouts_near_the_hdf(tmp_path):
         SkyCoord(HDF_RA * u.deg, HDF_DEC * u.deg))
     assert sep.max() < 40 * u.arcsec  # the 1000 x 872 px image spans ~40" x 35" at 0.04"/px
     assert sep.min() < 2 * u.arcsec
+
+
+def test_builtin_image_tower_embeds_every_hdf_cutout_and_morphology_is_measured(hdf_atlas):
+    from embeddings import morphology
+    from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+    from embeddings.encoders.registry import get_encoder
+    from embeddings.job import run_embedding
+
+    encoder = None if DEFAULT_WEIGHTS.is_file() else get_encoder("arp-pair-image", random_init=True)
+    summary = run_embedding(hdf_atlas, "arp-pair-image", encoder=encoder, device="cpu", workers=0, progress=False, index=False)
+    n = hdf_atlas.count("objects")
+    assert summary["embedded"] == n and not summary.get("skipped"), "f814w/f606w/f450w cutouts are no longer refused"
+    measured = morphology.write_catalogue(hdf_atlas)
+    assert measured["morph_gini"].notna().mean() > 0.9
+    stored = hdf_atlas.objects(["object_id", *morphology.COLUMNS])
+    assert stored["morph_asymmetry"].notna().sum() == measured["morph_asymmetry"].notna().sum()
