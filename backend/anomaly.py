@@ -101,10 +101,10 @@ def combine(per_set: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """One ranking from per-set `anomaly` columns: object_id, anomaly (max over sets), best_set, anomaly__<set>."""
     if not per_set:
         return pd.DataFrame(columns=["object_id", "anomaly", "best_set", "rank"])
-    wide = None
-    for name, frame in per_set.items():
-        part = frame[["object_id", "anomaly"]].rename(columns={"anomaly": f"anomaly__{name}"})
-        wide = part if wide is None else wide.merge(part, on="object_id", how="outer")
+    parts = [frame[["object_id", "anomaly"]].rename(columns={"anomaly": f"anomaly__{name}"}) for name, frame in per_set.items()]
+    wide = parts[0]
+    for part in parts[1:]:
+        wide = wide.merge(part, on="object_id", how="outer")
     cols = [f"anomaly__{name}" for name in per_set]
     values = wide[cols].to_numpy(np.float64)
     filled = np.where(np.isfinite(values), values, -np.inf)
