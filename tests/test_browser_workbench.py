@@ -86,7 +86,7 @@ def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str]
     wait_app_idle(page)
     assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
     screenshot(page, "rare_voted", docs=True)
-    page.locator(f".st-key-anom_up_{oid.replace('.', chr(92) + '.')} button").click()  # take the vote back: the atlas is shared
+    page.locator(f".st-key-anom_up_{oid.replace('.', chr(92) + '.')} button").first.click()  # take the vote back: the atlas is shared
     page.wait_for_function(
         "(k) => { const b = document.querySelector('.st-key-anom_up_' + k + ' button');"
         " return b && b.getAttribute('data-testid') === 'stBaseButton-secondary'; }",
