@@ -32,7 +32,7 @@ chromium:
 test: dev-venv chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 --timeout 900
+	$(PY) -m pytest -n 2 --timeout 900 --reruns 1 --reruns-delay 2
 
 lint: dev-venv
 	$(PY) -m ruff check .
