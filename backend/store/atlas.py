@@ -1,86 +1,32 @@
-"""The atlas store: one LanceDB database per atlas, with retrying, idempotent writes."""
+"""The Atlas: one LanceDB database per atlas, with its reads, metadata and retrying, idempotent writes."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import random
-import re
-import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-os.environ.setdefault("LANCEDB_LOG", "error")  # Lance's 'no existing dataset, will be created' notices are noise
-
-import lancedb  # noqa: E402
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from backend import schema
-from backend.config import default_atlas_uri, is_remote, storage_options
+from backend.config import default_atlas_uri, is_remote
+from backend.store.connection import connect
+from backend.store.errors import AtlasError, AtlasNotFoundError, SchemaVersionError, one_line
+from backend.store.sql import where_eq, where_in, where_prefix
+from backend.store.writes import (
+    WRITE_BATCH_ROWS,
+    align_columns,
+    schema_for_new_table,
+    to_arrow,
+    utcnow,
+    with_retry,
+)
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-WRITE_BATCH_ROWS = 2_000
 SURVEY_PREFIX = "survey:"  # metadata rows survey:["<survey>", "<field>"]
-_RETRY_ATTEMPTS = 30  # with the 2 s cap: up to ~50 s of backoff before a writer gives up (a loaded box)
-
-
-class AtlasError(RuntimeError):
-    """A problem with an atlas that the user can act on (the message says how)."""
-
-
-class AtlasNotFoundError(AtlasError):
-    """No atlas exists at the given URI."""
-
-
-class SchemaVersionError(AtlasError):
-    """The atlas was written with another schema version than this code reads."""
-
-
-class MixedSpaceError(AtlasError):
-    """A write would mix vectors from different encoders/weights/preprocessing in one space."""
-
-
-def utcnow() -> datetime:
-    """Timezone-aware now, the timestamp type every atlas table uses."""
-    return datetime.now(UTC)
-
-
-def _is_conflict(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return any(s in text for s in ("conflict", "retryable", "concurrent", "was written by another"))
-
-
-def with_retry(action: Callable[[], T], what: str) -> T:
-    """Run a write, retrying LanceDB commit conflicts from concurrent writers with backoff."""
-    for attempt in range(_RETRY_ATTEMPTS):
-        try:
-            return action()
-        except Exception as exc:  # lancedb raises plain RuntimeError/OSError for conflicts
-            if not _is_conflict(exc) or attempt == _RETRY_ATTEMPTS - 1:
-                raise
-            delay = min(2.0, 0.02 * 2**attempt) * (0.5 + random.random())
-            log.debug("commit conflict on %s (attempt %d), retrying in %.2fs", what, attempt + 1, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _to_arrow(data: pa.Table | pd.DataFrame | list[dict], schema_hint: pa.Schema | None = None) -> pa.Table:
-    if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return pa.Table.from_pandas(data, preserve_index=False)
-    if schema_hint is not None:
-        names = [f.name for f in schema_hint]
-        fields = [schema_hint.field(n) for n in names if any(n in row for row in data)]
-        return pa.Table.from_pylist(data, schema=pa.schema(fields))
-    return pa.Table.from_pylist(data)
 
 
 class Atlas:
@@ -90,9 +36,7 @@ class Atlas:
         self.uri = str(uri or default_atlas_uri()).rstrip("/")
         self.remote = is_remote(self.uri)
         try:
-            if not self.remote:
-                self._check_folder(Path(self.uri), create)
-            self.db = lancedb.connect(self.uri, read_consistency_interval=timedelta(0), storage_options=storage_options(self.uri))
+            self.db = connect(self.uri, create)
             if not self._exists(schema.META):
                 if not create:
                     raise AtlasNotFoundError(
@@ -104,29 +48,9 @@ class Atlas:
         except AtlasError:
             raise
         except Exception as exc:  # lance/object-store errors (missing _versions, bad credentials), unusable paths
-            raise AtlasError(f"atlas {self.uri} cannot be opened ({_one_line(exc)})") from None
+            raise AtlasError(f"atlas {self.uri} cannot be opened ({one_line(exc)})") from None
 
     # ----------------------------------------------------------------- set-up
-    def _check_folder(self, path: Path, create: bool) -> None:
-        """A local atlas is a folder of `*.lance` tables; refuse files and folders holding anything else."""
-        if path.exists() and not path.is_dir():
-            raise AtlasError(f"{path} is a file, not an atlas folder")
-        if not path.is_dir():
-            if not create:
-                raise AtlasNotFoundError(
-                    f"no atlas at {path}: build the demo with `python -m embeddings demo --atlas {path}` "
-                    "or ingest data with `python -m embeddings ingest SOURCE --atlas DIR`"
-                )
-            path.mkdir(parents=True)
-            return
-        if create and not (path / f"{schema.META}.lance").is_dir():
-            foreign = sorted(p.name for p in path.iterdir() if not p.name.endswith(".lance"))
-            if foreign:
-                raise AtlasError(
-                    f"{path} exists and is not an Arp atlas (it holds {', '.join(foreign[:3])}"
-                    f"{'...' if len(foreign) > 3 else ''}); give a new or empty folder for a new atlas"
-                )
-
     def verify(self) -> None:
         """Read one column of every table in full, so damaged data files raise AtlasError naming the table."""
         for name in self.table_names():
@@ -135,7 +59,7 @@ class Atlas:
                 column = "object_id" if "object_id" in tbl.schema.names else tbl.schema.names[0]
                 tbl.search().select([column]).limit(None).to_arrow()
             except Exception as exc:
-                raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({_one_line(exc)}); "
+                raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({one_line(exc)}); "
                                  "restore it from a backup or rebuild the atlas") from None
 
     def _initialise(self) -> None:
@@ -249,9 +173,7 @@ class Atlas:
 
     def meta_items(self, prefix: str) -> dict[str, Any]:
         """Every metadata value whose key starts with `prefix`, by key."""
-        if any(c in prefix for c in "%_\\"):
-            raise ValueError(f"metadata prefix {prefix!r} may not contain %, _ or backslash")
-        rows = self.scan_arrow(schema.META, ["key", "value"], where=f"key LIKE '{_sql_str(prefix)}%'").to_pylist()
+        rows = self.scan_arrow(schema.META, ["key", "value"], where=where_prefix("key", prefix)).to_pylist()
         return {r["key"]: json.loads(r["value"]) for r in rows}
 
     def register_survey(
@@ -309,11 +231,11 @@ class Atlas:
         create_schema: pa.Schema | None = None,
     ) -> int:
         """Insert-or-update rows by `key` (idempotent), in batches, retrying write conflicts."""
-        table = _to_arrow(data, create_schema)
+        table = to_arrow(data, create_schema)
         if table.num_rows == 0:
             return 0
         tbl = self._table_for_write(name, table, create_schema)
-        table = self._align_columns(tbl, table)
+        table = align_columns(tbl, table)
         for start in range(0, table.num_rows, batch_rows):
             chunk = table.slice(start, batch_rows)
             with_retry(
@@ -327,17 +249,17 @@ class Atlas:
 
     def append(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, create_schema: pa.Schema | None = None) -> int:
         """Append rows (for append-only tables such as tags), retrying write conflicts."""
-        table = _to_arrow(data, create_schema or schema.FIXED_TABLES.get(name))
+        table = to_arrow(data, create_schema or schema.FIXED_TABLES.get(name))
         if table.num_rows == 0:
             return 0
         tbl = self._table_for_write(name, table, create_schema)
-        table = self._align_columns(tbl, table)
+        table = align_columns(tbl, table)
         with_retry(lambda: tbl.add(table), name)
         return table.num_rows
 
     def replace(self, name: str, data: pa.Table | pd.DataFrame | list[dict]) -> int:
         """Overwrite a derived table (maps, predictions) in one commit."""
-        table = _to_arrow(data)
+        table = to_arrow(data)
         with_retry(lambda: self.db.create_table(name, data=table, mode="overwrite"), name)
         return table.num_rows
 
@@ -361,30 +283,11 @@ class Atlas:
             return
         with_retry(lambda: dataset.cleanup_old_versions(older_than=keep_versions_newer_than), name)
 
-    def _table_for_write(self, name: str, table: pa.Table, create_schema: pa.Schema | None) -> Any:
+    def _table_for_write(self, name: str, batch: pa.Table, create_schema: pa.Schema | None) -> Any:
         if self._exists(name):
             return self.db.open_table(name)
-        target = create_schema or schema.FIXED_TABLES.get(name)
-        if name == schema.OBJECTS:
-            target = _objects_schema_for(table)
-        if target is None:
-            target = table.schema
-        else:
-            target = _merge_schema(target, table.schema)
+        target = schema_for_new_table(name, batch, create_schema)
         return with_retry(lambda: self.db.create_table(name, schema=target, exist_ok=True), name)
-
-    def _align_columns(self, tbl: Any, table: pa.Table) -> pa.Table:
-        """Add columns the table lacks (as nullable) and cast the batch to the table's types."""
-        existing = tbl.schema
-        missing = [f.with_nullable(True) for f in table.schema if f.name not in existing.names]
-        if missing:
-            with_retry(lambda: tbl.add_columns(missing), "add_columns")
-            existing = tbl.schema
-        fields = [existing.field(n) for n in table.column_names]
-        arrays = []
-        for col, field in zip(table.columns, fields, strict=True):
-            arrays.append(col if col.type == field.type else col.cast(field.type))
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
     # ----------------------------------------------------------------- objects
     def objects(
@@ -421,84 +324,3 @@ class Atlas:
             if pa.types.is_integer(field.type) or pa.types.is_floating(field.type) or pa.types.is_string(field.type) or pa.types.is_large_string(field.type) or pa.types.is_boolean(field.type):
                 out.append(field.name)
         return out
-
-
-def _objects_schema_for(table: pa.Table) -> pa.Schema:
-    return _merge_schema(schema.OBJECT_CORE, table.schema)
-
-
-def _merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
-    fields = list(base)
-    names = set(base.names)
-    fields += [f.with_nullable(True) for f in extra if f.name not in names]
-    return pa.schema(fields)
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one short line, without the Rust source locations Lance appends (server paths)."""
-    text = re.sub(r",?\s*\S+\.rs:\d+(:\d+)?", "", " ".join(str(exc).split()))
-    return text[:200] or type(exc).__name__
-
-
-# ----------------------------------------------------------------- filters: every SQL string is written here
-def _sql_str(value: str) -> str:
-    return str(value).replace("'", "''")
-
-
-def sql_literal(value: Any) -> str:
-    """One value as a SQL literal: strings quoted safely, floats exactly, bools and ints as they are."""
-    if isinstance(value, str):
-        return f"'{_sql_str(value)}'"
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float | np.floating):
-        return repr(float(value))
-    return str(int(value))
-
-
-def sql_list(values: Iterable[Any]) -> str:
-    """Render values as a SQL IN-list body, quoting strings safely."""
-    return ", ".join(sql_literal(v) for v in values)
-
-
-def where_eq(column: str, value: Any) -> str:
-    """`column = value`."""
-    return f"{column} = {sql_literal(value)}"
-
-
-def where_in(column: str, values: Iterable[Any]) -> str:
-    """`column IN (values)` (an empty list matches nothing)."""
-    body = sql_list(values)
-    return f"{column} IN ({body})" if body else "FALSE"
-
-
-def where_at_least(column: str, lo: float) -> str:
-    """`column >= lo`."""
-    return f"{column} >= {sql_literal(float(lo))}"
-
-
-def where_at_most(column: str, hi: float) -> str:
-    """`column <= hi`."""
-    return f"{column} <= {sql_literal(float(hi))}"
-
-
-def where_between(column: str, lo: float, hi: float) -> str:
-    """`lo <= column <= hi`."""
-    return f"{where_at_least(column, lo)} AND {where_at_most(column, hi)}"
-
-
-def where_any(*parts: str | None) -> str | None:
-    """The OR of the given conditions (each parenthesised; empty ones skipped), None when there are none."""
-    kept = [f"({p})" for p in parts if p]
-    return " OR ".join(kept) or None
-
-
-def where_all(*parts: str | None) -> str | None:
-    """The AND of the given conditions (each parenthesised; empty ones skipped), None when there are none."""
-    kept = [f"({p})" for p in parts if p]
-    return " AND ".join(kept) or None
-
-
-def open_atlas(uri: str | Path | None = None, *, create: bool = False) -> Atlas:
-    """Open the atlas at `uri` (default: `$ARP_ATLAS` or the demo atlas); `create=True` makes it."""
-    return Atlas(uri, create=create)
