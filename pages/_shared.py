@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from backend import schema
 from backend.config import atlas_allowed, atlas_roots, default_atlas_uri
 from backend.store import Atlas, AtlasError, open_atlas
 from pages import _state
@@ -126,16 +128,70 @@ def table_version(atlas: Atlas, table: str) -> int:
     return atlas.version(table)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def _objects(uri: str, columns: tuple[str, ...], version: int) -> pd.DataFrame:
     return _open(uri).objects(list(columns))
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _catalogue_columns(uri: str, version: int) -> list[str]:
+    atlas = _open(uri)
+    available = set(atlas.columns(schema.OBJECTS))
+    return [c for c in dict.fromkeys([*LIGHT_COLUMNS, *atlas.label_columns()]) if c in available]
+
+
+def catalogue_columns(atlas: Atlas) -> list[str]:
+    """The objects' catalogue columns (no pixels or spectra): core position/redshift columns, then labels."""
+    return _catalogue_columns(atlas.uri, table_version(atlas, schema.OBJECTS))
+
+
 def light_objects(atlas: Atlas, extra: Iterable[str] = ()) -> pd.DataFrame:
-    """Objects without pixels or spectra (catalogue columns, labels), cached per table version."""
-    available = set(atlas.columns("objects"))
-    wanted = [c for c in dict.fromkeys([*LIGHT_COLUMNS, *atlas.label_columns(), *extra]) if c in available]
-    return _objects(atlas.uri, tuple(wanted), table_version(atlas, "objects"))
+    """Objects without pixels or spectra (catalogue columns, labels), cached per table version.
+
+    Shared by every session and rerun without a copy (a copy of a 1M-row catalogue costs seconds): read only.
+    """
+    available = set(atlas.columns(schema.OBJECTS))
+    wanted = [c for c in dict.fromkeys([*catalogue_columns(atlas), *extra]) if c in available]
+    return _objects(atlas.uri, tuple(wanted), table_version(atlas, schema.OBJECTS))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _redshift_range(uri: str, version: int) -> tuple[float, float]:
+    atlas = _open(uri)
+    if "redshift" not in atlas.columns(schema.OBJECTS):
+        return 0.0, 1.0
+    z = atlas.objects(["redshift"])["redshift"].dropna()
+    lo, hi = (float(z.min()), float(z.max())) if len(z) else (0.0, 1.0)
+    return lo, max(hi, lo + 1e-3)
+
+
+def redshift_range(atlas: Atlas) -> tuple[float, float]:
+    """The objects' redshift range (lo < hi; 0-1 without redshifts), for range sliders; cached per table version."""
+    return _redshift_range(atlas.uri, table_version(atlas, schema.OBJECTS))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _surveys(uri: str, version: int) -> dict[str, dict]:
+    return _open(uri).surveys()
+
+
+def surveys(atlas: Atlas) -> dict[str, dict]:
+    """The atlas's surveys (bands, pixel scale, units), cached per metadata version."""
+    return _surveys(atlas.uri, table_version(atlas, schema.META))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _wavelength(uri: str, survey: str, version: int) -> np.ndarray | None:
+    wave = _open(uri).wavelength(survey)
+    if wave is not None:
+        wave = np.array(wave, dtype=np.float64)
+        wave.flags.writeable = False
+    return wave
+
+
+def wavelength(atlas: Atlas, survey: str) -> np.ndarray | None:
+    """A survey's spectrum wavelength grid (shared, read only), cached per metadata version."""
+    return _wavelength(atlas.uri, survey, table_version(atlas, schema.META))
 
 
 def open_galaxy(object_id: str) -> None:

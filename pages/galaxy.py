@@ -1,4 +1,8 @@
-"""Galaxy: cutout, spectrum with lines, metadata, and neighbours in every direction. Deep link `?object=ID`."""
+"""Galaxy: cutout, spectrum with lines, metadata, and neighbours in every direction. Deep link `?object=ID`.
+
+Reads one object by id (and its neighbours' rows), never the whole catalogue, so opening a galaxy costs the same
+at 10k and at 1M objects.
+"""
 
 from __future__ import annotations
 
@@ -13,46 +17,211 @@ from backend import export, links, samp
 from backend import neighbours as nb
 from backend.imaging import png_bytes, rgb_composite, with_scale_bar
 from backend.spectra import label_levels, lines_in_range, rest_frame, smooth_spectrum
-from backend.store import AtlasError
+from backend.store import Atlas, AtlasError
 from pages import _state
 from pages._export import export_panel
-from pages._shared import get_atlas, light_objects, md_escape, plot_text, tag_bar, thumbnail_grid
+from pages._shared import (
+    catalogue_columns,
+    get_atlas,
+    md_escape,
+    plot_text,
+    redshift_range,
+    surveys,
+    tag_bar,
+    thumbnail_grid,
+    wavelength,
+)
 
 FLUX_UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"  # demo, SDSS and DESI spectra; a survey may name its own (`flux_unit`)
 
-atlas = get_atlas()
-catalogue = light_objects(atlas)
-if catalogue.empty:
-    st.info("This atlas has no objects yet: ingest data on the Data page.")
-    st.stop()
+
+def main() -> None:
+    """The page, top to bottom: the object, its position and links, cutout and spectrum, then its neighbours."""
+    atlas = get_atlas()
+    row = current_row(atlas)
+    object_id = str(row["object_id"])
+    survey_meta = surveys(atlas).get(row.get("survey"), {})
+    st.title(f"Galaxy {md_escape(object_id)}")
+    if notice := st.session_state.pop(_state.OPENED_NOTICE, None):
+        st.info(md_escape(notice), icon=":material/info:")
+    tag_bar(atlas, object_id, key="galaxy")
+    position_and_links(row.get("ra"), row.get("dec"), row.get("survey"))
+    left, middle = st.columns([1, 2])
+    with left:
+        cutout_panel(atlas, row, survey_meta)
+        metadata_table(atlas, row)
+    with middle:
+        spectrum_panel(atlas, row, survey_meta)
+    st.divider()
+    neighbours_section(atlas, row)
 
 
-def current_object() -> str:
-    """The object from `?object=ID`, else the last one opened, else the first in the atlas."""
-    wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID) or str(catalogue["object_id"].iloc[0])
-    if not catalogue["object_id"].eq(wanted).any():  # no set of every id: O(n) Python strings at 1M
-        st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
-        wanted = str(catalogue["object_id"].iloc[0])
-    st.query_params["object"] = wanted
-    st.session_state[_state.OBJECT_ID] = wanted
-    return wanted
+def object_row(atlas: Atlas, object_id: str) -> pd.Series | None:
+    """One object's full row (pixels and spectrum included), looked up by id; None when there is no such object."""
+    found = atlas.get_objects([object_id])
+    return found.iloc[0] if len(found) else None
+
+
+def current_row(atlas: Atlas) -> pd.Series:
+    """The object from `?object=ID`, else the last one opened, else the first in the atlas (said when not found)."""
+    wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID)
+    row = object_row(atlas, str(wanted)) if wanted else None
+    if row is None:
+        first = atlas.objects(["object_id"], limit=1)["object_id"]
+        if first.empty:
+            st.info("This atlas has no objects yet: ingest data on the Data page.")
+            st.stop()
+        if wanted:
+            st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
+        row = object_row(atlas, str(first.iloc[0]))
+    assert row is not None  # the first object exists: it was just listed
+    st.query_params["object"] = st.session_state[_state.OBJECT_ID] = str(row["object_id"])
+    return row
 
 
 def show(oid: str) -> None:
-    """Move this page to another object (same page: a rerun with the new `?object=`, no page switch)."""
+    """Move this page to another object before the next run (a button callback: one run, no page switch)."""
     st.session_state[_state.OBJECT_ID] = oid
     st.query_params["object"] = oid
-    st.rerun()
 
 
-object_id = current_object()
-row = atlas.get_objects([object_id]).iloc[0]
-survey = row.get("survey")
-survey_meta = atlas.surveys().get(survey, {})
-st.title(f"Galaxy {md_escape(object_id)}")
-if notice := st.session_state.pop(_state.OPENED_NOTICE, None):
-    st.info(md_escape(notice), icon=":material/info:")
-tag_bar(atlas, object_id, key="galaxy")
+def _fmt(key: str, value: object) -> str:
+    """A metadata value for the table: RA/Dec to 1e-6 degree, other floats to 6 significant digits, empty if missing."""
+    if isinstance(value, float | np.floating):
+        if not np.isfinite(value):
+            return ""
+        return f"{value:.6f}" if key in ("ra", "dec") else f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def position_and_links(ra: float | None, dec: float | None, survey: str | None) -> None:
+    """Coordinates in degrees and sexagesimal (each with a copy button) and links to the archives at this position."""
+    if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
+        st.caption("No position for this object.")
+        return
+    cols = st.columns(2)
+    cols[0].code(links.degrees_text(ra, dec), language=None)
+    cols[1].code(links.sexagesimal_text(ra, dec), language=None)
+    buttons = st.columns(5)
+    for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
+        col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
+    if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
+                         help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
+        try:
+            samp.point_at(ra, dec)
+            st.toast(md_escape(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub."), icon=":material/send:")
+        except AtlasError as exc:
+            st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
+
+
+def object_fits(atlas: Atlas, oid: str, what: str) -> Callable[[], bytes]:
+    """One object's cutout or spectrum as FITS bytes, made only when the download button is clicked."""
+    make = export.cutout_fits if what == "cutout" else export.spectrum_fits
+    return lambda: make(atlas, oid)
+
+
+def cutout_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
+    """The colour composite with its scale bar and pixel scale, and the cutout as FITS."""
+    image, oid = row.get("image"), str(row["object_id"])
+    if image is None or not len(image):
+        st.caption("No cutout for this object.")
+        return
+    bands = tuple(survey_meta.get("bands", []))
+    shape = tuple(int(s) for s in row["image_shape"])
+    scale = survey_meta.get("pixel_scale")
+    png = composite_png(np.asarray(image), shape, bands, scale)
+    size = f", {shape[-1]}×{shape[-2]} px at {scale:g}\"/px ({shape[-1] * scale:.1f}\" across)" if scale else ""
+    st.image(png)
+    st.caption(md_escape(f"{row.get('survey')} {''.join(bands)} composite{size}"))
+    st.download_button("Cutout (FITS)", object_fits(atlas, oid, "cutout"), file_name=f"{oid}_cutout.fits",
+                       mime="application/fits", key="cutout_fits", icon=":material/download:", on_click="ignore")
+
+
+def metadata_table(atlas: Atlas, row: pd.Series) -> None:
+    """The object's catalogue columns as a table (data as data: never Markdown)."""
+    meta = pd.DataFrame({"column": [k for k in catalogue_columns(atlas) if k in row.index]})
+    meta["value"] = [_fmt(k, row[k]) for k in meta["column"]]
+    st.dataframe(meta, hide_index=True, width="stretch", key="metadata")
+
+
+def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
+    """The spectrum with smoothing, rest-frame toggle and lines, and the spectrum as FITS."""
+    flux, ivar, oid = row.get("spectrum_flux"), row.get("spectrum_ivar"), str(row["object_id"])
+    wave = wavelength(atlas, str(row["survey"])) if row.get("survey") else None
+    if flux is None or not len(flux) or wave is None or len(wave) != len(flux):
+        st.caption("No spectrum for this object.")
+        return
+    controls = st.columns([3, 1, 1])
+    smooth = controls[0].slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
+    rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
+    z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
+    unit = survey_meta.get("flux_unit", FLUX_UNIT)
+    st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
+    controls[2].download_button("Spectrum (FITS)", object_fits(atlas, oid, "spectrum"), file_name=f"{oid}_spectrum.fits",
+                                mime="application/fits", key="spectrum_fits", icon=":material/download:", on_click="ignore")
+
+
+def direction_choice(directions: list[nb.Direction]) -> nb.Direction:
+    """The search direction picked by the user (labels made unique where two aligned groups share one)."""
+    clashes = {label for label in (d.label for d in directions) if sum(e.label == label for e in directions) > 1}
+    by_label = {
+        f"{d.label} · {d.group or '+'.join(q.name for q in d.query)}" if d.label in clashes else d.label: d
+        for d in directions
+    }
+    labels = list(by_label)
+    picked = st.segmented_control(
+        "Direction", labels, default=labels[0], key="direction", format_func=lambda label: label.replace("->", "→")
+    )
+    return by_label[picked if picked in by_label else labels[0]]
+
+
+def neighbour_filters(atlas: Atlas) -> dict:
+    """How many neighbours, the same-source radius, and the redshift / column filters, as `nb.neighbours` keywords."""
+    controls = st.columns(4)
+    k = controls[0].number_input("How many", 4, 48, 12, step=4, key="k")
+    same_source = controls[1].number_input("Drop same source within (arcsec)", 0.0, 60.0, 1.0, key="same_source")
+    with st.expander("Filters"):
+        z_lo, z_hi = redshift_range(atlas)
+        z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="z_range")
+        conditions = st.text_input(
+            "Column conditions", key="conditions", placeholder="e.g. morphology = 'spiral' AND split = 'test'",
+            help="A SQL predicate over the objects' columns, applied before the search.",
+        )
+    return {"k": int(k), "where": conditions or None, "exclude_same_source_arcsec": float(same_source) or None,
+            "z_range": None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range)}
+
+
+def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
+    """Neighbours in the chosen direction: caption, spectra overlay (spectrum targets), thumbnail grid, export."""
+    object_id = str(row["object_id"])
+    st.subheader("Neighbours")
+    directions = nb.directions(atlas, object_id)
+    if not directions:
+        st.info("No embedding space holds this object yet: run an embedding job (Jobs page).")
+        return
+    choice = direction_choice(directions)
+    filters = neighbour_filters(atlas)
+    try:
+        found = nb.neighbours(atlas, object_id, space=list(choice.query), target_space=choice.target, **filters)
+    except AtlasError as exc:  # a bad filter or a missing vector is the user's to fix, not a traceback
+        st.error(f"Neighbour search failed: {md_escape(exc)}")
+        return
+    st.caption(md_escape(f"{choice.label.replace('->', '→')}: query {choice.query_name} against {choice.target.name}, "
+                         f"{len(found)} neighbours."))
+    wave = wavelength(atlas, str(row["survey"])) if row.get("survey") else None
+    if choice.target.modality == "spectrum" and wave is not None and len(found):
+        rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
+        flux, ivar = row.get("spectrum_flux"), row.get("spectrum_ivar")
+        st.plotly_chart(neighbour_spectra(rows, None if flux is None else np.asarray(flux),
+                                          None if ivar is None else np.asarray(ivar), wave, object_id),
+                        key="neighbour_spectra")
+    thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
+                   empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
+    if len(found):
+        st.caption("Take these neighbours away:")
+        keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
+        export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def spectrum_figure(
@@ -96,121 +265,6 @@ def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, .
     return with_scale_bar(rgb, pixel_scale, 256) if pixel_scale else png_bytes(rgb, size=256)
 
 
-def _fmt(key: str, value: object) -> str:
-    """A metadata value for the table: RA/Dec to 1e-6 degree, other floats to 6 significant digits, empty if missing."""
-    if isinstance(value, float | np.floating):
-        if not np.isfinite(value):
-            return ""
-        return f"{value:.6f}" if key in ("ra", "dec") else f"{value:.6g}"
-    return "" if value is None else str(value)
-
-
-def position_and_links(ra: float, dec: float) -> None:
-    """Coordinates in degrees and sexagesimal (each with a copy button) and links to the archives at this position."""
-    if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
-        st.caption("No position for this object.")
-        return
-    cols = st.columns(2)
-    cols[0].code(links.degrees_text(ra, dec), language=None)
-    cols[1].code(links.sexagesimal_text(ra, dec), language=None)
-    buttons = st.columns(5)
-    for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
-        col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
-    if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
-                         help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
-        try:
-            samp.point_at(ra, dec)
-            st.toast(md_escape(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub."), icon=":material/send:")
-        except AtlasError as exc:
-            st.warning(md_escape(exc), icon=":material/portable_wifi_off:")
-
-
-def object_fits(oid: str, what: str) -> Callable[[], bytes]:
-    """One object's cutout or spectrum as FITS bytes, made only when the download button is clicked."""
-    make = export.cutout_fits if what == "cutout" else export.spectrum_fits
-    return lambda: make(atlas, oid)
-
-
-position_and_links(row.get("ra"), row.get("dec"))
-
-
-left, middle = st.columns([1, 2])
-with left:
-    image = row.get("image")
-    if image is not None and len(image):
-        bands = tuple(survey_meta.get("bands", []))
-        shape = tuple(int(s) for s in row["image_shape"])
-        scale = survey_meta.get("pixel_scale")
-        png = composite_png(np.asarray(image), shape, bands, scale)
-        size = f", {shape[-1]}×{shape[-2]} px at {scale:g}\"/px ({shape[-1] * scale:.1f}\" across)" if scale else ""
-        st.image(png)
-        st.caption(md_escape(f"{survey} {''.join(bands)} composite{size}"))
-        st.download_button("Cutout (FITS)", object_fits(object_id, "cutout"), file_name=f"{object_id}_cutout.fits",
-                           mime="application/fits", key="cutout_fits", icon=":material/download:", on_click="ignore")
-    else:
-        st.caption("No cutout for this object.")
-    meta = pd.DataFrame({"column": [k for k in catalogue.columns if k in row.index]})
-    meta["value"] = [_fmt(k, row[k]) for k in meta["column"]]
-    st.dataframe(meta, hide_index=True, width="stretch", key="metadata")  # data as data: never Markdown
-
-
-with middle:
-    flux, ivar = row.get("spectrum_flux"), row.get("spectrum_ivar")
-    wave = atlas.wavelength(survey) if survey else None
-    if flux is not None and len(flux) and wave is not None and len(wave) == len(flux):
-        controls = st.columns([3, 1, 1])
-        smooth = controls[0].slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
-        rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
-        z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
-        unit = survey_meta.get("flux_unit", FLUX_UNIT)
-        st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
-        controls[2].download_button("Spectrum (FITS)", object_fits(object_id, "spectrum"),
-                                    file_name=f"{object_id}_spectrum.fits", mime="application/fits", key="spectrum_fits",
-                                    icon=":material/download:", on_click="ignore")
-    else:
-        st.caption("No spectrum for this object.")
-
-st.divider()
-st.subheader("Neighbours")
-directions = nb.directions(atlas, object_id)
-if not directions:
-    st.info("No embedding space holds this object yet: run an embedding job (Jobs page).")
-    st.stop()
-clashes = {label for label in (d.label for d in directions) if sum(e.label == label for e in directions) > 1}
-by_label = {
-    f"{d.label} · {d.group or '+'.join(q.name for q in d.query)}" if d.label in clashes else d.label: d for d in directions
-}
-labels = list(by_label)
-direction = st.segmented_control(
-    "Direction", labels, default=labels[0], key="direction", format_func=lambda label: label.replace("->", "→")
-) or labels[0]
-if direction not in labels:
-    direction = labels[0]
-controls = st.columns(4)
-k = controls[0].number_input("How many", 4, 48, 12, step=4, key="k")
-same_source = controls[1].number_input("Drop same source within (arcsec)", 0.0, 60.0, 1.0, key="same_source")
-
-with st.expander("Filters"):
-    z_all = catalogue["redshift"].dropna()
-    z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 1.0)
-    z_hi = max(z_hi, z_lo + 1e-3)
-    z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="z_range")
-    conditions = st.text_input(
-        "Column conditions", key="conditions", placeholder="e.g. morphology = 'spiral' AND split = 'test'",
-        help="A SQL predicate over the objects' columns, applied before the search.",
-    )
-
-choice = by_label[direction]
-try:
-    found = nb.neighbours(
-        atlas, object_id, space=list(choice.query), target_space=choice.target, k=int(k), where=conditions or None,
-        z_range=None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range),
-        exclude_same_source_arcsec=float(same_source) or None,
-    )
-except AtlasError as exc:  # a bad filter or a missing vector is the user's to fix, not a traceback
-    st.error(f"Neighbour search failed: {md_escape(exc)}")
-    st.stop()
-
 def _normalised(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
     s, _ = smooth_spectrum(np.asarray(flux), np.asarray(ivar), 15)
     s = s[::5]
@@ -236,14 +290,6 @@ def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndar
     return fig
 
 
-st.caption(md_escape(f"{direction}: query {choice.query_name} against {choice.target.name}, {len(found)} neighbours."))
-if choice.target.modality == "spectrum" and wave is not None and len(found):
-    rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
-    st.plotly_chart(neighbour_spectra(rows, np.asarray(flux) if flux is not None else None,
-                                      np.asarray(ivar) if ivar is not None else None, wave, object_id), key="neighbour_spectra")
-
-
-
 def neighbour_label(n: pd.Series) -> str:
     """Id, similarity and redshift of one neighbour."""
     z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
@@ -251,14 +297,8 @@ def neighbour_label(n: pd.Series) -> str:
 
 
 def neighbour_actions(n: pd.Series) -> None:
-    """Open a neighbour on this page."""
-    if st.button("Open", key=f"nb_{n['object_id']}", width="stretch"):
-        show(str(n["object_id"]))
+    """Open a neighbour on this page (the callback moves the page before the run: one run per click)."""
+    st.button("Open", key=f"nb_{n['object_id']}", width="stretch", on_click=show, args=(str(n["object_id"]),))
 
 
-thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
-               empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
-if len(found):
-    st.caption("Take these neighbours away:")
-    keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
-    export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
+main()
