@@ -104,13 +104,26 @@ def run(name: str, rows: list[dict], batch: int, batches: int, device: str, prec
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t_fwd = time.perf_counter() - t0
+    records = []
+    if device.startswith("cuda") and precision != "fp32":
+        records.append({"benchmark": "encoder_autocast_agreement", **_agreement(enc, x, autocast), "unit": "cosine"})
     common = {"encoder": name, "machine": machine(device), "device": device, "precision": precision, "batch": batch,
               "params_m": round(n_params / 1e6, 1), "input_shape": list(inputs.shape[1:]),
               "weights": "random-init, real architecture size"}
-    return [
+    records = [{**r, **common} for r in records]
+    return records + [
         {"benchmark": "encoder_forward", "value": round(batch * batches / t_fwd, 2), "unit": unit, **common},
         {"benchmark": "encoder_preprocess", "value": round(batch / t_prep, 1), "unit": unit, **common},
     ]
+
+
+def _agreement(enc, x: torch.Tensor, autocast) -> dict:
+    """Cosine similarity between fp32 vectors and the same batch's vectors under autocast (min and median)."""
+    reference = np.asarray(enc.embed(x), dtype=np.float64)
+    with autocast:
+        reduced = np.asarray(enc.embed(x), dtype=np.float64)
+    cos = (reference * reduced).sum(1) / (np.linalg.norm(reference, axis=1) * np.linalg.norm(reduced, axis=1))
+    return {"value": round(float(np.median(cos)), 6), "min": round(float(cos.min()), 6)}
 
 
 def main() -> None:
