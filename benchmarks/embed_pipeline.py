@@ -122,7 +122,7 @@ def main() -> None:
                     else:
                         result = run_embedding(atlas, name, encoder=encoder, device=device, batch_size=args.batch_size,
                                                workers=workers, limit=n, progress=False, index=False)
-                    e2e_runs.append(result["embedded"] / (time.perf_counter() - t0))
+                    e2e_runs.append(result.embedded / (time.perf_counter() - t0))
                 fwd, e2e = float(np.median(fwd_runs)), float(np.median(e2e_runs))
                 tags = {"encoder": name, "device": device, "batch": args.batch_size, "workers": workers, "n": n,
                         "repeats": args.repeats, "engine": args.engine}

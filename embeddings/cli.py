@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -61,23 +62,24 @@ def embed_cmd(
     import json
 
     try:
+        common: dict[str, Any] = {"modality": modality, "device": device, "batch_size": batch_size, "workers": workers,
+                  "precision": precision, "limit": limit, "checkpoint": checkpoint, "write_rows": write_rows}
         if engine == "ray":
+            from embeddings.embed_types import RayOptions
             from embeddings.ray_engine import run_embedding_ray
 
-            result = run_embedding_ray(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
-                                       precision=precision, limit=limit, checkpoint=checkpoint, address=ray_address,
-                                       workers=workers, gpus_per_worker=gpus_per_worker, write_rows=write_rows)
+            result = run_embedding_ray(_atlas(atlas), encoder, RayOptions(**common, address=ray_address,
+                                                                           gpus_per_worker=gpus_per_worker))
         elif engine == "local":
+            from embeddings.embed_types import EmbedOptions
             from embeddings.job import run_embedding
 
-            result = run_embedding(_atlas(atlas), encoder, modality=modality, device=device, batch_size=batch_size,
-                                   workers=workers, precision=precision, limit=limit, checkpoint=checkpoint,
-                                   write_rows=write_rows)
+            result = run_embedding(_atlas(atlas), encoder, EmbedOptions(**common))
         else:
             raise UserError(f"--engine must be local or ray, not {engine!r}")
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    print(json.dumps(result, indent=1, default=str))
+    print(json.dumps(result.to_dict(), indent=1, default=str))
 
 
 @app.command("train-builtin")

@@ -9,28 +9,39 @@ preprocessing raises ValueError or whose vector is not finite are skipped with t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
-from backend.spaces import SpaceInfo, register_space, write_vectors
+from backend.jobs import JobStatus
+from backend.spaces import SpaceInfo, register_space, space_table, write_vectors
 from backend.store import Atlas, open_atlas
 from embeddings.data import PageDataset, page_loader, plan_pages, survey_contexts
+from embeddings.embed_types import (
+    DEFAULT_BATCH,
+    PRECISIONS,
+    WRITE_ROWS,
+    EmbedOptions,
+    EmbedSummary,
+    JobReporter,
+    RayOptions,
+    SkipLog,
+)
 from embeddings.encoders.base import Encoder
 from embeddings.encoders.registry import find_encoder, get_encoder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH = 256
-WRITE_ROWS = 2048  # vectors per upsert: fewer, larger commits; at most this many recomputed after a kill
-PRECISIONS = ("bf16", "fp16", "fp32")
-MAX_SKIP_EXAMPLES = 20
+__all__ = ["DEFAULT_BATCH", "PRECISIONS", "WRITE_ROWS", "EmbedOptions", "EmbedSummary", "finish_space",
+           "resolve_device", "run_embed_job", "run_embedding"]
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -93,151 +104,137 @@ def _embedded_ids(atlas: Atlas, table: str) -> set[str]:
     return set(atlas.scan_arrow(table, ["object_id"]).column("object_id").to_pylist())
 
 
+class _VectorWriter:
+    """Collects vectors and upserts them from one background thread, at most two commits in flight."""
+
+    def __init__(self, atlas: Atlas, info: SpaceInfo, pool: ThreadPoolExecutor, write_rows: int) -> None:
+        self.atlas, self.info, self.pool, self.write_rows = atlas, info, pool, write_rows
+        self.ids: list[str] = []
+        self.vecs: list[np.ndarray] = []
+        self.futures: list[Future] = []
+        self.written = 0
+
+    def add(self, ids: list[str], vecs: np.ndarray) -> None:
+        """Queue vectors; a full batch of `write_rows` is handed to the writer thread."""
+        self.ids.extend(ids)
+        self.vecs.append(vecs)
+        if len(self.ids) >= self.write_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is queued to the writer thread (waiting while two commits are in flight)."""
+        if not self.ids:
+            return
+        ids, vecs = list(self.ids), np.concatenate(self.vecs)
+        self.ids.clear()
+        self.vecs.clear()
+        while len(self.futures) >= 2:  # bound memory
+            self.futures.pop(0).result()
+        self.futures.append(self.pool.submit(write_vectors, self.atlas, self.info, ids, vecs))
+        self.written += len(ids)
+
+    def close(self) -> None:
+        """Write the rest and wait for every commit."""
+        self.flush()
+        for fut in self.futures:
+            fut.result()
+
+
+def finish_space(atlas: Atlas, summary: EmbedSummary, options: EmbedOptions, ctx: JobReporter | None,
+                 build: Callable[[Atlas, str], dict] | None = None) -> EmbedSummary:
+    """After the vectors: build the ANN index when this run wrote vectors or the index is missing or stale
+    (a kill -9 before the build), measure its recall, report the end; `build(atlas, space)` builds it."""
+    from backend.index import build_index, index_is_current, measure_recall
+
+    space = summary.space
+    if summary.status == JobStatus.DONE and options.index and (summary.embedded or not index_is_current(atlas, space)):
+        if ctx is not None:
+            ctx.progress(0.97, "building the ANN index")
+        atlas.optimize(space_table(space))  # compact the many small appended fragments first
+        summary.index = (build or build_index)(atlas, space)
+        summary.recall = measure_recall(atlas, space, n_queries=50)
+    if ctx is not None:
+        ctx.progress(1.0, f"{summary.status}: {summary.embedded} embedded, {summary.skipped} skipped")
+    return summary
+
+
 def run_embedding(
     atlas_uri: str | Atlas,
     encoder_name: str,
+    options: EmbedOptions | None = None,
     *,
-    modality: str | None = None,
-    device: str = "auto",
-    batch_size: int = DEFAULT_BATCH,
-    workers: int | None = None,
-    precision: str = "bf16",
-    limit: int | None = None,
-    checkpoint: str | None = None,
-    progress: bool = True,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
     encoder: Encoder | None = None,
-    index: bool = True,
-    write_rows: int = WRITE_ROWS,
-) -> dict:
-    """Embed every not-yet-embedded object of the atlas with one encoder; returns a summary dict.
+    ctx: JobReporter | None = None,
+    **option_values: Any,
+) -> EmbedSummary:
+    """Embed every not-yet-embedded object of the atlas with one encoder.
 
-    `encoder` may pass an already built Encoder (the name is then taken from it); `write_rows` vectors go
-    into one upsert commit (smaller: less recomputed after a kill, more commits).
+    `options` (or their fields as keywords) say how; `encoder` may pass an already built Encoder (the name is then
+    taken from it); `ctx` receives progress and is asked whether to stop.
     """
     from tqdm.auto import tqdm
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if batch_size < 1:
-        raise ValueError("batch size must be at least 1")
+    opts = replace(options or EmbedOptions(), **option_values)
     atlas = atlas_uri if isinstance(atlas_uri, Atlas) else open_atlas(atlas_uri)
-    device = resolve_device(device)
+    device = resolve_device(opts.device)
     if encoder is None:
-        name = find_encoder(encoder_name, modality).name
-        encoder = get_encoder(name, **({"checkpoint": checkpoint} if checkpoint else {}))
+        name = find_encoder(encoder_name, opts.modality).name
+        encoder = get_encoder(name, **({"checkpoint": opts.checkpoint} if opts.checkpoint else {}))
     encoder.to(device)
-    info = SpaceInfo(encoder.name, encoder.modality, int(encoder.dim), encoder.weights_revision,
-                     encoder.preprocess_version, encoder.aligned_group)
+    info = encoder.space_info()
     register_space(atlas, info)
     done_before = _embedded_ids(atlas, info.table)
-    plan = plan_pages(atlas, skip_ids=done_before, limit=limit, page_size=batch_size)
-    workers = default_workers(device) if workers is None else workers
+    plan = plan_pages(atlas, skip_ids=done_before, limit=opts.limit, page_size=opts.batch_size)
+    workers = default_workers(device) if opts.workers is None else opts.workers
     dataset = PageDataset(plan, encoder.input_columns(), encoder.preprocessor(), survey_contexts(atlas))
     loader = page_loader(dataset, workers=workers, pin_memory=device.startswith("cuda"))
-    forward = _Forward(encoder, batch_size, device, precision)
-
-    skipped: Counter[str] = Counter()
-    examples: list[dict] = []
-    written = processed = 0
-    pending_ids: list[str] = []
-    pending_vecs: list[np.ndarray] = []
-    writes: list[Future] = []
-    status = "done"
+    forward = _Forward(encoder, opts.batch_size, device, opts.precision)
+    summary = EmbedSummary.start(info, device, "local", len(done_before))
+    skips = SkipLog()
+    processed = 0
     start = time.perf_counter()
-    bar = tqdm(total=plan.total, unit="obj", desc=info.name, disable=not progress, smoothing=0.1)
-
-    def skip(oid: str, reason: str) -> None:
-        skipped[reason] += 1
-        if len(examples) < MAX_SKIP_EXAMPLES:
-            examples.append({"object_id": oid, "reason": reason})
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-writer") as writer:
-
-        def flush() -> None:
-            nonlocal written
-            if not pending_ids:
-                return
-            ids, vecs = list(pending_ids), np.concatenate(pending_vecs)
-            pending_ids.clear()
-            pending_vecs.clear()
-            while len(writes) >= 2:  # bound memory: at most two commits in flight
-                writes.pop(0).result()
-            writes.append(writer.submit(write_vectors, atlas, info, ids, vecs))
-            written += len(ids)
-
+    bar = tqdm(total=plan.total, unit="obj", desc=info.name, disable=not opts.progress, smoothing=0.1)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-writer") as pool:
+        writer = _VectorWriter(atlas, info, pool, opts.write_rows)
         for page in loader:
-            if should_cancel is not None and should_cancel():
-                status = "cancelled"
+            if ctx is not None and ctx.cancelled():
+                summary.status = JobStatus.CANCELLED
                 break
             for oid, reason in page["skipped"]:
-                skip(oid, reason)
+                skips.add(oid, reason)
             if page["ids"]:
                 vecs = forward(page["inputs"])
                 finite = np.isfinite(vecs).all(axis=1)
-                for oid in np.asarray(page["ids"], dtype=object)[~finite]:
-                    skip(oid, "encoder returned a non-finite vector")
-                pending_ids.extend(np.asarray(page["ids"], dtype=object)[finite].tolist())
-                pending_vecs.append(vecs[finite])
-                if len(pending_ids) >= write_rows:
-                    flush()
+                ids = np.asarray(page["ids"], dtype=object)
+                for oid in ids[~finite]:
+                    skips.add(oid, "encoder returned a non-finite vector")
+                writer.add(ids[finite].tolist(), vecs[finite])
             n_page = len(page["ids"]) + len(page["skipped"])
             processed += n_page
             bar.update(n_page)
-            if on_progress is not None and plan.total:
-                on_progress(0.95 * processed / plan.total, f"{processed}/{plan.total} objects embedded")
-        flush()
-        for fut in writes:
-            fut.result()
+            if ctx is not None and plan.total:
+                ctx.progress(0.95 * processed / plan.total, f"{processed}/{plan.total} objects embedded")
+        writer.close()
     bar.close()
-    seconds = time.perf_counter() - start
-
-    result = {
-        "space": info.name,
-        "encoder": info.encoder,
-        "modality": info.modality,
-        "weights_revision": info.weights_revision,
-        "preprocess_version": info.preprocess_version,
-        "device": device,
-        "status": status,
-        "already_embedded": len(done_before),
-        "embedded": written,
-        "skipped": int(sum(skipped.values())),
-        "skipped_reasons": dict(skipped),
-        "skipped_examples": examples,
-        "vectors_in_space": atlas.count(info.table),
-        "seconds": round(seconds, 3),
-        "objects_per_s": round(processed / seconds, 2) if seconds > 0 else None,
-        "forward_batch": forward.chunk,
-        "oom_events": forward.oom_events,
-    }
-    from backend.index import build_index, index_is_current, measure_recall
-
-    if status == "done" and index and (written or not index_is_current(atlas, info.name)):  # also after a kill -9
-
-        if on_progress is not None:
-            on_progress(0.97, "building the ANN index")
-        atlas.optimize(info.table)
-        result["index"] = build_index(atlas, info.name)
-        result["recall"] = measure_recall(atlas, info.name, n_queries=50)
-    if on_progress is not None:
-        on_progress(1.0, f"{status}: {written} embedded, {result['skipped']} skipped")
-    return result
+    summary.embedded, summary.forward_batch, summary.oom_events = writer.written, forward.chunk, forward.oom_events
+    summary.record_skips(skips)
+    summary.record_time(time.perf_counter() - start, processed)
+    summary.vectors_in_space = atlas.count(info.table)
+    return finish_space(atlas, summary, opts, ctx)
 
 
-def run_embed_job(atlas: Atlas | str, params: dict | str, ctx) -> dict:
-    """Job-runner hook (kind "embed"): params as for `run_embedding` plus "encoder"; ctx reports progress."""
-    import json
+_JOB_OPTIONS = ("modality", "device", "batch_size", "workers", "precision", "limit", "checkpoint")
 
+
+def run_embed_job(atlas: Atlas | str, params: dict | str, ctx: JobReporter) -> dict:
+    """Job-runner hook (kind "embed"): params "encoder", "engine" (local | ray) and EmbedOptions fields; the
+    summary as a dict is the job's result."""
     params = json.loads(params) if isinstance(params, str) else dict(params or {})
     name = params.pop("encoder", None)
     if not name:
         raise ValueError("embed job needs params['encoder']")
     engine = params.pop("engine", "local")
-    allowed = {"modality", "device", "batch_size", "workers", "precision", "limit", "checkpoint"}
-    if engine == "ray":
-        allowed |= {"ray_address", "gpus_per_worker"}
+    allowed = set(_JOB_OPTIONS) | ({"ray_address", "gpus_per_worker"} if engine == "ray" else set())
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"unknown embed job parameters: {sorted(unknown)}")
@@ -245,5 +242,5 @@ def run_embed_job(atlas: Atlas | str, params: dict | str, ctx) -> dict:
         from embeddings.ray_engine import run_embedding_ray
 
         params["address"] = params.pop("ray_address", None)
-        return run_embedding_ray(atlas, name, progress=False, on_progress=ctx.progress, should_cancel=ctx.cancelled, **params)
-    return run_embedding(atlas, name, progress=False, on_progress=ctx.progress, should_cancel=ctx.cancelled, **params)
+        return run_embedding_ray(atlas, name, RayOptions(progress=False, **params), ctx=ctx).to_dict()
+    return run_embedding(atlas, name, EmbedOptions(progress=False, **params), ctx=ctx).to_dict()

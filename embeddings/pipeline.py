@@ -30,7 +30,7 @@ def prepare_atlas(
     for name in encoders:
         encoder = get_encoder(name, random_init=True) if random_init else None
         summary = run_embedding(atlas, name, encoder=encoder, device="cpu", workers=workers, progress=progress)
-        say(f"embed {name}: {summary.get('embedded', 0)} new vectors, {summary.get('skipped', 0)} skipped")
+        say(f"embed {name}: {summary.embedded} new vectors, {summary.skipped} skipped")
     from embeddings import morphology
 
     measured = morphology.write_catalogue(atlas, progress=progress, say=say)

@@ -14,23 +14,26 @@ import logging
 import os
 import pickle
 import time
-from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from backend import schema
 from backend.config import storage_options
+from backend.jobs import JobStatus
 from backend.spaces import SpaceInfo, register_space, vectors_arrow
 from backend.store import Atlas, open_atlas, utcnow, where_in, with_retry
+from embeddings.embed_types import EmbedSummary, JobReporter, RayOptions, SkipLog
+from embeddings.encoders.base import Encoder
 
 log = logging.getLogger(__name__)
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # a local Ray instance shares the box with the app: keep its store small
 FILTER_IN_LIST_MAX = 50_000  # more missing ids than this are filtered inside the read tasks instead
 DISTRIBUTED_INDEX_MIN_ROWS = 1_000_000  # spaces this large get their IVF_PQ index built by lance-ray's workers
-MAX_SKIP_EXAMPLES = 20
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
@@ -153,124 +156,97 @@ def _commit(uri: str, fragments: list, options: dict | None) -> None:
 def run_embedding_ray(
     atlas_uri: str | Atlas,
     encoder_name: str,
+    options: RayOptions | None = None,
     *,
-    modality: str | None = None,
-    device: str = "auto",
-    batch_size: int = 256,
-    precision: str = "bf16",
-    limit: int | None = None,
-    checkpoint: str | None = None,
-    address: str | None = None,
-    workers: int | None = None,
-    gpus_per_worker: float = 0.0,
-    encoder_kwargs: dict | None = None,
-    write_rows: int = 2048,
-    index: bool = True,
-    progress: bool = True,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> dict:
+    ctx: JobReporter | None = None,
+    **option_values: Any,
+) -> EmbedSummary:
     """Embed every not-yet-embedded object with Ray Data; returns the same summary as the local engine.
 
-    `workers` actors run the encoder (default: one per GPU-share or per two CPUs); `encoder_kwargs` go to the
-    registry factory in each actor (e.g. `random_init=True` in tests).
+    `options.workers` actors run the encoder (default: one per GPU-share or per two CPUs); `options.encoder_kwargs`
+    go to the registry factory in each actor (e.g. `random_init=True` in tests).
     """
+    from embeddings.encoders.registry import find_encoder, get_encoder
+    from embeddings.job import finish_space
+
+    opts = replace(options or RayOptions(), **option_values)
+    atlas = atlas_uri if isinstance(atlas_uri, Atlas) else open_atlas(atlas_uri)
+    name = find_encoder(encoder_name, opts.modality).name
+    kwargs = {**opts.encoder_kwargs, **({"checkpoint": opts.checkpoint} if opts.checkpoint else {})}
+    encoder = get_encoder(name, **kwargs)  # on the driver only for provenance, columns and the preprocessor
+    info = encoder.space_info()
+    register_space(atlas, info)
+    todo, done_before, n_objects = _missing_ids(atlas, info.table, opts.limit)
+    actor_device = ("cuda" if opts.gpus_per_worker > 0 else "cpu") if opts.device == "auto" else opts.device
+    summary = EmbedSummary.start(info, actor_device, "ray", done_before)
+    start = time.perf_counter()
+    n_actors = opts.workers or 2
+    if todo:
+        n_actors = _embed_missing(atlas, encoder, kwargs, info, todo, n_objects, opts, summary, ctx)
+    summary.record_time(time.perf_counter() - start, summary.embedded + summary.skipped)
+    summary.vectors_in_space = atlas.count(info.table)
+    return finish_space(atlas, summary, opts, ctx, build=lambda a, space: build_space_index(a, space, workers=n_actors))
+
+
+def _embed_missing(atlas: Atlas, encoder: Encoder, kwargs: dict, info: SpaceInfo, todo: list[str], n_objects: int,
+                   opts: RayOptions, summary: EmbedSummary, ctx: JobReporter | None) -> int:
+    """Run the Ray Data pipeline over the objects in `todo`, filling `summary`; returns the number of actors."""
     import ray
 
     from embeddings.data import survey_contexts
-    from embeddings.encoders.registry import find_encoder, get_encoder
-    from embeddings.job import PRECISIONS
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if batch_size < 1:
-        raise ValueError("batch size must be at least 1")
-    atlas = atlas_uri if isinstance(atlas_uri, Atlas) else open_atlas(atlas_uri)
-    name = find_encoder(encoder_name, modality).name
-    kwargs = {**(encoder_kwargs or {}), **({"checkpoint": checkpoint} if checkpoint else {})}
-    encoder = get_encoder(name, **kwargs)  # on the driver only for provenance, columns and the preprocessor
-    info = SpaceInfo(encoder.name, encoder.modality, int(encoder.dim), encoder.weights_revision,
-                     encoder.preprocess_version, encoder.aligned_group)
-    register_space(atlas, info)
-    todo, done_before, n_objects = _missing_ids(atlas, info.table, limit)
-    actor_device = ("cuda" if gpus_per_worker > 0 else "cpu") if device == "auto" else device
-    summary = {"space": info.name, "encoder": info.encoder, "modality": info.modality,
-               "weights_revision": info.weights_revision, "preprocess_version": info.preprocess_version,
-               "device": actor_device, "engine": "ray", "status": "done", "already_embedded": done_before,
-               "embedded": 0, "skipped": 0, "skipped_reasons": {}, "skipped_examples": []}
-    start = time.perf_counter()
-    n_actors = workers or 2
-    if todo:
-        ensure_ray(address)
-        options = storage_options(atlas.uri)
-        vectors_uri = _vectors_dataset_uri(atlas, info)
-        objects_uri = atlas.table(schema.OBJECTS).to_lance().uri
-        columns = list(dict.fromkeys(["object_id", "survey", *encoder.input_columns()]))
-        everything = len(todo) == n_objects
-        filt = None if everything or len(todo) > FILTER_IN_LIST_MAX else where_in("object_id", todo)
-        keep = None if everything or filt else frozenset(todo)
-        cpus = float(ray.cluster_resources().get("CPU", 2))
-        n_actors = workers or max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker) if gpus_per_worker
-                                  else max(1, int(cpus) // 2))
-        # CPU actors must leave a CPU to the read, preprocess and write tasks, or the pipeline starves
-        actor_cpus = 0 if gpus_per_worker else min(1.0, max(0.25, (cpus - 1) / n_actors))
-        ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options)
-        ds = ds.map_batches(_preprocess, batch_format="pyarrow", batch_size=batch_size, num_cpus=1,
-                            fn_kwargs={"preprocessor": encoder.preprocessor(), "surveys": survey_contexts(atlas), "keep": keep})
-        ds = ds.map_batches(_EmbedActor, batch_format="numpy", batch_size=batch_size, concurrency=n_actors,
-                            num_gpus=gpus_per_worker or None, num_cpus=actor_cpus,
-                            fn_constructor_kwargs={"name": name, "kwargs": kwargs, "device": actor_device,
-                                                   "precision": precision, "chunk": batch_size})
-        ds = ds.map_batches(_write_fragments, batch_format="numpy", batch_size=write_rows, num_cpus=0.5,
-                            fn_kwargs={"uri": vectors_uri, "info": {**info.__dict__}, "options": options})
-        summary.update(_drive(ds, vectors_uri, options, len(todo), info.name, progress, on_progress, should_cancel))
-    seconds = time.perf_counter() - start
-    processed = summary["embedded"] + summary["skipped"]
-    summary.update(vectors_in_space=atlas.count(info.table), seconds=round(seconds, 3),
-                   objects_per_s=round(processed / seconds, 2) if seconds > 0 and processed else None)
-    from backend.index import index_is_current, measure_recall
-
-    if summary["status"] == "done" and index and (summary["embedded"] or not index_is_current(atlas, info.name)):
-        if on_progress is not None:
-            on_progress(0.97, "building the ANN index")
-        atlas.optimize(info.table)  # compact the many small appended fragments first
-        summary["index"] = build_space_index(atlas, info.name, workers=n_actors)
-        summary["recall"] = measure_recall(atlas, info.name, n_queries=50)
-    if on_progress is not None:
-        on_progress(1.0, f"{summary['status']}: {summary['embedded']} embedded, {summary['skipped']} skipped")
-    return summary
+    ensure_ray(opts.address)
+    options = storage_options(atlas.uri)
+    vectors_uri = _vectors_dataset_uri(atlas, info)
+    objects_uri = atlas.table(schema.OBJECTS).to_lance().uri
+    columns = list(dict.fromkeys(["object_id", "survey", *encoder.input_columns()]))
+    everything = len(todo) == n_objects
+    filt = None if everything or len(todo) > FILTER_IN_LIST_MAX else where_in("object_id", todo)
+    keep = None if everything or filt else frozenset(todo)
+    cpus = float(ray.cluster_resources().get("CPU", 2))
+    gpus = opts.gpus_per_worker
+    n_actors = opts.workers or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else max(1, int(cpus) // 2))
+    # CPU actors must leave a CPU to the read, preprocess and write tasks, or the pipeline starves
+    actor_cpus = 0 if gpus else min(1.0, max(0.25, (cpus - 1) / n_actors))
+    ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options)
+    ds = ds.map_batches(_preprocess, batch_format="pyarrow", batch_size=opts.batch_size, num_cpus=1,
+                        fn_kwargs={"preprocessor": encoder.preprocessor(), "surveys": survey_contexts(atlas), "keep": keep})
+    ds = ds.map_batches(_EmbedActor, batch_format="numpy", batch_size=opts.batch_size, concurrency=n_actors,
+                        num_gpus=gpus or None, num_cpus=actor_cpus,
+                        fn_constructor_kwargs={"name": encoder.name, "kwargs": kwargs, "device": summary.device,
+                                               "precision": opts.precision, "chunk": opts.batch_size})
+    ds = ds.map_batches(_write_fragments, batch_format="numpy", batch_size=opts.write_rows, num_cpus=0.5,
+                        fn_kwargs={"uri": vectors_uri, "info": {**info.__dict__}, "options": options})
+    _drive(ds, vectors_uri, options, len(todo), summary, opts.progress, ctx)
+    return n_actors
 
 
-def _drive(ds, uri: str, options: dict | None, total: int, label: str, progress: bool,
-           on_progress: Callable[[float, str], None] | None, should_cancel: Callable[[], bool] | None) -> dict:
+def _drive(ds: Any, uri: str, options: dict | None, total: int, summary: EmbedSummary, progress: bool,
+           ctx: JobReporter | None) -> None:
     """Consume the write tasks' outputs on the driver, committing their fragments as they arrive."""
     from tqdm.auto import tqdm
 
-    skipped: Counter[str] = Counter()
-    examples: list[dict] = []
-    written = processed = 0
-    status = "done"
-    bar = tqdm(total=total, unit="obj", desc=f"{label} (ray)", disable=not progress)
+    skips = SkipLog()
+    processed = 0
+    bar = tqdm(total=total, unit="obj", desc=f"{summary.space} (ray)", disable=not progress)
     for row in ds.iter_rows():
         fragments = pickle.loads(row["fragments"])
         if fragments:
             _commit(uri, fragments, options)
-        for oid, reason in pickle.loads(row["skipped"]):
-            skipped[reason] += 1
-            if len(examples) < MAX_SKIP_EXAMPLES:
-                examples.append({"object_id": oid, "reason": reason})
-        n = int(row["written"]) + len(pickle.loads(row["skipped"]))
-        written += int(row["written"])
+        skipped = pickle.loads(row["skipped"])
+        for oid, reason in skipped:
+            skips.add(oid, reason)
+        n = int(row["written"]) + len(skipped)
+        summary.embedded += int(row["written"])
         processed += n
         bar.update(n)
-        if on_progress is not None:
-            on_progress(0.95 * processed / max(total, 1), f"{processed}/{total} objects embedded (ray)")
-        if should_cancel is not None and should_cancel():
-            status = "cancelled"
-            break
+        if ctx is not None:
+            ctx.progress(0.95 * processed / max(total, 1), f"{processed}/{total} objects embedded (ray)")
+            if ctx.cancelled():
+                summary.status = JobStatus.CANCELLED
+                break
     bar.close()
-    return {"status": status, "embedded": written, "skipped": int(sum(skipped.values())),
-            "skipped_reasons": dict(skipped), "skipped_examples": examples}
+    summary.record_skips(skips)
 
 
 def build_space_index(atlas: Atlas, space: str, *, workers: int = 2,

@@ -59,7 +59,7 @@ def test_embeds_every_object_once_with_provenance_and_index(tmp_path):
     atlas = synthetic_atlas(tmp_path / "a", 300)
     result = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), batch_size=64,
                            workers=0, progress=False, write_rows=100)
-    assert result["status"] == "done" and result["embedded"] == 300 and result["skipped"] == 0
+    assert result.status == "done" and result.embedded == 300 and result.skipped == 0
     ids, vecs = read_vectors(atlas, "arp-pair-image__image")
     assert sorted(ids) == [f"obj{i:05d}" for i in range(300)]
     assert vecs.shape == (300, 128) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-4)
@@ -67,10 +67,10 @@ def test_embeds_every_object_once_with_provenance_and_index(tmp_path):
     assert {r["preprocess_version"] for r in rows} == {pp.PREPROCESS_VERSION}
     assert list_spaces(atlas)["arp-pair-image__image"].aligned_group == "arp-pair"
     assert atlas.get_meta("index:arp-pair-image__image")["type"] == "flat"
-    assert result["index"]["rows"] == 300 and result["recall"]["n_queries"] == 50
+    assert result.index["rows"] == 300 and result.recall["n_queries"] == 50
 
     again = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), progress=False, workers=0)
-    assert again["embedded"] == 0 and again["already_embedded"] == 300
+    assert again.embedded == 0 and again.already_embedded == 300
     assert atlas.count(IMAGE_TABLE) == 300
 
 
@@ -100,8 +100,8 @@ def test_out_of_memory_halves_the_batch_and_finishes(tmp_path):
     atlas = synthetic_atlas(tmp_path / "a", 150, spectra=False)
     enc = OomOnBigBatches("image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
     result = run_embedding(atlas, "x", encoder=enc, batch_size=100, workers=0, progress=False)
-    assert result["forward_batch"] == 12 and result["oom_events"] == 3
-    assert result["embedded"] == 150 and atlas.count(IMAGE_TABLE) == 150
+    assert result.forward_batch == 12 and result.oom_events == 3
+    assert result.embedded == 150 and atlas.count(IMAGE_TABLE) == 150
 
 
 class NanForHotPixel(ArpPairEncoder):
@@ -126,8 +126,8 @@ def test_bad_rows_are_skipped_with_reasons_and_the_rest_is_embedded(tmp_path):
     ])
     enc = NanForHotPixel("image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
     result = run_embedding(atlas, "x", encoder=enc, workers=0, progress=False)
-    assert result["embedded"] == 60 and result["skipped"] == 3
-    reasons = {e["object_id"]: e["reason"] for e in result["skipped_examples"]}
+    assert result.embedded == 60 and result.skipped == 3
+    reasons = {e["object_id"]: e["reason"] for e in result.skipped_examples}
     assert "non-finite pixels" in reasons["bad-nan"]
     assert "image_shape" in reasons["bad-shape"]
     assert "non-finite vector" in reasons["bad-vector"]
@@ -135,7 +135,7 @@ def test_bad_rows_are_skipped_with_reasons_and_the_rest_is_embedded(tmp_path):
     assert not {"bad-nan", "bad-shape", "bad-vector"} & set(ids)
 
     spectra = run_embedding(atlas, "x", encoder=random_pair_encoder("spectrum"), workers=0, progress=False)
-    assert spectra["embedded"] == 60 and spectra["skipped_reasons"] == {"no spectrum": 3}
+    assert spectra.embedded == 60 and spectra.skipped_reasons == {"no spectrum": 3}
 
 
 class Ctx:
@@ -209,10 +209,10 @@ def test_rerun_builds_an_index_that_a_kill_left_missing_or_stale(tmp_path):
     run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False, index=False)
     assert atlas.get_meta("index:arp-pair-image__image") is None
     again = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
-    assert again["embedded"] == 0 and again["index"]["rows"] == 60
+    assert again.embedded == 0 and again.index["rows"] == 60
     assert atlas.get_meta("index:arp-pair-image__image")["rows"] == 60
-    atlas.set_meta("index:arp-pair-image__image", {**again["index"], "rows": 40})  # built before the last writes
+    atlas.set_meta("index:arp-pair-image__image", {**(again.index or {}), "rows": 40})  # built before the last writes
     third = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
-    assert third["index"]["rows"] == 60
+    assert third.index["rows"] == 60
     fourth = run_embedding(atlas, "arp-pair-image", encoder=random_pair_encoder("image"), workers=0, progress=False)
-    assert "index" not in fourth  # current index: nothing rebuilt
+    assert fourth.index is None  # current index: nothing rebuilt

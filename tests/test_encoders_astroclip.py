@@ -262,7 +262,7 @@ def test_embedding_job_writes_both_aligned_spaces_from_the_checkpoint(tmp_path, 
     atlas.upsert(schema.OBJECTS, rows)
     for name in ("astroclip-image", "astroclip-spectrum"):
         result = run_embedding(atlas, name, checkpoint=str(ckpt), device="cpu", workers=0, batch_size=4, progress=False, index=False)
-        assert result["embedded"] == 6 and result["skipped"] == 0
+        assert result.embedded == 6 and result.skipped == 0
     spaces = list_spaces(atlas)
     img, spec = spaces["astroclip-image__image"], spaces["astroclip-spectrum__spectrum"]
     assert img.aligned_group == spec.aligned_group == "astroclip" and img.dim == spec.dim == 64

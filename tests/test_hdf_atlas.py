@@ -44,7 +44,7 @@ def test_builtin_image_tower_embeds_every_hdf_cutout_and_morphology_is_measured(
     encoder = None if DEFAULT_WEIGHTS.is_file() else get_encoder("arp-pair-image", random_init=True)
     summary = run_embedding(hdf_atlas, "arp-pair-image", encoder=encoder, device="cpu", workers=0, progress=False, index=False)
     n = hdf_atlas.count("objects")
-    assert summary["embedded"] == n and not summary.get("skipped"), "f814w/f606w/f450w cutouts are no longer refused"
+    assert summary.embedded == n and not summary.skipped, "f814w/f606w/f450w cutouts are no longer refused"
     measured = morphology.write_catalogue(hdf_atlas)
     assert measured["morph_gini"].notna().mean() > 0.9
     stored = hdf_atlas.objects(["object_id", *morphology.COLUMNS])

@@ -33,8 +33,8 @@ def test_ray_vectors_equal_the_local_engines(local_ray: None, tmp_path: Path) ->
     remote = synthetic_atlas(tmp_path / "ray", 240)
     run_embedding(local, "arp-pair-spectrum", workers=0, batch_size=64, progress=False, index=False)
     summary = run_embedding_ray(remote, "arp-pair-spectrum", batch_size=64, workers=1, write_rows=100, progress=False)
-    assert summary["status"] == "done" and summary["embedded"] == 240 and summary["engine"] == "ray"
-    assert summary["index"]["type"] == "flat"
+    assert summary.status == "done" and summary.embedded == 240 and summary.engine == "ray"
+    assert summary.index["type"] == "flat"
     ids_l, vec_l = read_vectors(local, SPACE)
     ids_r, vec_r = read_vectors(remote, SPACE)
     assert len(ids_r) == len(set(ids_r)) == 240
@@ -46,11 +46,11 @@ def test_ray_vectors_equal_the_local_engines(local_ray: None, tmp_path: Path) ->
 def test_ray_job_resumes_with_only_the_missing_ids(local_ray: None, tmp_path: Path) -> None:
     atlas = synthetic_atlas(tmp_path / "a", 200)
     first = run_embedding_ray(atlas, "arp-pair-image", limit=70, batch_size=32, workers=1, progress=False, index=False)
-    assert first["embedded"] == 70 and atlas.count(schema.vectors_table("arp-pair-image", "image")) == 70
+    assert first.embedded == 70 and atlas.count(schema.vectors_table("arp-pair-image", "image")) == 70
     rest = run_embedding_ray(atlas, "arp-pair-image", batch_size=32, workers=1, progress=False, index=False)
-    assert rest["already_embedded"] == 70 and rest["embedded"] == 130
+    assert rest.already_embedded == 70 and rest.embedded == 130
     again = run_embedding_ray(atlas, "arp-pair-image", batch_size=32, workers=1, progress=False, index=False)
-    assert again["embedded"] == 0 and again["already_embedded"] == 200
+    assert again.embedded == 0 and again.already_embedded == 200
     ids, _ = read_vectors(atlas, "arp-pair-image__image")
     assert sorted(ids) == [f"obj{i:05d}" for i in range(200)]  # every object once, none twice
 

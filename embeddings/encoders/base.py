@@ -5,8 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from backend.spaces import SpaceInfo
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,13 @@ class Encoder(ABC):
         Override it when pickling the encoder itself would copy large weights.
         """
         return self.preprocess
+
+    def space_info(self) -> SpaceInfo:
+        """The space this encoder's vectors go to, with their provenance."""
+        from backend.spaces import SpaceInfo  # here, so encoders import without LanceDB
+
+        return SpaceInfo(self.name, self.modality, int(self.dim), self.weights_revision, self.preprocess_version,
+                         self.aligned_group)
 
     def to(self, device: str) -> Encoder:
         """Move the model to a device ("cpu", "cuda", "cuda:1")."""
