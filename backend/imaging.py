@@ -7,9 +7,10 @@ import io
 import numpy as np
 from PIL import Image
 
-# Legacy Survey viewer convention: each band goes to one RGB channel with its own scale
-# (z -> red, r -> green, g -> blue).
-LEGACY_RGB_SCALES: dict[str, tuple[int, float]] = {"g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
+# Legacy Survey viewer (legacysurvey/imagine map/views.py): band -> (RGB plane, scale); z -> red, r -> green,
+# g (and u) -> blue. The pretrained encoders' viewer RGB uses the same table.
+VIEWER_RGB: dict[str, tuple[int, float]] = {"u": (2, 1.5), "g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
+DISPLAY_BANDS = ("g", "r", "i", "z")  # the display composite leaves u out (g holds the blue plane)
 
 
 def rgb_composite(image: np.ndarray, bands: list[str] | tuple[str, ...], *, q: float = 15.0, m: float = 0.0) -> np.ndarray:
@@ -26,9 +27,9 @@ def rgb_composite(image: np.ndarray, bands: list[str] | tuple[str, ...], *, q: f
     rgb = np.zeros((h, w, 3), np.float32)
     filled = np.zeros(3, bool)
     for plane, band in zip(cube, bands, strict=False):
-        channel, scale = LEGACY_RGB_SCALES.get(band.lower(), (None, 1.0))
-        if channel is None:
+        if band.lower() not in DISPLAY_BANDS:
             continue
+        channel, scale = VIEWER_RGB[band.lower()]
         rgb[..., channel] = np.maximum(0.0, plane * scale - m)
         filled[channel] = True
     if not filled.all():  # fewer than three mapped bands: fill gaps with the mean of the others

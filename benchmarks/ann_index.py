@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from bench_common import emit
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_common import emit  # noqa: E402
-
-from backend.index import build_index, measure_recall  # noqa: E402
-from backend.spaces import SpaceInfo, register_space, write_vectors  # noqa: E402
-from backend.store import open_atlas  # noqa: E402
+from backend.index import build_index, measure_recall
+from backend.spaces import SpaceInfo, register_space, write_vectors
+from backend.store import open_atlas
 
 
 def clustered(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:

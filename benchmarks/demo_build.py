@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_common import emit
 
-from bench_common import emit  # noqa: E402
-
-from embeddings.demo.build import build_demo  # noqa: E402
+from backend.store import where_eq
+from embeddings.demo.build import build_demo
 
 
 def main() -> None:
@@ -38,7 +35,7 @@ def main() -> None:
         started = time.perf_counter()
         atlas = build_demo(str(folder), n=args.n, seed=args.seed, workers=args.workers, progress=False)
         seconds = time.perf_counter() - started
-        count = atlas.count("objects", "survey = 'sdss-demo'")
+        count = atlas.count("objects", where_eq("survey", "sdss-demo"))
         size_mb = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
         extra = {"n": count, "workers": args.workers, "load_avg_1min_before": round(load, 2)}
         emit("demo_build_total", seconds, "s", **extra)

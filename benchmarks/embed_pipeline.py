@@ -15,26 +15,20 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from bench_common import emit
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_common import emit  # noqa: E402
-
-from backend import schema  # noqa: E402
-from backend.spectra import desi_wavelength  # noqa: E402
-from backend.store import open_atlas  # noqa: E402
-from embeddings.data import iter_rows, survey_contexts  # noqa: E402
-from embeddings.encoders.base import SurveyContext  # noqa: E402
-from embeddings.encoders.builtin import DEFAULT_WEIGHTS  # noqa: E402
-from embeddings.encoders.registry import get_encoder  # noqa: E402
-from embeddings.job import resolve_device, run_embedding  # noqa: E402
+from backend import schema
+from backend.spectra import desi_wavelength
+from backend.store import open_atlas
+from embeddings.data import iter_rows, survey_contexts
+from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+from embeddings.encoders.registry import get_encoder
+from embeddings.job import resolve_device, run_embedding
 
 
 def synthetic_atlas(path: str, n: int, seed: int = 0):

@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench_common import emit
 
-from bench_common import emit  # noqa: E402
-
-from embeddings.ingest import run_ingest  # noqa: E402
-from embeddings.ingest.samples import write_astroclip_h5  # noqa: E402
+from embeddings.ingest import run_ingest
+from embeddings.ingest.samples import write_astroclip_h5
 
 
 def main() -> None:

@@ -9,23 +9,19 @@ metadata), filtered p50, exact numpy p50 and recall@10 of the index against exac
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
 
 import numpy as np
 import pyarrow as pa
+from bench_common import emit
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-from bench_common import emit  # noqa: E402
-
-from backend import schema  # noqa: E402
-from backend.index import build_index, exact_neighbours  # noqa: E402
-from backend.neighbours import ensure_id_index, neighbours, search  # noqa: E402
-from backend.spaces import SpaceInfo, register_space  # noqa: E402
-from backend.store import open_atlas, utcnow  # noqa: E402
+from backend import schema
+from backend.index import build_index, exact_neighbours
+from backend.neighbours import ensure_id_index, neighbours, search
+from backend.spaces import SpaceInfo, register_space
+from backend.store import open_atlas, utcnow
 
 
 def clustered(n: int, dim: int, n_clusters: int, rng: np.random.Generator) -> np.ndarray:

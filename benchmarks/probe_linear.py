@@ -6,21 +6,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
 
 import numpy as np
 import pandas as pd
+from bench_common import emit
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-from bench_common import emit  # noqa: E402
-
-from backend import probes  # noqa: E402
-from backend.spaces import SpaceInfo, register_space, write_vectors  # noqa: E402
-from backend.store import open_atlas  # noqa: E402
+from backend import probes
+from backend.spaces import SpaceInfo, register_space, write_vectors
+from backend.store import open_atlas
 
 
 def main() -> None:

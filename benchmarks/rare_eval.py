@@ -15,20 +15,16 @@ not modified. Run it on an atlas the models were not trained on (a demo built wi
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
+from bench_common import emit
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-from bench_common import emit  # noqa: E402
-
-from backend import active, anomaly, rare, similar  # noqa: E402
-from backend.config import default_atlas_uri  # noqa: E402
-from backend.features import feature_sets  # noqa: E402
-from backend.spaces import list_spaces, read_vectors  # noqa: E402
-from backend.store import open_atlas  # noqa: E402
+from backend import active, anomaly, rare, similar
+from backend.config import default_atlas_uri
+from backend.features import feature_sets
+from backend.spaces import list_spaces, read_vectors
+from backend.store import open_atlas
 
 TOP = 100
 COVER_TOP = 500

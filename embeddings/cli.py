@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from backend.config import default_atlas_uri
-from backend.store import AtlasError
+from backend.store import AtlasError, where_eq
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arp embedding-side commands.")
 
@@ -167,7 +167,7 @@ def demo_cmd(
     started = time.perf_counter()
     built = build_demo(_atlas(atlas), n=n, seed=seed, workers=workers, progress=not no_progress)
     seconds = time.perf_counter() - started
-    count = built.count("objects", "survey = 'sdss-demo'")
+    count = built.count("objects", where_eq("survey", "sdss-demo"))
     print(f"demo: {count} objects in {built.uri} (seed {seed}) in {seconds:.1f} s ({count / max(seconds, 1e-9):.1f} objects/s)")
     if objects_only:
         return
@@ -192,7 +192,7 @@ def hdf_cmd(
 
     started = time.perf_counter()
     built = build_hdf_atlas(atlas, progress=not no_progress)
-    count = built.count("objects", "survey = 'hubble-deep-field'")
+    count = built.count("objects", where_eq("survey", "hubble-deep-field"))
     print(f"hdf: {count} sources in {built.uri} in {time.perf_counter() - started:.1f} s")
     if objects_only:
         return

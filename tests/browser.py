@@ -29,7 +29,7 @@ DOCS_SHOTS = REPO / "docs" / "screenshots" / "browser"
 def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -> Iterator[str]:
     """Run the app on a free 127.0.0.1 port against an atlas; yields its base URL, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "LANCEDB_LOG": "error", "ARP_ATLAS": atlas_uri}
+    env = {**os.environ, "ARP_ATLAS": atlas_uri}
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("LANCEDB_LOG", "error")
-
-from backend.store import Atlas, open_atlas  # noqa: E402
-from tests.app_atlas import shared_app_atlas  # noqa: E402
-from tests.browser import chromium_context, streamlit_server  # noqa: E402
+from backend.store import Atlas, open_atlas
+from tests.app_atlas import shared_app_atlas
+from tests.browser import chromium_context, streamlit_server
 
 REPO = Path(__file__).resolve().parent.parent
 

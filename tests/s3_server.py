@@ -75,4 +75,4 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a child process that opens the S3 atlas (AWS variables included, repo importable)."""
     from tests.app_atlas import REPO
 
-    return {**os.environ, "PYTHONPATH": str(REPO), "LANCEDB_LOG": "error"}
+    return {**os.environ, "PYTHONPATH": str(REPO)}

@@ -200,7 +200,7 @@ def test_another_seed_gives_the_same_galaxy_other_noise():
 
 
 def test_cli_builds_a_tiny_demo_and_a_rebuild_upserts(tmp_path):
-    env = {**os.environ, "LANCEDB_LOG": "error", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "embeddings", "demo", "--atlas", str(tmp_path / "cli"), "--n", "25", "--seed", "3",
            "--workers", "1", "--no-progress"]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)

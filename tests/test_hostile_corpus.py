@@ -133,7 +133,7 @@ def test_corpus_folder_and_atlas_states(tmp_path: Path, existing, capsys: pytest
 def test_real_cli_process_refuses_an_unsafe_file_in_one_line(tmp_path: Path) -> None:
     secret = hostile.secret_file(tmp_path)
     path = hostile.external_storage_h5(tmp_path / "external.h5", secret)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LANCEDB_LOG": "error"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "embeddings", "ingest", str(path), "--atlas", str(tmp_path / "a"),
                            "--no-progress"], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

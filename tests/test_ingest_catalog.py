@@ -90,7 +90,7 @@ def test_cli_ingest_prints_the_report(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     folder = _spectra(tmp_path / "spec")
     write_sdss_spec(folder / "twin.fits", ra=1.0, dec=1.0, z=0.1, fiber=1)  # duplicate id of spec0
-    env = {**os.environ, "PYTHONPATH": repo, "LANCEDB_LOG": "error"}
+    env = {**os.environ, "PYTHONPATH": repo}
     proc = subprocess.run([sys.executable, "-m", "embeddings", "ingest", str(folder), "--atlas", str(tmp_path / "a"),
                            "--no-progress"], capture_output=True, text=True, env=env, cwd=repo, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -104,7 +104,7 @@ def test_no_network_is_one_plain_line(tmp_path, monkeypatch, atlas):
         f" '--cache', {str(tmp_path / 'c2')!r}, '--retries', '1']\n"
         "main()\n"
     )
-    env = {**os.environ, "PYTHONPATH": REPO, "LANCEDB_LOG": "error"}
+    env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     err = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

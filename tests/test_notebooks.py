@@ -34,7 +34,6 @@ def test_notebook_runs(path: Path, tmp_path: Path, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("ARP_ATLAS", str(atlas))
     monkeypatch.setenv("ARP_NEW_ATLAS", str(tmp_path / "hdf"))
     monkeypatch.setenv("ARP_DEVICE", "cpu")
-    monkeypatch.setenv("LANCEDB_LOG", "error")
     book = nbformat.read(path, as_version=4)
     client = NotebookClient(book, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO / "notebooks")}})

@@ -51,7 +51,7 @@ def test_the_allow_list_holds_when_the_app_is_started_from_another_folder(tmp_pa
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
            "--server.headless", "true", "--server.fileWatcherType", "none"]
-    env = {**os.environ, "LANCEDB_LOG": "error", "ARP_ATLAS": str(tmp_path / "atlas")}
+    env = {**os.environ, "ARP_ATLAS": str(tmp_path / "atlas")}
     with open(tmp_path / "server.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from backend.imaging import VIEWER_RGB
 from embeddings.encoders.base import SurveyContext
 
 LEGACY_PIXEL_SCALE = 0.262  # arcsec / pixel, DESI Legacy Surveys
-# Legacy Survey viewer (legacysurvey/imagine map/views.py) band -> (RGB plane, scale).
-VIEWER_RGB = {"u": (2, 1.5), "g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
 
 
 def row_cube(row: dict) -> np.ndarray:

@@ -126,13 +126,18 @@ def resolve_weights(
     return ResolvedWeights(Path(got), f"hf-hub:{repo_id}")
 
 
-def file_revision(path: str | os.PathLike, n: int = 12) -> str:
-    """`sha256:<first n hex>` of a file: the weights revision recorded with every vector."""
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (read in 4 MiB chunks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             digest.update(chunk)
-    return f"sha256:{digest.hexdigest()[:n]}"
+    return digest.hexdigest()
+
+
+def file_revision(path: str | os.PathLike, n: int = 12) -> str:
+    """`sha256:<first n hex>` of a file: the weights revision recorded with every vector."""
+    return f"sha256:{file_sha256(path)[:n]}"
 
 
 class _Opaque(dict):

@@ -28,20 +28,7 @@ log = logging.getLogger(__name__)
 CORE = set(schema.OBJECT_CORE.names)
 _LABEL_RE = re.compile(r"[^a-z0-9_]+")
 _LIST_F32 = pa.list_(pa.float32())
-_TYPES = {
-    "object_id": pa.string(),
-    "survey": pa.string(),
-    "ra": pa.float64(),
-    "dec": pa.float64(),
-    "redshift": pa.float32(),
-    "split": pa.string(),
-    "image": _LIST_F32,
-    "image_shape": pa.list_(pa.int32()),
-    "spectrum_flux": _LIST_F32,
-    "spectrum_ivar": _LIST_F32,
-    "thumbnail": pa.binary(),
-    "source": pa.string(),
-}
+_TYPES = {f.name: f.type for f in schema.OBJECT_CORE}  # the core columns' types; labels are typed from their values
 
 
 def label_name(name: str) -> str:
