@@ -129,7 +129,7 @@ def combined_ranking(atlas: Atlas) -> pd.DataFrame:
     """The stored combined ranking (most anomalous first), or an AtlasError when none was computed."""
     if not atlas.has_table(ANOMALIES):
         raise AtlasError("this atlas has no combined anomaly ranking yet; run embeddings.pipeline.discover first")
-    return atlas.table(ANOMALIES).to_pandas().sort_values("rank").reset_index(drop=True)
+    return atlas.scan(ANOMALIES).sort_values("rank").reset_index(drop=True)
 
 
 def top_anomalies(atlas: Atlas, space: str | None = None, n: int = 100, score_column: str = "anomaly", columns: Sequence[str] = ("ra", "dec", "redshift", "thumbnail")) -> pd.DataFrame:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend import maps
+from backend import maps, schema
 from backend.spaces import list_spaces, read_vectors
 from backend.store import Atlas, AtlasError
 
@@ -47,7 +47,7 @@ def morphology_columns(atlas: Atlas) -> list[str]:
     """The morph_* columns of the objects table (empty when morphology was never measured)."""
     if not atlas.has_table("objects"):
         return []
-    return [name for name in atlas.table("objects").schema.names if name.startswith(MORPH_PREFIX)]
+    return [name for name in atlas.columns(schema.OBJECTS) if name.startswith(MORPH_PREFIX)]
 
 
 def robust_standardise(values: np.ndarray) -> np.ndarray:

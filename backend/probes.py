@@ -54,7 +54,7 @@ def load_probe_data(
     atlas: Atlas, space: str, target: str, *, split: str | float = "split", task: str | None = None, seed: int = 0
 ) -> ProbeData:
     """Join a space's vectors with a target column; split by the atlas's split column or a random test fraction."""
-    available = set(atlas.table(schema.OBJECTS).schema.names)
+    available = set(atlas.columns(schema.OBJECTS))
     if target not in available:
         raise AtlasError(f"objects have no column {target!r}; label columns: {', '.join(atlas.label_columns())}")
     if isinstance(split, str) and split not in available:

@@ -53,7 +53,7 @@ def build_scale_atlas(
         out.register_survey(name, **{k: v for k, v in survey.items() if k in ("bands", "pixel_scale", "image_shape", "wavelength")})
     out.set_meta("scale_test", {"source": source, "n": n, "seed": seed, "pixels_every": pixels_every,
                                 "note": NOTE.format(source=source)})
-    scalar = [f.name for f in src.table(schema.OBJECTS).schema if f.name not in PIXEL_COLUMNS]
+    scalar = [c for c in src.columns(schema.OBJECTS) if c not in PIXEL_COLUMNS]
     catalogue = src.table(schema.OBJECTS).to_lance().to_table(columns=scalar)
     source_ids = catalogue.column("object_id")
     vectors = {name: _aligned_vectors(src, name, source_ids) for name in spaces}
@@ -101,7 +101,7 @@ def _objects_chunk(src: Atlas, catalogue: pa.Table, pick: np.ndarray, ids: list[
     cols["source"] = pa.array([f"scale copy of {o}" for o in rows.column("object_id").to_pylist()], pa.string())
     table = pa.table(cols)
     with_pixels = np.flatnonzero((np.arange(start, start + m) % max(pixels_every, 1)) == 0)
-    present = [c for c in PIXEL_COLUMNS if c in src.table(schema.OBJECTS).schema.names]
+    present = [c for c in PIXEL_COLUMNS if c in src.columns(schema.OBJECTS)]
     if not len(with_pixels) or not present:
         return table
     src_ids = rows.column("object_id").take(pa.array(with_pixels)).to_pylist()
