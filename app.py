@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -10,49 +11,74 @@ from pages import _state
 from pages._find import find_sidebar
 from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # backend.store quiets Lance's log
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from backend.spaces import SpaceInfo
+    from backend.store import Atlas
+
 
 def home() -> None:
-    """Overview of the open atlas: counts, embedding spaces, running jobs."""
-    from backend import jobs, tags
+    """Overview of the open atlas, top to bottom: counts, where to start, surveys, embedding spaces, running jobs."""
     from backend.spaces import list_spaces
 
     st.title("Arp")
     st.caption("An atlas of galaxy surveys in foundation-model space.")
     atlas = get_atlas()
     st.markdown(f"Atlas: `{atlas.uri}`")
-
     objects = light_objects(atlas)
     spaces = list_spaces(atlas)
+    counts(atlas, objects, spaces)
+    guide(objects)
+    surveys_table(objects)
+    spaces_table(atlas, spaces)
+    running_jobs(atlas)
+
+
+def counts(atlas: Atlas, objects: pd.DataFrame, spaces: dict[str, SpaceInfo]) -> None:
+    """Objects, surveys, embedding spaces and tagged objects, as four tiles."""
+    from backend import tags
+
     cols = st.columns(4)
     cols[0].metric("Objects", f"{len(objects):,}")
     cols[1].metric("Surveys", len(atlas.surveys()))
     cols[2].metric("Embedding spaces", len(spaces))
     cols[3].metric("Tagged objects", f"{tags.tagged_object_count(atlas):,}")
-    guide(objects)
 
+
+def surveys_table(objects: pd.DataFrame) -> None:
+    """Objects per survey."""
     if len(objects):
         st.subheader("Surveys")
         per_survey = objects.groupby("survey", dropna=False).size().rename("objects").reset_index()
         st.dataframe(per_survey, hide_index=True, width="content")
 
+
+def spaces_table(atlas: Atlas, spaces: dict[str, SpaceInfo]) -> None:
+    """Each embedding space with its encoder, size and provenance, or how to make the first one."""
     st.subheader("Embedding spaces")
-    if spaces:
-        rows = [
-            {
-                "space": name,
-                "encoder": info.encoder,
-                "modality": info.modality,
-                "dim": info.dim,
-                "vectors": atlas.count(info.table),
-                "weights": info.weights_revision,
-                "preprocess": info.preprocess_version,
-                "aligned group": info.aligned_group,
-            }
-            for name, info in spaces.items()
-        ]
-        st.dataframe(rows, hide_index=True)
-    else:
+    if not spaces:
         st.info("No embedding space yet: run an embedding job from the Jobs page or `python -m embeddings embed`.")
+        return
+    rows = [
+        {
+            "space": name,
+            "encoder": info.encoder,
+            "modality": info.modality,
+            "dim": info.dim,
+            "vectors": atlas.count(info.table),
+            "weights": info.weights_revision,
+            "preprocess": info.preprocess_version,
+            "aligned group": info.aligned_group,
+        }
+        for name, info in spaces.items()
+    ]
+    st.dataframe(rows, hide_index=True)
+
+
+def running_jobs(atlas: Atlas) -> None:
+    """The jobs queued or running now."""
+    from backend import jobs
 
     st.subheader("Jobs running")
     all_jobs = jobs.list_jobs(atlas)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from backend import active, anomaly, rare, selection, similar, tags
 from backend.discovery import discover
-from backend.store import AtlasError
+from backend.store import Atlas, AtlasError
 from pages import _state
 from pages._export import export_panel
 from pages._shared import (
@@ -24,40 +24,178 @@ from pages._shared import (
     undo_button,
 )
 
-atlas = get_atlas()
-st.title("Rare objects")
-spaces = spaces_or_stop(atlas)
 COMBINED = "all feature sets (combined)"
-choices = [COMBINED, *spaces]
-default = choices.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in choices else 0
-choice = st.selectbox("Space", choices, index=default, key="rare_space",
-                      help="The combined ranking takes each object's highest anomaly over the spaces and the morphology parameters.")
-space = None if choice == COMBINED else choice
-cluster_space = space or spaces[0]
-
-if st.session_state.get(_state.RARE_FOCUS):
-    focus = st.session_state[_state.RARE_FOCUS]
-    st.markdown(f"Tagging **{md_escape(focus)}**")
-    tag_bar(atlas, focus, key="rare")
 
 
-def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns: int = 6) -> None:
+def main() -> None:
+    """The page, top to bottom: the space, the focused object's tag bar, then four tabs."""
+    atlas = get_atlas()
+    st.title("Rare objects")
+    spaces = spaces_or_stop(atlas)
+    choice = space_picker(spaces)
+    space = None if choice == COMBINED else choice
+    focus_tag_bar(atlas)
+    votes = current_votes(atlas)
+    # on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on.
+    clusters_tab, anomalies_tab, similar_tab, tagged_tab = st.tabs(
+        ["Rare clusters", "Anomalies", "More like these", "Tagged"], key="rare_tab", on_change="rerun")
+    with clusters_tab:
+        clusters_section(atlas, space or spaces[0], votes, named=space is not None)
+    with anomalies_tab:
+        anomalies_section(atlas, space, choice, votes)
+    with similar_tab:
+        similar_section(atlas, space, choice, votes)
+    with tagged_tab:
+        tagged_section(atlas)
+
+
+def space_picker(spaces: list[str]) -> str:
+    """The space whose rarities are shown (the map's space by default), or the combined ranking."""
+    choices = [COMBINED, *spaces]
+    shown = st.session_state.get(_state.MAP_SPACE)
+    return st.selectbox("Space", choices, index=choices.index(shown) if shown in choices else 0, key="rare_space",
+                        help="The combined ranking takes each object's highest anomaly over the spaces and the "
+                             "morphology parameters.")
+
+
+def focus_tag_bar(atlas: Atlas) -> None:
+    """The full tag bar of the object whose tag button was clicked last."""
+    focus = st.session_state.get(_state.RARE_FOCUS)
+    if focus:
+        st.markdown(f"Tagging **{md_escape(focus)}**")
+        tag_bar(atlas, focus, key="rare")
+
+
+def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str], *, named: bool) -> None:
+    """The rarest HDBSCAN clusters with exemplars, exporting one cluster's members, and (re)clustering."""
+    if not named:
+        st.caption(f"Clusters of the space {cluster_space} (pick another space above).")
+    ranked = rare.clusters(atlas, cluster_space)
+    if ranked.empty:
+        st.info("No clusters for this space yet.")
+    else:
+        st.caption("HDBSCAN clusters of the space's 500 most anomalous objects, rarest first (odd, small, compact, "
+                   "far from the bulk); six exemplars each.")
+        shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
+        for _, cl in ranked.head(shown).iterrows():
+            st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
+            exemplars = pd.DataFrame({"object_id": list(cl["exemplars"])})
+            gallery(atlas, with_thumbnails(atlas, exemplars), votes, key=f"cl{cl['cluster']}")
+        pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
+                            format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
+        export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
+                     name=f"cluster {pick} of {cluster_space}", key="cluster_export")
+    if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
+        with st.spinner("Clustering the map with HDBSCAN…"):
+            rare.find_clusters(atlas, cluster_space)
+        st.rerun()
+
+
+def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[str, str]) -> None:
+    """The found-vs-inspected curve, re-ranking from tags, and the top anomalies with votes and export."""
+    n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
+    reranked = st.session_state.setdefault(_state.RERANKED, {})
+    found_curve(atlas)
+    cols = st.columns(3)
+    if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
+        try:
+            with st.spinner("Re-ranking…"):
+                reranked[space] = active.rerank(atlas, space)
+        except AtlasError as exc:
+            st.info(str(exc))
+    if space in reranked and cols[1].button("Back to unsupervised ranking", key="unrank"):
+        reranked.pop(space)
+    undo_button(atlas, key="rare_undo", container=cols[2])
+    try:
+        if space in reranked:
+            st.caption("Re-ranked by your tags; objects you have not labelled yet come first.")
+            top, score_col = with_thumbnails(atlas, active.next_to_review(reranked[space], n_top)), "score"
+        else:
+            st.caption("Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
+                       + ("; each object's highest score over the spaces and the morphology parameters."
+                          if space is None else "."))
+            top, score_col = anomaly.top_anomalies(atlas, space, n=n_top), "anomaly"
+    except AtlasError as exc:
+        st.info(str(exc))
+        compute_anomalies_button(atlas, space)
+        return
+    gallery(atlas, top, votes, key="anom", score=score_col)
+    st.caption("Take this list away:")
+    export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {choice}", key="anom_export")
+
+
+def found_curve(atlas: Atlas) -> None:
+    """How many interesting objects the labels found against how many were inspected."""
+    curve = active.found_curve(atlas)
+    if len(curve):
+        st.caption(f"Interesting found vs inspected: {int(curve['found'].iloc[-1])} of {len(curve)} labelled objects "
+                   "(tags from every page count; 👎 / not-interesting is a miss).")
+        st.line_chart(curve.set_index("inspected")["found"], height=160, x_label="inspected", y_label="found")
+
+
+def compute_anomalies_button(atlas: Atlas, space: str | None) -> None:
+    """Score every object when no anomaly scores exist yet (all feature sets for the combined ranking)."""
+    if st.button("Compute anomaly scores", key="compute_anomalies"):
+        with st.spinner("Scoring every object (ECOD, isolation forest, kNN distance)…"):
+            if space is None:
+                discover(atlas, say=lambda _: None)
+            else:
+                anomaly.compute_anomalies(atlas, space)
+        st.rerun()
+
+
+def similar_section(atlas: Atlas, space: str | None, choice: str, votes: dict[str, str]) -> None:
+    """'More like these': a positive-unlabelled ranking of the atlas from a Map selection or a tag."""
+    counts = tags.tag_counts(atlas)
+    sources = ["Map selection", *[t for t in counts.index if t != tags.NOT_INTERESTING]]
+    source = st.selectbox("Start from", sources, key="mlt_source", help="3 or more objects: a Map selection or a tag")
+    seeds = list(st.session_state.get(_state.MAP_SELECTION, [])) if source == "Map selection" else tags.tagged_ids(atlas, source)
+    st.caption(f"{len(seeds)} objects; a positive-unlabelled model on {choice} ranks the whole atlas.")
+    if st.button("More like these", key="more_like_these", disabled=len(seeds) < similar.MIN_POSITIVES):
+        try:
+            with st.spinner("Ranking the atlas…"):
+                st.session_state[_state.MORE_LIKE_THESE] = similar.more_like_these(atlas, seeds, space, n=24)
+        except AtlasError as exc:
+            st.info(str(exc))
+    if st.session_state.get(_state.MORE_LIKE_THESE) is not None:
+        gallery(atlas, with_thumbnails(atlas, st.session_state[_state.MORE_LIKE_THESE]), votes, key="mlt", score="score")
+
+
+def tagged_section(atlas: Atlas) -> None:
+    """Tag counts, the tagged objects, and their export as CSV, FITS or VOTable."""
+    counts = tags.tag_counts(atlas)
+    if counts.empty:
+        st.caption("Nothing tagged yet.")
+        return
+    st.dataframe(counts.rename("objects").reset_index(), hide_index=True, width="content")
+    which = st.selectbox("Tag", ["(all)", *counts.index], key="export_tag")
+    tag = None if which == "(all)" else which
+    tagged = tags.tagged_objects(atlas, tag)
+    st.dataframe(tagged, hide_index=True)
+    fmt = st.radio("Format", ["csv", "fits", "votable"], horizontal=True, key="export_fmt")
+    suffix = {"csv": ".csv", "fits": ".fits", "votable": ".vot"}[fmt]
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", tag).read_bytes()
+    st.download_button(f"Export {len(tagged)} rows ({fmt})", payload, file_name=f"arp_tagged{suffix}", key="export_tagged")
+
+
+def gallery(atlas: Atlas, frame: pd.DataFrame, votes: dict[str, str], *, key: str, score: str | None = None,
+            columns: int = 6) -> None:
     """Thumbnails with quick 'interesting' / 'boring' votes, a focus button (full tag bar) and Open."""
 
     def label(row: pd.Series) -> str:
         return str(row["object_id"]) if score is None else f"{row['object_id']} · {row[score]:.3f}"
 
-    votes = all_votes
     def actions(row: pd.Series) -> None:
         oid = str(row["object_id"])
         mine = votes.get(oid)
         b = st.columns(3)
         if b[0].button("", key=f"{key}_up_{oid}", icon=":material/thumb_up:", help="interesting (click again to undo)",
                        type="primary" if mine == "interesting" else "secondary"):
-            vote(oid, "interesting", mine)
+            vote(atlas, oid, "interesting", mine)
         if b[1].button("", key=f"{key}_down_{oid}", icon=":material/thumb_down:", help="boring (click again to undo)",
                        type="primary" if mine == "not-interesting" else "secondary"):
-            vote(oid, "boring", mine)
+            vote(atlas, oid, "boring", mine)
         if b[2].button("", key=f"{key}_focus_{oid}", icon=":material/sell:", help="tag this object (full tag bar above)"):
             st.session_state[_state.RARE_FOCUS] = oid
             st.rerun()
@@ -66,14 +204,14 @@ def gallery(frame: pd.DataFrame, *, key: str, score: str | None = None, columns:
     thumbnail_grid(frame, label=label, actions=actions, columns=columns, empty=None)
 
 
-def current_votes() -> dict[str, str]:
+def current_votes(atlas: Atlas) -> dict[str, str]:
     """This atlas's interesting / not-interesting vote on each voted object (the latest wins)."""
     cur = tags.current_tags(atlas)
     cur = cur[cur["tag"].isin([tags.INTERESTING, tags.NOT_INTERESTING])]
     return dict(zip(cur["object_id"], cur["tag"], strict=True))
 
 
-def vote(oid: str, button: str, mine: str | None) -> None:
+def vote(atlas: Atlas, oid: str, button: str, mine: str | None) -> None:
     """A quick vote (undoable): the same vote again takes it back; the other vote replaces it."""
     tag = TAG_BUTTONS[button]
     undo = st.session_state.setdefault(_state.TAG_UNDO, [])
@@ -90,112 +228,10 @@ def vote(oid: str, button: str, mine: str | None) -> None:
     st.rerun()  # redraw the cards with the vote shown; the stateful tabs keep this tab open
 
 
-all_votes = current_votes()
-
-
-# on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on.
-clusters_tab, anomalies_tab, similar_tab, tagged_tab = st.tabs(["Rare clusters", "Anomalies", "More like these", "Tagged"],
-                                                              key="rare_tab", on_change="rerun")
-
-def with_thumbnails(frame: pd.DataFrame) -> pd.DataFrame:
+def with_thumbnails(atlas: Atlas, frame: pd.DataFrame) -> pd.DataFrame:
     """Join thumbnails and redshifts onto a frame of object ids."""
     meta = atlas.get_objects(frame["object_id"].tolist(), ["thumbnail", "redshift"])
     return frame.drop(columns=[c for c in ("thumbnail", "redshift") if c in frame.columns]).merge(meta, on="object_id")
 
 
-with clusters_tab:
-    if space is None:
-        st.caption(f"Clusters of the space {cluster_space} (pick another space above).")
-    ranked = rare.clusters(atlas, cluster_space)
-    if ranked.empty:
-        st.info("No clusters for this space yet.")
-    else:
-        st.caption("HDBSCAN clusters of the space's 500 most anomalous objects, rarest first (odd, small, compact, "
-                   "far from the bulk); six exemplars each.")
-        shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
-        for _, cl in ranked.head(shown).iterrows():
-            st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
-            gallery(with_thumbnails(pd.DataFrame({"object_id": list(cl["exemplars"])})), key=f"cl{cl['cluster']}")
-    if not ranked.empty:
-        pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
-                            format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
-        export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)), name=f"cluster {pick} of {cluster_space}",
-                     key="cluster_export")
-    if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
-        with st.spinner("Clustering the map with HDBSCAN…"):
-            rare.find_clusters(atlas, cluster_space)
-        st.rerun()
-
-with anomalies_tab:
-    n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
-    reranked = st.session_state.setdefault(_state.RERANKED, {})
-    curve = active.found_curve(atlas)
-    if len(curve):
-        st.caption(f"Interesting found vs inspected: {int(curve['found'].iloc[-1])} of {len(curve)} labelled objects "
-                   "(tags from every page count; 👎 / not-interesting is a miss).")
-        st.line_chart(curve.set_index("inspected")["found"], height=160, x_label="inspected", y_label="found")
-    cols = st.columns(3)
-    if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
-        try:
-            with st.spinner("Re-ranking…"):
-                reranked[space] = active.rerank(atlas, space)
-        except AtlasError as exc:
-            st.info(str(exc))
-    if space in reranked and cols[1].button("Back to unsupervised ranking", key="unrank"):
-        reranked.pop(space)
-    undo_button(atlas, key="rare_undo", container=cols[2])
-    try:
-        if space in reranked:
-            st.caption("Re-ranked by your tags; objects you have not labelled yet come first.")
-            top = with_thumbnails(active.next_to_review(reranked[space], n_top))
-            score_col = "score"
-        else:
-            st.caption("Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
-                       + ("; each object's highest score over the spaces and the morphology parameters." if space is None else "."))
-            top = anomaly.top_anomalies(atlas, space, n=n_top)
-            score_col = "anomaly"
-    except AtlasError as exc:
-        top = None
-        st.info(str(exc))
-        if st.button("Compute anomaly scores", key="compute_anomalies"):
-            with st.spinner("Scoring every object (ECOD, isolation forest, kNN distance)…"):
-                if space is None:
-                    discover(atlas, say=lambda _: None)
-                else:
-                    anomaly.compute_anomalies(atlas, space)
-            st.rerun()
-    if top is not None:
-        gallery(top, key="anom", score=score_col)
-        st.caption("Take this list away:")
-        export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {choice}", key="anom_export")
-
-with similar_tab:
-    counts = tags.tag_counts(atlas)
-    sources = ["Map selection", *[t for t in counts.index if t != tags.NOT_INTERESTING]]
-    source = st.selectbox("Start from", sources, key="mlt_source", help="3 or more objects: a Map selection or a tag")
-    seeds = list(st.session_state.get(_state.MAP_SELECTION, [])) if source == "Map selection" else tags.tagged_ids(atlas, source)
-    st.caption(f"{len(seeds)} objects; a positive-unlabelled model on {choice} ranks the whole atlas.")
-    if st.button("More like these", key="more_like_these", disabled=len(seeds) < similar.MIN_POSITIVES):
-        try:
-            with st.spinner("Ranking the atlas…"):
-                st.session_state[_state.MORE_LIKE_THESE] = similar.more_like_these(atlas, seeds, space, n=24)
-        except AtlasError as exc:
-            st.info(str(exc))
-    if st.session_state.get(_state.MORE_LIKE_THESE) is not None:
-        gallery(with_thumbnails(st.session_state[_state.MORE_LIKE_THESE]), key="mlt", score="score")
-
-with tagged_tab:
-    counts = tags.tag_counts(atlas)
-    if counts.empty:
-        st.caption("Nothing tagged yet.")
-    else:
-        st.dataframe(counts.rename("objects").reset_index(), hide_index=True, width="content")
-        which = st.selectbox("Tag", ["(all)", *counts.index], key="export_tag")
-        tagged = tags.tagged_objects(atlas, None if which == "(all)" else which)
-        st.dataframe(tagged, hide_index=True)
-        fmt = st.radio("Format", ["csv", "fits", "votable"], horizontal=True, key="export_fmt")
-        suffix = {"csv": ".csv", "fits": ".fits", "votable": ".vot"}[fmt]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", None if which == "(all)" else which)
-            payload = path.read_bytes()
-        st.download_button(f"Export {len(tagged)} rows ({fmt})", payload, file_name=f"arp_tagged{suffix}", key="export_tagged")
+main()
