@@ -1,39 +1,39 @@
 """Nearest neighbours of a galaxy: in one space, across an aligned image/spectrum pair, or from a mixed query.
 
-Filters (redshift range, survey, tag, any SQL over objects columns) are first estimated on a 100k-row sample of
-the objects table by a plain scan; selective ones are then counted and listed through the table's scalar indexes
-(BTREE on object_id, redshift, ra, dec; BITMAP on survey; built once per process for tables of ID_INDEX_MIN_ROWS
-rows and more). Up to EXACT_MAX matching ids become an `object_id IN (...)` prefilter on the vectors table with
-an exact (flat) scan of just those rows. (Searching the IVF index under that prefilter mask is faster, but
-probing 40 of 1000 partitions finds only 3 of the 10 true neighbours of a filter selecting 0.3% of a 1M table
-evenly, and probing enough partitions to fix that costs more than the flat scan.) Broader filters query the ANN
-index with oversampling (k x total/matches x 2) and check the candidates against the filter on the objects
-table by a plain scan (post-filter): for a range holding half the table the BTREE costs 2-3x more than a scan.
-Filter columns are deliberately not denormalised into the vectors tables: rewriting them (merge_insert of new
-columns) moves every row out of the IVF_PQ index until it is rebuilt, which would make unfiltered queries slow.
+Filters (redshift range, survey, tag, any SQL over objects columns) become a boolean mask over the objects rows:
+redshift and survey from columns kept in memory per objects version (backend/rowmap.py), a SQL condition read
+once per version and condition (through the scalar indexes: BTREE on object_id, redshift, ra, dec, BITMAP on
+survey, built once per process for tables of ID_INDEX_MIN_ROWS rows and more), a tag from the tags table.
+Up to EXACT_MAX matching vectors are read in one projected `take` by row offset and ranked exactly in numpy
+(at 1M rows the former `object_id IN (...)` prefilter spent over a second finding 3,000 rows by id; probing the
+IVF index under the mask instead finds only 3 of the 10 true neighbours of a filter selecting 0.3% of a 1M table
+evenly). Broader filters query the ANN index with oversampling (k x total/matches x 2) and keep the candidates
+the mask allows (post-filter). Filter columns are deliberately not denormalised into the vectors tables:
+rewriting them (merge_insert of new columns) moves every row out of the IVF_PQ index until it is rebuilt.
+Atlas metadata (spaces, index settings, label columns) is read once per metadata version, not per call.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from backend import schema, tags
-from backend.spaces import SpaceInfo, SpaceRef, list_spaces, read_vectors, space_name, space_table
-from backend.store import Atlas, AtlasError, where_all, where_between, where_eq, where_in, with_retry
+from backend import rowmap, schema, tags
+from backend.spaces import SpaceInfo, SpaceRef, list_spaces, space_name, space_table
+from backend.store import Atlas, AtlasError, where_all, where_between, where_in, with_retry
 
 T = TypeVar("T")
 EXACT_MAX = 5_000
+ANN_LIMIT = 20_000  # most candidates one oversampled index query returns
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
 FILTER_INDEXES = {"object_id": "BTREE", "redshift": "BTREE", "ra": "BTREE", "dec": "BTREE", "survey": "BITMAP"}
 _id_indexed: set[tuple[str, str]] = set()
-PARAMS_TTL_S = 5.0
-_params_cache: dict[tuple[str, str], tuple[float, dict]] = {}
+_context_cache: dict[str, tuple[tuple, _Context]] = {}
 DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
 META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
 Space = SpaceRef | Sequence[SpaceRef]  # one space, or several aligned spaces for a mixed query
@@ -71,22 +71,46 @@ class Direction:
 def search_params(atlas: Atlas, space: SpaceRef) -> dict:
     """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built).
 
-    Cached for PARAMS_TTL_S seconds per atlas and space, so a burst of queries reads the meta table once.
+    Read with the rest of the atlas context once per version of the metadata table.
     """
-    space = space_name(space)
-    cache_key = (atlas.uri, space)
-    hit = _params_cache.get(cache_key)
-    if hit and time.monotonic() - hit[0] < PARAMS_TTL_S:
-        return hit[1]
-    stored = atlas.get_meta(f"index:{space}", {}) or {}
+    return dict(_context(atlas).params.get(space_name(space), DEFAULT_SEARCH))
+
+
+def _params(stored: dict) -> dict:
     params = dict(DEFAULT_SEARCH)
     for name in ("metric", "nprobes", "refine_factor"):
         if stored.get(name) is not None:
             params[name] = stored[name]
     if stored.get("distance_type"):
         params["metric"] = stored["distance_type"]
-    _params_cache[cache_key] = (time.monotonic(), params)
     return params
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every call needs from atlas metadata: spaces, index settings per space, label columns."""
+
+    spaces: dict[str, SpaceInfo]
+    params: dict[str, dict]
+    label_columns: list[str]
+
+
+def _context(atlas: Atlas) -> _Context:
+    """The atlas context, cached per (table list, metadata version, objects version): one listing per call."""
+    names = tuple(atlas.table_names())
+    key = (
+        names,
+        atlas.db.open_table(schema.META).version,
+        atlas.db.open_table(schema.OBJECTS).version if schema.OBJECTS in names else 0,
+    )
+    hit = _context_cache.get(atlas.uri)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stored = atlas.meta_items("index:")
+    spaces = list_spaces(atlas)
+    ctx = _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns())
+    _context_cache[atlas.uri] = (key, ctx)
+    return ctx
 
 
 def ensure_id_index(atlas: Atlas, table: str) -> None:
@@ -111,7 +135,7 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 
 def _spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
-    spaces = list_spaces(atlas)
+    spaces = _context(atlas).spaces
     if not spaces:
         raise AtlasError(f"atlas {atlas.uri} has no embedding spaces yet; run `python -m embeddings embed` first")
     return spaces
@@ -120,13 +144,27 @@ def _spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
 def query_vector(atlas: Atlas, object_id: str, space: Space) -> np.ndarray:
     """The L2-normalised vector of an object in a space, or the normalised mean over several spaces (mixed)."""
     names = [space] if isinstance(space, str | SpaceInfo) else list(space)
+    ds = rowmap.objects_dataset(atlas)
+    objects = rowmap.object_rows(atlas, ds)
+    return _query_vector(atlas, objects, int(objects.offsets([object_id])[0]), object_id, [space_name(n) for n in names])
+
+
+def _query_vector(atlas: Atlas, objects: rowmap.ObjectRows, me: int, object_id: str, names: list[str]) -> np.ndarray:
     parts = []
     for name in names:
-        ids, vec = read_vectors(atlas, name, [object_id])
-        if not ids:
+        table = space_table(name)
+        vds = atlas.table(table).to_lance()
+        row = rowmap.vector_rows(atlas, table, vds, objects).by_object[me] if me >= 0 else -1
+        if row < 0:
             raise AtlasError(f"object {object_id!r} has no vector in space {name}")
-        parts.append(_normalise(vec[0]))
+        parts.append(_normalise(_matrix(vds.take([int(row)], columns=["vector"]).column("vector"))[0]))
     return _normalise(np.mean(parts, axis=0)).astype(np.float32)
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size-list vector column as a float32 matrix."""
+    flat = column.combine_chunks()
+    return flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), flat.type.list_size).astype(np.float32, copy=False)
 
 
 def _check_aligned(atlas: Atlas, query_spaces: list[str], target: str) -> None:
@@ -172,18 +210,6 @@ def _objects_where(atlas: Atlas, columns: list[str], where: str) -> pd.DataFrame
     return _filtered(lambda: atlas.objects(columns, where=where), where)
 
 
-def _estimate_where(atlas: Atlas, where: str) -> int:
-    return _filtered(lambda: atlas.estimate_count(schema.OBJECTS, where), where)
-
-
-def _scan_where(atlas: Atlas, where: str) -> set[str]:
-    return _filtered(lambda: set(atlas.scan_ids_unindexed(schema.OBJECTS, where)), where)
-
-
-def _count_where(atlas: Atlas, where: str) -> int:
-    return _filtered(lambda: atlas.count(schema.OBJECTS, where), where)
-
-
 def search(
     atlas: Atlas,
     vector: np.ndarray,
@@ -199,61 +225,91 @@ def search(
     """k nearest rows of `space` to a vector: object_id, distance (index metric), similarity (cosine).
 
     `where` (SQL over objects columns) and `allowed` (an id set) restrict the candidates: up to EXACT_MAX
-    matching ids are passed to LanceDB as a prefilter with an exact scan; broader filters query the index
-    with oversampling and check the candidates against the filter on the objects table.
+    matching vectors are read in one `take` and ranked exactly; broader filters query the index with
+    oversampling and keep the candidates the filter allows.
     """
+    mask, objects = None, None
+    if where or allowed is not None:
+        ds = rowmap.objects_dataset(atlas)
+        objects = rowmap.object_rows(atlas, ds)
+        if where:
+            mask = rowmap.where_mask(atlas, ds, objects, where)
+        if allowed is not None:
+            mask = objects.ids_mask(allowed) if mask is None else mask & objects.ids_mask(allowed)
+    return _search(atlas, vector, space, k, mask, objects, exclude, nprobes, refine_factor)
+
+
+def _search(
+    atlas: Atlas,
+    vector: np.ndarray,
+    space: SpaceRef,
+    k: int,
+    mask: np.ndarray | None,
+    objects: rowmap.ObjectRows | None,
+    exclude: Sequence[str] = (),
+    nprobes: int | None = None,
+    refine_factor: int | None = None,
+) -> pd.DataFrame:
+    """`search` over the objects rows in `mask` (all rows when None)."""
     table_name = space_table(space)
-    ensure_id_index(atlas, table_name)
     tbl = atlas.table(table_name)
     params = search_params(atlas, space)
     nprobes = nprobes or params["nprobes"]
     refine_factor = refine_factor or params["refine_factor"]
     vector = _normalise(np.asarray(vector, np.float32))
-    cosine = params["metric"] == "cosine"
-    cols = ["object_id", "_distance"] if cosine else ["object_id", "vector", "_distance"]
+    metric = params["metric"]
+    cols = ["object_id", "_distance"] if metric == "cosine" else ["object_id", "vector", "_distance"]
     fetch = k + len(exclude)
 
-    def run(limit: int, prefilter: str | None = None) -> pd.DataFrame:
-        q = tbl.search(vector, vector_column_name="vector").distance_type(params["metric"]).select(cols).limit(limit)
-        if prefilter:
-            return q.where(prefilter, prefilter=True).bypass_vector_index().to_pandas()
+    def ann(limit: int) -> pd.DataFrame:
+        q = tbl.search(vector, vector_column_name="vector").distance_type(metric).select(cols).limit(limit)
         refine = refine_factor if limit <= 100 else max(2, 2000 // limit)  # oversampled filter queries refine less
         return q.nprobes(nprobes).refine_factor(refine).to_pandas()
 
-    n_match = None
-    if where and allowed is None:
-        n_match = _estimate_where(atlas, where)
-        if n_match <= 2 * EXACT_MAX:  # selective: count and list the ids through the scalar indexes
-            n_match = _count_where(atlas, where)
-        if n_match <= EXACT_MAX:
-            allowed, where = set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
-    elif where and allowed is not None:
-        allowed, where = allowed & set(_objects_where(atlas, ["object_id"], where)["object_id"]), None
-    if allowed is not None:
-        found = run(fetch, where_in("object_id", sorted(allowed))) if allowed else pd.DataFrame(columns=cols)
-    elif where:
-        total = max(atlas.count(table_name), 1)
-        limit = int(min(fetch * total / max(n_match or 1, 1) * 2 + 10, 20_000))
-        while True:
-            found = run(limit)
-            if found.empty:
-                break
-            ok = _scan_where(atlas, where_all(where, where_in("object_id", list(found["object_id"]))) or "")
-            found = found[found["object_id"].isin(ok)]
-            if len(found) >= fetch or limit >= min(total, 20_000):
-                break
-            limit = min(limit * 4, 20_000)
+    if mask is None or objects is None:
+        found = ann(fetch)
     else:
-        found = run(fetch)
+        vds = tbl.to_lance()
+        rows = rowmap.vector_rows(atlas, table_name, vds, objects).by_object[mask]
+        rows = np.sort(rows[rows >= 0])
+        found = pd.DataFrame(columns=cols)
+        if len(rows) > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
+            limit = int(min(fetch * vds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
+            while True:
+                hits = ann(limit)
+                off = objects.offsets(hits["object_id"].to_numpy())
+                found = hits[(off >= 0) & mask[np.maximum(off, 0)]]
+                if len(found) >= fetch or len(hits) < limit or limit >= ANN_LIMIT:
+                    break
+                limit = min(limit * 4, ANN_LIMIT)
+        if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
+            found = _exact(vds, rows, vector, fetch, metric)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
     dist = found["_distance"].to_numpy(dtype=np.float64)
-    if cosine:
+    if metric == "cosine":
         sim = 1.0 - dist
     elif len(found):
         sim = _normalise(np.stack(found["vector"].to_numpy()).astype(np.float32)) @ vector
     else:
         sim = np.zeros(0)
     return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": dist})
+
+
+def _exact(vds: Any, rows: np.ndarray, vector: np.ndarray, fetch: int, metric: str) -> pd.DataFrame:
+    """The `fetch` nearest of the vectors at offsets `rows`, read in one projected take and ranked in numpy."""
+    if not len(rows):
+        return pd.DataFrame(columns=["object_id", "vector", "_distance"])
+    got = vds.take(rows, columns=["object_id", "vector"])
+    mat = _matrix(got.column("vector"))
+    if metric == "cosine":
+        dist = 1.0 - _normalise(mat) @ vector
+    elif metric == "dot":
+        dist = 1.0 - mat @ vector
+    else:  # l2: squared, as Lance reports it
+        dist = ((mat - vector) ** 2).sum(axis=1)
+    top = np.argsort(dist, kind="stable")[:fetch]
+    return pd.DataFrame({"object_id": np.asarray(got.column("object_id").to_pylist(), object)[top],
+                         "vector": list(mat[top]), "_distance": dist[top]})
 
 
 def _drop_same_source(frame: pd.DataFrame, ra0: float, dec0: float, arcsec: float) -> pd.DataFrame:
@@ -302,27 +358,60 @@ def neighbours(
     query_spaces = [space_name(s) for s in ([space] if isinstance(space, str | SpaceInfo) else space)]
     target = space_name(target_space) if target_space is not None else query_spaces[0]
     _check_aligned(atlas, query_spaces, target)
-    vector = query_vector(atlas, object_id, query_spaces)
-    allowed = allowed_ids(atlas, None, tag)
+    ds = rowmap.objects_dataset(atlas)
+    objects = rowmap.object_rows(atlas, ds)
+    me = int(objects.offsets([object_id])[0])
+    vector = _query_vector(atlas, objects, me, object_id, query_spaces)
+    mask = _filter_mask(atlas, ds, objects, where, z_range, survey, tag)
     extra = 3 * k if exclude_same_source_arcsec else 0
     exclude = () if include_self else (object_id,)
-    sql = filter_sql(where, z_range=z_range, survey=survey)
-    found = search(atlas, vector, target, k + extra, where=sql, allowed=allowed, exclude=exclude)
-    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else atlas.label_columns())]))
-    meta = atlas.get_objects(list(found["object_id"]), cols)
+    ensure_id_index(atlas, space_table(target))
+    found = _search(atlas, vector, target, k + extra, mask, objects, exclude)
+    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else _context(atlas).label_columns)]))
+    meta = _take_objects(ds, objects, [me, *objects.offsets(found["object_id"].to_numpy())], cols)
     out = found.merge(meta, on="object_id", how="left")
     if exclude_same_source_arcsec:
-        me = atlas.get_objects([object_id], ["ra", "dec"])
-        out = _drop_same_source(out, float(me["ra"].iloc[0]), float(me["dec"].iloc[0]), float(exclude_same_source_arcsec))
+        mine = meta[meta["object_id"] == object_id].iloc[0]
+        out = _drop_same_source(out, float(mine["ra"]), float(mine["dec"]), float(exclude_same_source_arcsec))
     out = out.head(k).reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 
 
+def _filter_mask(
+    atlas: Atlas, ds: Any, objects: rowmap.ObjectRows, where: str | None, z_range: tuple[float, float] | None,
+    survey: str | Sequence[str] | None, tag: str | None,
+) -> np.ndarray | None:
+    """Objects rows passing every given filter (None when nothing filters): numpy for redshift and survey."""
+    parts = []
+    if where:
+        parts.append(rowmap.where_mask(atlas, ds, objects, where))
+    if z_range is not None:
+        parts.append(objects.z_mask(*z_range))
+    if survey:
+        parts.append(objects.survey_mask([survey] if isinstance(survey, str) else list(survey)))
+    if tag:
+        parts.append(objects.ids_mask(tags.tagged_ids(atlas, tag)))
+    return np.logical_and.reduce(parts) if parts else None
+
+
+def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: Sequence[int], columns: list[str]) -> pd.DataFrame:
+    """Objects rows at `offsets` (each once, -1 skipped) with `columns`, in one projected take."""
+    cols = [c for c in dict.fromkeys(["object_id", *columns]) if c in objects.columns]
+    off = np.unique(np.asarray(offsets, np.int64))
+    off = off[off >= 0]
+    return ds.take(off, columns=cols).to_pandas() if len(off) else pd.DataFrame(columns=cols)
+
+
 def directions(atlas: Atlas, object_id: str) -> list[Direction]:
     """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned group."""
     spaces = _spaces(atlas)
-    has = {name: atlas.count(info.table, where_eq("object_id", object_id)) > 0 for name, info in spaces.items()}
+    objects = rowmap.object_rows(atlas)
+    me = int(objects.offsets([object_id])[0])
+    has = {}
+    for name, info in spaces.items():
+        vds = atlas.table(info.table).to_lance()
+        has[name] = me >= 0 and rowmap.vector_rows(atlas, info.table, vds, objects).by_object[me] >= 0
     out = [Direction((info,), info) for name, info in spaces.items() if has[name]]
     groups: dict[str, list[SpaceInfo]] = {}
     for info in spaces.values():

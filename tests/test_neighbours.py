@@ -131,3 +131,17 @@ def test_large_objects_tables_get_filter_indexes_and_filters_stay_exact(atlas, m
     assert 10 < len(allowed) <= nb.EXACT_MAX
     _, q = read_vectors(atlas, IMAGE.name, [oid])
     assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]
+
+
+def test_filtered_search_sees_objects_and_vectors_added_after_a_search(toy):
+    atlas, objs = toy
+    oid = "obj00030"
+    neighbours(atlas, oid, IMAGE.name, k=5, z_range=(0.0, 1.0), survey="sdss")  # maps cached for these versions
+    new = objs.loc[[oid]].reset_index(names="object_id").assign(object_id="obj-new", survey="sdss", redshift=0.5)
+    new = new.astype({"ra": float, "dec": float, "redshift": "float32", "is_rare": bool})
+    atlas.upsert("objects", new)
+    _, vec = read_vectors(atlas, IMAGE.name, [oid])
+    write_vectors(atlas, IMAGE, ["obj-new"], vec * 1.001)
+    out = neighbours(atlas, oid, IMAGE.name, k=5, z_range=(0.0, 1.0), survey="sdss")
+    assert out["object_id"].iloc[0] == "obj-new" and out["redshift"].iloc[0] == pytest.approx(0.5)
+    assert "obj-new" not in set(neighbours(atlas, oid, IMAGE.name, k=5, survey="desi")["object_id"])
