@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from backend import anomaly, maps, rare
-from backend.features import MORPHOLOGY, feature_sets
+from backend.features import MORPHOLOGY, FeatureSet, feature_sets
 from backend.store import Atlas
 
 
@@ -26,22 +26,31 @@ def discover(
     say: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Compute and store maps, per-set anomaly scores, rare clusters and the combined ranking; returns the ranking."""
-    params = map_params or maps.MapParams()
     per_set: dict[str, pd.DataFrame] = {}
     for name, fs in feature_sets(atlas).items():
-        scores = anomaly.score_set(fs, k=k)
-        per_set[name] = scores
         if name == MORPHOLOGY:
+            per_set[name] = anomaly.score_set(fs, k=k)
             say(f"morphology: anomaly scores of {len(fs.ids)} objects")
             continue
-        xy = maps.fit_map(fs.X[:, : params.pca_components], params)
-        labels, table = rare.anomaly_clusters(fs.X, scores["anomaly"].to_numpy(), fs.ids)
-        frame = scores.assign(x=xy[:, 0], y=xy[:, 1]).merge(rare.label_columns(fs.ids, labels, table), on="object_id")
-        maps.store_map(atlas, name, frame, params)
-        rare.store_table(atlas, name, table, on="anomalies", min_cluster_size=5, min_samples=None)
-        atlas.set_meta(f"anomaly:{name}", {"methods": list(anomaly.DEFAULT_METHODS), "k": k,
-                                            "n_components": fs.X.shape[1], "seed": 0})
-        say(f"map {name}: UMAP, anomaly scores and {len(table)} clusters stored")
+        per_set[name] = discover_space(atlas, fs, map_params=map_params, k=k, say=say)
     ranking = anomaly.store_combined(atlas, per_set)
     say(f"combined anomaly ranking over {', '.join(per_set)} stored")
     return ranking
+
+
+def discover_space(
+    atlas: Atlas, fs: FeatureSet, *, map_params: maps.MapParams | None = None, k: int = 10,
+    say: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """The map, anomaly scores and rare clusters of one space's features, stored in one map write; returns the scores."""
+    params = map_params or maps.MapParams()
+    scores = anomaly.score_set(fs, k=k)
+    xy = maps.fit_map(fs.X[:, : params.pca_components], params)
+    labels, table = rare.anomaly_clusters(fs.X, scores["anomaly"].to_numpy(), fs.ids)
+    frame = scores.assign(x=xy[:, 0], y=xy[:, 1]).merge(rare.label_columns(fs.ids, labels, table), on="object_id")
+    maps.store_map(atlas, fs.name, frame, params)
+    rare.store_table(atlas, fs.name, table, on="anomalies", min_cluster_size=5, min_samples=None)
+    atlas.set_meta(f"anomaly:{fs.name}", {"methods": list(anomaly.DEFAULT_METHODS), "k": k,
+                                           "n_components": fs.X.shape[1], "seed": 0})
+    say(f"map {fs.name}: UMAP, anomaly scores and {len(table)} clusters stored")
+    return scores

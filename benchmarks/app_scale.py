@@ -27,6 +27,8 @@ sys.path.insert(0, str(REPO))
 from bench_common import emit  # noqa: E402
 
 from backend import anomaly, maps, rare, render  # noqa: E402
+from backend.discovery import discover_space  # noqa: E402
+from backend.features import space_features  # noqa: E402
 from backend.neighbours import neighbours  # noqa: E402
 from backend.spaces import list_spaces  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
@@ -130,20 +132,18 @@ def browser_figures(uri: str, label: str, repeats: int) -> None:
 
 
 def compute_figures(uri: str, label: str) -> None:
+    """Map + anomaly scores + clusters of the image space, as `discover` computes them (fit on samples)."""
     atlas = open_atlas(uri)
     space = next(s for s, info in list_spaces(atlas).items() if info.modality == "image")
     n = atlas.count("objects")
     started = time.perf_counter()
+    fs = space_features(atlas, space)
+    emit("app.compute_features", time.perf_counter() - started, "s", atlas=label, objects=n, note="read + PCA")
     t0 = time.perf_counter()
-    maps.compute_map(atlas, space, force=True)
-    emit("app.compute_map", time.perf_counter() - t0, "s", atlas=label, objects=n)
-    t0 = time.perf_counter()
-    anomaly.compute_anomalies(atlas, space)
-    emit("app.compute_anomalies", time.perf_counter() - t0, "s", atlas=label, objects=n)
-    t0 = time.perf_counter()
-    rare.find_clusters(atlas, space)
-    emit("app.compute_clusters", time.perf_counter() - t0, "s", atlas=label, objects=n)
-    emit("app.compute_map_anomaly_clusters", time.perf_counter() - started, "s", atlas=label, objects=n, goal_s=900)
+    discover_space(atlas, fs, say=lambda m: print(f"{time.perf_counter() - t0:7.1f} s  {m}", flush=True))
+    emit("app.compute_map_anomaly_clusters", time.perf_counter() - started, "s", atlas=label, objects=n, goal_s=900,
+         anomaly_fit_size=anomaly.FIT_SIZE, map_fit_size=maps.MapParams().fit_size,
+         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 def main() -> None:

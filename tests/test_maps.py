@@ -39,10 +39,24 @@ def test_umap_map_is_cached_by_parameters_and_separates_clusters(toy):
     assert min(gaps) > spread  # clusters of the latent space stay apart on the map
 
 
-def test_large_spaces_fit_on_a_sample_and_place_the_rest(toy):
-    atlas, _ = toy
+def test_large_spaces_fit_on_a_sample_and_place_the_rest_beside_their_kind(toy):
+    atlas, objs = toy
     frame = maps.compute_map(atlas, IMAGE.name, maps.MapParams(pca_components=8, n_neighbors=10, n_epochs=60, fit_size=150))
-    assert len(frame) == 300 and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    assert len(frame) == 300 and frame["object_id"].is_unique and np.isfinite(frame[["x", "y"]].to_numpy()).all()
+    merged = frame.merge(objs[["object_id", "morphology"]], on="object_id")
+    centres = merged.groupby("morphology")[["x", "y"]].mean()
+    nearest = [centres.index[np.argmin(np.linalg.norm(centres.to_numpy() - row, axis=1))]
+               for row in merged[["x", "y"]].to_numpy()]
+    assert (np.asarray(nearest) == merged["morphology"].to_numpy()).mean() >= 0.9  # placed points sit with their kind
+
+
+def test_placing_uses_the_nearest_fitted_rows(monkeypatch):
+    sample = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sample_xy = np.array([[1.0, 1.0], [5.0, 5.0], [9.0, 9.0]], np.float32)
+    rows = np.array([[0.0, 0.01], [9.99, 0.0]])
+    monkeypatch.setattr(maps, "PLACE_K", 1)
+    xy = maps.place(object(), sample, sample_xy, rows, metric="euclidean")
+    np.testing.assert_allclose(xy, [[1.0, 1.0], [5.0, 5.0]])
 
 
 def test_render_density_category_and_continuous(toy):

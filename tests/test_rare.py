@@ -55,5 +55,9 @@ def test_knn_distance_flags_isolated_points():
     X[:5] += 8.0 * rng.normal(size=(5, 5))  # five isolated objects
     scores = anomaly.score(X, ("knn",), k=5)
     assert set(np.argsort(-scores["anomaly_knn"].to_numpy())[:5]) == set(range(5))
+    sampled = anomaly.score(X, ("knn", "iforest", "ecod"), k=5, fit_size=100)  # fit on 100 rows, score the other 200
+    assert len(sampled) == 300 and np.isfinite(sampled.to_numpy()).all()
+    assert set(np.argsort(-sampled["anomaly_knn"].to_numpy())[:5]) == set(range(5))
+    assert sampled["anomaly"].to_numpy()[:5].min() > np.quantile(sampled["anomaly"], 0.9)
     with pytest.raises(ValueError, match="unknown anomaly methods"):
         anomaly.score(X, ("gmm",))
