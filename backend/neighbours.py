@@ -21,19 +21,18 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from backend import rowmap, schema, tags
 from backend.spaces import SpaceInfo, SpaceRef, list_spaces, space_name, space_table
 from backend.store import Atlas, AtlasError, where_all, where_between, where_in, with_retry
 
 T = TypeVar("T")
-EXACT_MAX = 5_000
+EXACT_MAX = 50_000  # filters matching up to this many vectors are ranked exactly (the subset is cached)
 ANN_LIMIT = 20_000  # most candidates one oversampled index query returns
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
 FILTER_INDEXES = {"object_id": "BTREE", "redshift": "BTREE", "ra": "BTREE", "dec": "BTREE", "survey": "BITMAP"}
 _id_indexed: set[tuple[str, str]] = set()
-_context_cache: dict[str, tuple[tuple, _Context]] = {}
+_context_cache: dict[str, tuple[tuple, _Context]] = {}  # per atlas: (table list, meta and objects versions)
 DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
 META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
 Space = SpaceRef | Sequence[SpaceRef]  # one space, or several aligned spaces for a mixed query
@@ -73,7 +72,7 @@ def search_params(atlas: Atlas, space: SpaceRef) -> dict:
 
     Read with the rest of the atlas context once per version of the metadata table.
     """
-    return dict(_context(atlas).params.get(space_name(space), DEFAULT_SEARCH))
+    return _View(atlas).params(space)
 
 
 def _params(stored: dict) -> dict:
@@ -95,22 +94,56 @@ class _Context:
     label_columns: list[str]
 
 
-def _context(atlas: Atlas) -> _Context:
-    """The atlas context, cached per (table list, metadata version, objects version): one listing per call."""
-    names = tuple(atlas.table_names())
-    key = (
-        names,
-        atlas.db.open_table(schema.META).version,
-        atlas.db.open_table(schema.OBJECTS).version if schema.OBJECTS in names else 0,
-    )
-    hit = _context_cache.get(atlas.uri)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    stored = atlas.meta_items("index:")
-    spaces = list_spaces(atlas)
-    ctx = _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns())
-    _context_cache[atlas.uri] = (key, ctx)
-    return ctx
+class _View:
+    """One call's view of an atlas: the table list read once, each table and its Lance dataset opened once,
+    and the metadata context cached per (table list, metadata version, objects version) across calls."""
+
+    def __init__(self, atlas: Atlas) -> None:
+        self.atlas = atlas
+        self.names = frozenset(atlas.table_names())
+        self._tables: dict[str, Any] = {}
+        self._datasets: dict[str, Any] = {}
+        key = (self.names, self.table(schema.META).version,
+               self.table(schema.OBJECTS).version if schema.OBJECTS in self.names else 0)
+        hit = _context_cache.get(atlas.uri)
+        if hit is None or hit[0] != key:
+            stored = atlas.meta_items("index:")
+            spaces = list_spaces(atlas)
+            hit = key, _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns())
+            _context_cache[atlas.uri] = hit
+        self.ctx = hit[1]
+
+    def table(self, name: str) -> Any:
+        """A table of the atlas, opened once per view (AtlasError naming it when absent)."""
+        if name not in self._tables:
+            if name not in self.names:
+                raise AtlasError(f"atlas {self.atlas.uri} has no table {name!r}")
+            self._tables[name] = self.atlas.db.open_table(name)
+        return self._tables[name]
+
+    def dataset(self, name: str) -> Any:
+        """The table's Lance dataset at the version this view first saw (row offsets refer to it)."""
+        if name not in self._datasets:
+            self._datasets[name] = self.table(name).to_lance()
+        return self._datasets[name]
+
+    def objects(self) -> rowmap.ObjectRows:
+        """The objects row map at this view's objects version."""
+        return rowmap.object_rows(self.atlas, self.dataset(schema.OBJECTS))
+
+    def vector_rows(self, table: str) -> rowmap.VectorRows:
+        """The row map of a vectors table onto the objects."""
+        return rowmap.vector_rows(self.atlas, table, self.dataset(table), self.objects())
+
+    def spaces(self) -> dict[str, SpaceInfo]:
+        """The atlas's spaces (AtlasError when it has none)."""
+        if not self.ctx.spaces:
+            raise AtlasError(f"atlas {self.atlas.uri} has no embedding spaces yet; run `python -m embeddings embed` first")
+        return self.ctx.spaces
+
+    def params(self, space: SpaceRef) -> dict:
+        """Query settings of a space's index."""
+        return dict(self.ctx.params.get(space_name(space), DEFAULT_SEARCH))
 
 
 def ensure_id_index(atlas: Atlas, table: str) -> None:
@@ -134,41 +167,25 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / np.where(n > 0, n, 1.0)
 
 
-def _spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
-    spaces = _context(atlas).spaces
-    if not spaces:
-        raise AtlasError(f"atlas {atlas.uri} has no embedding spaces yet; run `python -m embeddings embed` first")
-    return spaces
-
-
 def query_vector(atlas: Atlas, object_id: str, space: Space) -> np.ndarray:
     """The L2-normalised vector of an object in a space, or the normalised mean over several spaces (mixed)."""
     names = [space] if isinstance(space, str | SpaceInfo) else list(space)
-    ds = rowmap.objects_dataset(atlas)
-    objects = rowmap.object_rows(atlas, ds)
-    return _query_vector(atlas, objects, int(objects.offsets([object_id])[0]), object_id, [space_name(n) for n in names])
+    view = _View(atlas)
+    return _query_vector(view, int(view.objects().offsets([object_id])[0]), object_id, [space_name(n) for n in names])
 
 
-def _query_vector(atlas: Atlas, objects: rowmap.ObjectRows, me: int, object_id: str, names: list[str]) -> np.ndarray:
+def _query_vector(view: _View, me: int, object_id: str, names: list[str]) -> np.ndarray:
     parts = []
     for name in names:
         table = space_table(name)
-        vds = atlas.table(table).to_lance()
-        row = rowmap.vector_rows(atlas, table, vds, objects).by_object[me] if me >= 0 else -1
+        row = view.vector_rows(table).by_object[me] if me >= 0 and table in view.names else -1
         if row < 0:
             raise AtlasError(f"object {object_id!r} has no vector in space {name}")
-        parts.append(_normalise(_matrix(vds.take([int(row)], columns=["vector"]).column("vector"))[0]))
+        parts.append(_normalise(rowmap.vector_matrix(view.dataset(table).take([int(row)], columns=["vector"]).column("vector"))[0]))
     return _normalise(np.mean(parts, axis=0)).astype(np.float32)
 
 
-def _matrix(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size-list vector column as a float32 matrix."""
-    flat = column.combine_chunks()
-    return flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), flat.type.list_size).astype(np.float32, copy=False)
-
-
-def _check_aligned(atlas: Atlas, query_spaces: list[str], target: str) -> None:
-    spaces = _spaces(atlas)
+def _check_aligned(atlas: Atlas, spaces: dict[str, SpaceInfo], query_spaces: list[str], target: str) -> None:
     for name in [*query_spaces, target]:
         if name not in spaces:
             raise AtlasError(f"no space {name!r} in {atlas.uri}; spaces: {', '.join(sorted(spaces))}")
@@ -228,32 +245,31 @@ def search(
     matching vectors are read in one `take` and ranked exactly; broader filters query the index with
     oversampling and keep the candidates the filter allows.
     """
-    mask, objects = None, None
+    view = _View(atlas)
+    mask = None
     if where or allowed is not None:
-        ds = rowmap.objects_dataset(atlas)
-        objects = rowmap.object_rows(atlas, ds)
+        objects = view.objects()
         if where:
-            mask = rowmap.where_mask(atlas, ds, objects, where)
+            mask = rowmap.where_mask(atlas, view.dataset(schema.OBJECTS), objects, where)
         if allowed is not None:
             mask = objects.ids_mask(allowed) if mask is None else mask & objects.ids_mask(allowed)
-    return _search(atlas, vector, space, k, mask, objects, exclude, nprobes, refine_factor)
+    return _search(view, vector, space, k, mask, exclude, nprobes, refine_factor)
 
 
 def _search(
-    atlas: Atlas,
+    view: _View,
     vector: np.ndarray,
     space: SpaceRef,
     k: int,
     mask: np.ndarray | None,
-    objects: rowmap.ObjectRows | None,
     exclude: Sequence[str] = (),
     nprobes: int | None = None,
     refine_factor: int | None = None,
 ) -> pd.DataFrame:
     """`search` over the objects rows in `mask` (all rows when None)."""
     table_name = space_table(space)
-    tbl = atlas.table(table_name)
-    params = search_params(atlas, space)
+    tbl = view.table(table_name)
+    params = view.params(space)
     nprobes = nprobes or params["nprobes"]
     refine_factor = refine_factor or params["refine_factor"]
     vector = _normalise(np.asarray(vector, np.float32))
@@ -266,15 +282,15 @@ def _search(
         refine = refine_factor if limit <= 100 else max(2, 2000 // limit)  # oversampled filter queries refine less
         return q.nprobes(nprobes).refine_factor(refine).to_pandas()
 
-    if mask is None or objects is None:
+    if mask is None:
         found = ann(fetch)
     else:
-        vds = tbl.to_lance()
-        rows = rowmap.vector_rows(atlas, table_name, vds, objects).by_object[mask]
+        objects = view.objects()
+        rows = view.vector_rows(table_name).by_object[mask]
         rows = np.sort(rows[rows >= 0])
         found = pd.DataFrame(columns=cols)
         if len(rows) > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
-            limit = int(min(fetch * vds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
+            limit = int(min(fetch * view.dataset(table_name).count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
             while True:
                 hits = ann(limit)
                 off = objects.offsets(hits["object_id"].to_numpy())
@@ -283,7 +299,8 @@ def _search(
                     break
                 limit = min(limit * 4, ANN_LIMIT)
         if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
-            found = _exact(vds, rows, vector, fetch, metric)
+            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, view.dataset(table_name), rows)
+            found = _exact(ids, mat, vector, fetch, metric)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
     dist = found["_distance"].to_numpy(dtype=np.float64)
     if metric == "cosine":
@@ -295,21 +312,20 @@ def _search(
     return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": dist})
 
 
-def _exact(vds: Any, rows: np.ndarray, vector: np.ndarray, fetch: int, metric: str) -> pd.DataFrame:
-    """The `fetch` nearest of the vectors at offsets `rows`, read in one projected take and ranked in numpy."""
-    if not len(rows):
+def _exact(ids: np.ndarray, mat: np.ndarray, vector: np.ndarray, fetch: int, metric: str) -> pd.DataFrame:
+    """The `fetch` nearest rows of `mat` (object ids `ids`) to a unit vector under the index metric."""
+    if not len(ids):
         return pd.DataFrame(columns=["object_id", "vector", "_distance"])
-    got = vds.take(rows, columns=["object_id", "vector"])
-    mat = _matrix(got.column("vector"))
+    dot = mat @ vector
     if metric == "cosine":
-        dist = 1.0 - _normalise(mat) @ vector
+        dist = 1.0 - dot / np.maximum(np.linalg.norm(mat, axis=1), 1e-12)
     elif metric == "dot":
-        dist = 1.0 - mat @ vector
-    else:  # l2: squared, as Lance reports it
-        dist = ((mat - vector) ** 2).sum(axis=1)
-    top = np.argsort(dist, kind="stable")[:fetch]
-    return pd.DataFrame({"object_id": np.asarray(got.column("object_id").to_pylist(), object)[top],
-                         "vector": list(mat[top]), "_distance": dist[top]})
+        dist = 1.0 - dot
+    else:  # l2: squared, as Lance reports it (|v - q|^2 with |q| = 1)
+        dist = np.einsum("ij,ij->i", mat, mat) - 2.0 * dot + 1.0
+    top = np.argpartition(dist, fetch)[:fetch] if len(dist) > fetch else np.arange(len(dist))
+    top = top[np.lexsort((ids[top].astype(str), dist[top]))]
+    return pd.DataFrame({"object_id": ids[top], "vector": list(mat[top]), "_distance": dist[top]})
 
 
 def _drop_same_source(frame: pd.DataFrame, ra0: float, dec0: float, arcsec: float) -> pd.DataFrame:
@@ -351,24 +367,24 @@ def neighbours(
     `target_space` of the same aligned pair is a cross-modal query. Filters: `where` (SQL over objects
     columns), `z_range`, `survey`, `tag`; `exclude_same_source_arcsec` drops other entries of the same sky source.
     """
-    spaces = _spaces(atlas)
+    view = _View(atlas)
+    spaces = view.spaces()
     ensure_id_index(atlas, schema.OBJECTS)
     if space is None:
         space = next((n for n, s in spaces.items() if s.modality == "image"), next(iter(spaces)))
     query_spaces = [space_name(s) for s in ([space] if isinstance(space, str | SpaceInfo) else space)]
     target = space_name(target_space) if target_space is not None else query_spaces[0]
-    _check_aligned(atlas, query_spaces, target)
-    ds = rowmap.objects_dataset(atlas)
-    objects = rowmap.object_rows(atlas, ds)
+    _check_aligned(atlas, spaces, query_spaces, target)
+    objects = view.objects()
     me = int(objects.offsets([object_id])[0])
-    vector = _query_vector(atlas, objects, me, object_id, query_spaces)
-    mask = _filter_mask(atlas, ds, objects, where, z_range, survey, tag)
+    vector = _query_vector(view, me, object_id, query_spaces)
+    mask = _filter_mask(view, objects, where, z_range, survey, tag)
     extra = 3 * k if exclude_same_source_arcsec else 0
     exclude = () if include_self else (object_id,)
     ensure_id_index(atlas, space_table(target))
-    found = _search(atlas, vector, target, k + extra, mask, objects, exclude)
-    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else _context(atlas).label_columns)]))
-    meta = _take_objects(ds, objects, [me, *objects.offsets(found["object_id"].to_numpy())], cols)
+    found = _search(view, vector, target, k + extra, mask, exclude)
+    cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else view.ctx.label_columns)]))
+    meta = _take_objects(view.dataset(schema.OBJECTS), objects, [me, *objects.offsets(found["object_id"].to_numpy())], cols)
     out = found.merge(meta, on="object_id", how="left")
     if exclude_same_source_arcsec:
         mine = meta[meta["object_id"] == object_id].iloc[0]
@@ -379,19 +395,19 @@ def neighbours(
 
 
 def _filter_mask(
-    atlas: Atlas, ds: Any, objects: rowmap.ObjectRows, where: str | None, z_range: tuple[float, float] | None,
+    view: _View, objects: rowmap.ObjectRows, where: str | None, z_range: tuple[float, float] | None,
     survey: str | Sequence[str] | None, tag: str | None,
 ) -> np.ndarray | None:
     """Objects rows passing every given filter (None when nothing filters): numpy for redshift and survey."""
     parts = []
     if where:
-        parts.append(rowmap.where_mask(atlas, ds, objects, where))
+        parts.append(rowmap.where_mask(view.atlas, view.dataset(schema.OBJECTS), objects, where))
     if z_range is not None:
         parts.append(objects.z_mask(*z_range))
     if survey:
         parts.append(objects.survey_mask([survey] if isinstance(survey, str) else list(survey)))
     if tag:
-        parts.append(objects.ids_mask(tags.tagged_ids(atlas, tag)))
+        parts.append(objects.ids_mask(tags.tagged_ids(view.atlas, tag)))
     return np.logical_and.reduce(parts) if parts else None
 
 
@@ -405,13 +421,10 @@ def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: Sequence[int], c
 
 def directions(atlas: Atlas, object_id: str) -> list[Direction]:
     """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned group."""
-    spaces = _spaces(atlas)
-    objects = rowmap.object_rows(atlas)
-    me = int(objects.offsets([object_id])[0])
-    has = {}
-    for name, info in spaces.items():
-        vds = atlas.table(info.table).to_lance()
-        has[name] = me >= 0 and rowmap.vector_rows(atlas, info.table, vds, objects).by_object[me] >= 0
+    view = _View(atlas)
+    spaces = view.spaces()
+    me = int(view.objects().offsets([object_id])[0])
+    has = {name: me >= 0 and view.vector_rows(info.table).by_object[me] >= 0 for name, info in spaces.items()}
     out = [Direction((info,), info) for name, info in spaces.items() if has[name]]
     groups: dict[str, list[SpaceInfo]] = {}
     for info in spaces.values():

@@ -9,6 +9,7 @@ or a survey is a numpy mask instead of a query. Every map is rebuilt when its ta
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,12 +27,20 @@ _lock = threading.Lock()
 _objects: dict[str, ObjectRows] = {}
 _vectors: dict[tuple[str, str], VectorRows] = {}
 _masks: dict[tuple[str, int, str], np.ndarray] = {}
+_filtered: dict[tuple[str, str, int, str], tuple[np.ndarray, np.ndarray]] = {}
 MASK_CACHE = 8  # SQL filter masks kept per process (one bool per object each)
+FILTERED_CACHE_BYTES = 256 * 2**20  # filtered vector subsets kept per process (a user clicking around one filter)
 
 
 def _id_bytes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Object ids as a numpy bytes array (UTF-8), sortable and searchable without Python strings."""
     return np.asarray(pc.cast(column, pa.binary()).to_numpy(zero_copy_only=False), dtype=np.bytes_)
+
+
+def vector_matrix(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-size-list vector column as a float32 matrix."""
+    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return flat.values.to_numpy(zero_copy_only=False).reshape(len(flat), flat.type.list_size).astype(np.float32, copy=False)
 
 
 def _encode(ids: Iterable[str]) -> np.ndarray:
@@ -160,3 +169,23 @@ def where_mask(atlas: Atlas, ds: Any, objects: ObjectRows, where: str) -> np.nda
             _masks.pop(next(iter(_masks)))
         _masks[key] = mask
     return mask
+
+
+def filtered_vectors(atlas: Atlas, table: str, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object ids and vectors of a vectors table (Lance dataset `ds`) at the sorted offsets `rows`, read in one
+    projected take and kept (up to FILTERED_CACHE_BYTES in all) for the next search under the same filter."""
+    key = (atlas.uri, table, ds.version, hashlib.sha1(np.ascontiguousarray(rows, np.int64).tobytes()).hexdigest())
+    hit = _filtered.get(key)
+    if hit is not None:
+        return hit
+    got = ds.take(rows, columns=["object_id", "vector"]) if len(rows) else None
+    if got is None:
+        return np.zeros(0, object), np.zeros((0, 0), np.float32)
+    mat = vector_matrix(got.column("vector"))
+    found = np.asarray(got.column("object_id").to_pylist(), object), mat
+    with _lock:
+        while _filtered and sum(m.nbytes for _, m in _filtered.values()) + mat.nbytes > FILTERED_CACHE_BYTES:
+            _filtered.pop(next(iter(_filtered)))
+        if mat.nbytes <= FILTERED_CACHE_BYTES:
+            _filtered[key] = found
+    return found
