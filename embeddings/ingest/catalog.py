@@ -86,7 +86,7 @@ class CatalogReader:
         if isinstance(oid, str) and not oid.strip():
             oid = None  # a blank or whitespace-only id cell is no id
         if oid is None or (isinstance(oid, float) and np.isnan(oid)):
-            if ra is None:
+            if ra is None or dec is None:
                 return Skip(where, R.NO_POSITION, "no id and no valid ra/dec")
             oid = position_id(ra, dec)
         rec = Record(object_id=_id_str(oid), where=where, ra=ra, dec=dec)

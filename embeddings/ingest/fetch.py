@@ -3,6 +3,7 @@ then ingest from the cache. Rate-limited, retried with exponential backoff, resu
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable
@@ -99,10 +100,10 @@ class Fetcher:
             out = self.images / f"{key}_{band}.fits"
             if out.exists():
                 continue
-            hdul = self._call(f"{key} {band} cutout", lambda band=band: hips2fits.query(
-                hips=self.template.format(band=band), width=self.size, height=self.size, projection="TAN",
-                ra=Longitude(ra * u.deg), dec=Latitude(dec * u.deg), fov=Angle(self.size * PIXEL_SCALE * u.arcsec),
-                format="fits"))
+            hdul = self._call(f"{key} {band} cutout", functools.partial(
+                hips2fits.query, hips=self.template.format(band=band), width=self.size, height=self.size,
+                projection="TAN", ra=Longitude(ra * u.deg), dec=Latitude(dec * u.deg),
+                fov=Angle(self.size * PIXEL_SCALE * u.arcsec), format="fits"))
             hdul[0].header["BAND"] = band
             _atomic_write(hdul, out)
             done += 1

@@ -236,6 +236,7 @@ def read_desi(hdul: fits.HDUList, where: str) -> list[Record | Skip]:
                 problem, reason = f"arm {a}: NaN/inf flux in unmasked pixels", R.NON_FINITE
                 break
             f_out, iv_out = resample_spectrum(wave, flux[i], iv, grid)
+            assert iv_out is not None  # an inverse variance in gives one out
             num += iv_out * f_out
             den += iv_out
         if problem:
@@ -244,7 +245,7 @@ def read_desi(hdul: fits.HDUList, where: str) -> list[Record | Skip]:
         rec = Record(object_id=str(int(target)), where=f"{where} spectrum {i}")
         with np.errstate(invalid="ignore", divide="ignore"):
             rec.spectrum = Spectrum(flux=np.where(den > 0, num / den, 0.0), ivar=den, wave=grid)
-        if ra is not None:
+        if ra is not None and dec is not None:
             rec.ra, rec.dec = float(ra[i]), float(dec[i])
         if z is not None and i < len(z):
             rec.redshift = float(z[i])

@@ -22,7 +22,7 @@ from backend.store import Atlas, where_in, with_retry
 from . import report as R
 from .crossmatch import SkyMatcher
 from .positions import position_problem
-from .records import Record, Skip, SourceInfo
+from .records import Record, Skip, SourceInfo, Spectrum
 
 log = logging.getLogger(__name__)
 CORE = set(schema.OBJECT_CORE.names)
@@ -267,9 +267,9 @@ class ObjectWriter:
             row.update(ra=_num(rec.ra), dec=_num(rec.dec))
         if rec.redshift is not None and np.isfinite(rec.redshift):
             row["redshift"] = float(rec.redshift)
-        if rec.image is not None and not self._image(rec, survey, row):
+        if rec.image is not None and not self._image(rec, rec.image, survey, row):
             return None
-        if rec.spectrum is not None and not self._spectrum(rec, survey, row):
+        if rec.spectrum is not None and not self._spectrum(rec, rec.spectrum, survey, row):
             return None
         for key, value in rec.labels.items():
             name = label_name(key)
@@ -277,13 +277,13 @@ class ObjectWriter:
                 row[name] = value
         return row
 
-    def _image(self, rec: Record, survey: str, row: dict[str, Any]) -> bool:
-        img = np.asarray(rec.image, dtype=np.float32)
+    def _image(self, rec: Record, image: np.ndarray, survey: str, row: dict[str, Any]) -> bool:
+        img = np.asarray(image, dtype=np.float32)
         if img.ndim == 2:
             img = img[None]
         bands = list(rec.bands or self.info.bands or [])
         if img.ndim != 3 or img.shape[0] != len(bands) or min(img.shape[1:]) < 2:
-            self.report.skip(rec.where, R.WRONG_SHAPE, f"image shape {tuple(np.shape(rec.image))} is not bands x H x W for bands {bands}")
+            self.report.skip(rec.where, R.WRONG_SHAPE, f"image shape {tuple(np.shape(image))} is not bands x H x W for bands {bands}")
             return False
         entry = self._survey_entry(survey, bands=bands, pixel_scale=self.info.pixel_scale, image_shape=list(img.shape))
         want = entry.get("bands", bands)
@@ -305,13 +305,12 @@ class ObjectWriter:
         row["thumbnail"] = rec.thumbnail if rec.thumbnail is not None else _Pending(want)
         return True
 
-    def _spectrum(self, rec: Record, survey: str, row: dict[str, Any]) -> bool:
-        spec = rec.spectrum
+    def _spectrum(self, rec: Record, spec: Spectrum, survey: str, row: dict[str, Any]) -> bool:
         flux = np.asarray(spec.flux, dtype=np.float64).squeeze()
         ivar = None if spec.ivar is None else np.asarray(spec.ivar, dtype=np.float64).squeeze()
         wave = self.info.wavelength if spec.wave is None else np.asarray(spec.wave, dtype=np.float64).squeeze()
         if wave is None or flux.ndim != 1 or wave.shape != flux.shape or (ivar is not None and ivar.shape != flux.shape):
-            shapes = f"flux {np.shape(spec.flux)}, ivar {None if ivar is None else np.shape(spec.ivar)}, grid {None if wave is None else wave.shape}"
+            shapes = f"flux {np.shape(spec.flux)}, ivar {None if spec.ivar is None else np.shape(spec.ivar)}, grid {None if wave is None else wave.shape}"
             self.report.skip(rec.where, R.WRONG_SHAPE, f"spectrum shapes disagree: {shapes}")
             return False
         good = np.ones(flux.shape, bool) if ivar is None else (ivar > 0) & np.isfinite(ivar)
