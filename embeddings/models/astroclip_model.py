@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from embeddings.models.astroclip_specformer import SpecFormer, SpecFormerConfig
+from embeddings.models.astroclip_specformer import MLP, SpecFormer, SpecFormerConfig
 from embeddings.models.astroclip_vit import AstroDinoViT, ViTConfig
 
 VIT_HEAD_DIM = 64  # ViT-L: 1024 / 16 heads
@@ -38,18 +38,6 @@ class CrossAttentionHead(nn.Module):
         return self.layernorm(out)
 
 
-class HeadMLP(nn.Module):
-    """encoder -> GELU -> decoder (AstroCLIP's modules.MLP)."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.encoder = nn.Linear(dim, hidden)
-        self.decoder = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(nn.functional.gelu(self.encoder(x)))
-
-
 class ImageTower(nn.Module):
     """AstroDINO tokens -> cross-attention -> MLP (no residual, as upstream's ImageHead)."""
 
@@ -57,7 +45,7 @@ class ImageTower(nn.Module):
         super().__init__()
         self.backbone = AstroDinoViT(vit)
         self.cross_attention = CrossAttentionHead(embed_dim, n_head, vit.embed_dim)
-        self.mlp = HeadMLP(embed_dim, 4 * embed_dim)
+        self.mlp = MLP(embed_dim, 4 * embed_dim)  # AstroCLIP's modules.MLP
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.cross_attention(self.backbone.tokens(image)))[:, 0]
@@ -70,7 +58,7 @@ class SpectrumTower(nn.Module):
         super().__init__()
         self.backbone = SpecFormer(spec)
         self.cross_attention = CrossAttentionHead(embed_dim, n_head, spec.embed_dim)
-        self.mlp = HeadMLP(embed_dim, 4 * embed_dim)
+        self.mlp = MLP(embed_dim, 4 * embed_dim)  # AstroCLIP's modules.MLP
 
     def forward(self, flux: torch.Tensor) -> torch.Tensor:
         x = self.cross_attention(self.backbone(flux))
