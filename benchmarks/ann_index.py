@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from backend.index import build_index, measure_recall
 from backend.spaces import SpaceInfo, register_space, write_vectors
@@ -40,9 +38,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to put the temporary atlas (default: system temp)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    root = tempfile.mkdtemp(prefix="arp-ann-", dir=args.dir)
     tags = {"n": args.n, "dim": args.dim}
-    try:
+    with scratch_folder("arp-ann-", parent=args.dir) as root:
         atlas = open_atlas(os.path.join(root, "atlas"), create=True)
         info = SpaceInfo("bench", "image", args.dim, "synthetic", "v1")
         register_space(atlas, info)
@@ -76,8 +73,6 @@ def main() -> None:
             emit(f"ann_{index_type.lower()}_build", built["build_s"], "s", **tags, **params)
             emit(f"ann_{index_type.lower()}_p50", result["query_p50_ms"], "ms",
                  recall_at_10=round(result["recall_at_k"], 4), **tags, **params)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -19,3 +23,15 @@ def emit(name: str, value: float, unit: str, **extra: object) -> None:
     """Print one figure as a JSON line: benchmark, value, unit, machine and any extra fields."""
     record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
     print(json.dumps(record), flush=True)
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str, *, given: str | None = None, keep: bool = False, parent: str | None = None) -> Iterator[Path]:
+    """The folder a benchmark works in: `given` as it is (kept), else a new temporary one removed at the end
+    unless `keep`."""
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield folder
+    finally:
+        if not given and not keep:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from backend.store import where_eq
 from embeddings.demo.build import build_demo
@@ -29,8 +26,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--atlas", default=None, help="Where to build (default: a temporary folder, removed after).")
     args = parser.parse_args()
-    folder = Path(args.atlas) if args.atlas else Path(tempfile.mkdtemp(prefix="arp-demo-bench-"))
-    try:
+    with scratch_folder("arp-demo-bench-", given=args.atlas) as folder:
         load = os.getloadavg()[0]
         started = time.perf_counter()
         atlas = build_demo(str(folder), n=args.n, seed=args.seed, workers=args.workers, progress=False)
@@ -42,9 +38,6 @@ def main() -> None:
         emit("demo_build_rate", count / seconds, "objects/s", **extra)
         emit("demo_build_10k_extrapolated", seconds * 10_000 / count, "s", **extra)
         emit("demo_atlas_size", size_mb, "MiB", **extra)
-    finally:
-        if not args.atlas:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 
 import numpy as np
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from backend import schema
 from backend.spectra import desi_wavelength
@@ -90,8 +89,7 @@ def main() -> None:
 
         ensure_ray()
     device = resolve_device(args.device)
-    root = tempfile.mkdtemp(prefix="arp-pipe-")
-    try:
+    with scratch_folder("arp-pipe-") as root:
         if args.atlas:
             shutil.copytree(args.atlas, os.path.join(root, "src"))
             atlas = open_atlas(os.path.join(root, "src"))
@@ -123,8 +121,6 @@ def main() -> None:
                 emit("embed_forward_only", fwd, "objects/s", **tags)
                 emit("embed_end_to_end", e2e, "objects/s", **tags)
                 emit("embed_pipeline_efficiency", e2e / fwd, "ratio", **tags)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

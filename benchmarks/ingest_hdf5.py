@@ -13,12 +13,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from embeddings.ingest import run_ingest
 from embeddings.ingest.samples import write_astroclip_h5
@@ -30,8 +27,7 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=256, help="rows per atlas write")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="arp-ingest-bench-"))
-    try:
+    with scratch_folder("arp-ingest-bench-", keep=args.keep) as tmp:
         path = tmp / "astroclip.h5"
         t0 = time.perf_counter()
         child = mp.get_context("spawn").Process(target=write_astroclip_h5, args=(path, args.n), kwargs={"groups": 10})
@@ -48,9 +44,6 @@ def main() -> None:
         emit("ingest_hdf5_astroclip_rate", args.n / ingest_s, "objects/s", **extra)
         emit("ingest_hdf5_astroclip_read", size_mb / ingest_s, "MB/s", **extra)
         emit("ingest_hdf5_peak_rss", peak_mb, "MiB", **extra)
-    finally:
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ metadata), filtered p50, exact numpy p50 and recall@10 of the index against exac
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 
 import numpy as np
 import pyarrow as pa
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from backend import schema
 from backend.index import build_index, exact_neighbours
@@ -80,8 +78,7 @@ def main() -> None:
     parser.add_argument("--atlas", default=None, help="atlas folder (default: a temporary one, deleted after)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    folder = args.atlas or tempfile.mkdtemp(prefix="arp-bench-")
-    try:
+    with scratch_folder("arp-bench-", given=args.atlas) as folder:
         atlas = open_atlas(folder, create=True)
         info = SpaceInfo("bench", "image", args.dim, "synthetic", "v1")
         register_space(atlas, info)
@@ -149,9 +146,6 @@ def main() -> None:
                 recalls.append(len(set(best) & set(out["object_id"])) / 10)
             emit(f"neighbours.filtered_{label}_p50", np.median(ft) * 1000, "ms", n=args.n, filter=str(kwargs),
                  matches=int(ok.sum()), recall_at_10=round(float(np.mean(recalls)), 3))
-    finally:
-        if args.atlas is None:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import time
 
 import numpy as np
 import pandas as pd
-from bench_common import emit
+from bench_common import emit, scratch_folder
 
 from backend import probes
 from backend.spaces import SpaceInfo, register_space, write_vectors
@@ -26,8 +24,7 @@ def main() -> None:
     parser.add_argument("--methods", default="linear")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    folder = tempfile.mkdtemp(prefix="arp-probe-")
-    try:
+    with scratch_folder("arp-probe-") as folder:
         atlas = open_atlas(folder, create=True)
         z = rng.uniform(0.0, 0.6, args.n)
         mix = rng.normal(size=(8, args.dim))
@@ -47,8 +44,6 @@ def main() -> None:
                 metric = out["metrics"].get("r2", out["metrics"].get("accuracy"))
                 emit(f"probe.{method}_{target}", time.perf_counter() - t0, "s", n=args.n, dim=args.dim,
                      metric=round(metric, 4), note="read vectors + fit + evaluate + save probe + write predictions")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
