@@ -63,8 +63,9 @@ def object_row(atlas: Atlas, object_id: str) -> pd.Series | None:
 
 
 def current_row(atlas: Atlas) -> pd.Series:
-    """The object from `?object=ID`, else the last one opened, else the first in the atlas (said when not found)."""
-    wanted = st.query_params.get("object") or st.session_state.get(_state.OBJECT_ID)
+    """The object from `?object=ID` (or `?id=ID`), else the last one opened, else the first in the atlas (said when
+    not found)."""
+    wanted = st.query_params.get("object") or st.query_params.get("id") or st.session_state.get(_state.OBJECT_ID)
     row = object_row(atlas, str(wanted)) if wanted else None
     if row is None:
         first = atlas.objects(["object_id"], limit=1)["object_id"]
@@ -75,6 +76,7 @@ def current_row(atlas: Atlas) -> pd.Series:
             st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
         row = object_row(atlas, str(first.iloc[0]))
     assert row is not None  # the first object exists: it was just listed
+    st.query_params.pop("id", None)
     st.query_params["object"] = st.session_state[_state.OBJECT_ID] = str(row["object_id"])
     return row
 

@@ -1,25 +1,34 @@
-"""Map: every object drawn by datashader behind a clickable WebGL sample; click opens a galaxy, lasso/box selects."""
+"""Map: every object drawn by datashader behind a clickable WebGL sample; click opens a galaxy, lasso/box selects.
+
+Frames are shared between reruns without a copy (maps, sky positions, colour columns) and the background image is
+cached by what it shows (atlas, view, table versions, colour, filter, extent), so a rerun never hashes or copies the
+whole catalogue. A hover shows the object's thumbnail beside the cursor (pages/_hover.py).
+"""
 
 from __future__ import annotations
 
-import base64
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from backend import maps, probes, render, schema
+from backend import maps, probes, render, schema, similar
+from backend.hover import png_data_uri
 from backend.neighbours import filter_sql
-from backend.store import AtlasError
+from backend.store import Atlas, AtlasError
 from pages import _state
 from pages._export import export_panel
+from pages._hover import hover_thumbnails
 from pages._shared import (
+    _open,
     get_atlas,
-    light_objects,
     md_escape,
     open_button,
     open_galaxy,
+    redshift_range,
     spaces_or_stop,
     table_version,
     thumbnail_grid,
@@ -27,29 +36,47 @@ from pages._shared import (
 
 WIDTH, HEIGHT = 900, 620
 CLICKABLE_DEFAULT = 20_000  # every object of a 10k atlas is clickable; larger maps sample the view
-SAMPLED = "map_sampled"  # whether the clickable layer drawn last was a sample of the objects in view
 ZOOM_STEP = 2.0
-
-atlas = get_atlas()
-st.title("Map")
-spaces = spaces_or_stop(atlas)
+GALLERY_MAX = 60
+MORE_LIKE_THESE_N = 24
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+def main() -> None:
+    """The page, top to bottom: a click to act on first, then controls, the map, the selection and 'more like these'."""
+    atlas = get_atlas()
+    open_clicked_object()
+    st.title("Map")
+    spaces = spaces_or_stop(atlas)
+    controls = st.columns([2, 2, 1])
+    space = space_choice(spaces, controls[0])
+    frame = map_or_offer_to_compute(atlas, space)
+    colour = colour_choice(atlas, frame, controls[1])
+    cap = int(controls[2].number_input("Clickable points", 500, 50_000, CLICKABLE_DEFAULT, step=500,
+                                       help="Points drawn as clickable markers; beyond this a random sample of those in view."))
+    shown, kept, where = map_filter(atlas, frame)
+    draw_maps(atlas, space, shown, kept, where, colour, cap)
+    hover_thumbnails()
+    selection = selection_section(atlas, space)
+    more_like_these_section(atlas, space, selection)
+
+
+# ----------------------------------------------------------------------------------------------- data, cached
+@st.cache_resource(show_spinner=False, max_entries=8)
 def map_frame(uri: str, space: str, version: int) -> pd.DataFrame | None:
-    """The stored UMAP map of a space (x, y, cluster, anomaly scores...)."""
-    return maps.load_map(atlas, space)
+    """The stored UMAP map of a space (x, y, cluster, anomaly scores...): shared, read only."""
+    return maps.load_map(_open(uri), space)
 
 
-@st.cache_data(show_spinner=False, max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def sky_frame(uri: str, version: int) -> pd.DataFrame:
-    """RA/Dec of every object as a map frame."""
-    return maps.sky_map(atlas)
+    """RA/Dec of every object as a map frame: shared, read only."""
+    return maps.sky_map(_open(uri))
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)
 def colour_values(uri: str, colour: str, version: int) -> pd.DataFrame:
-    """object_id + one colour column: an objects column or a probe's predictions (`probe:<id>`)."""
+    """object_id + one colour column: an objects column or a probe's predictions (`probe:<id>`): shared, read only."""
+    atlas = _open(uri)
     if colour.startswith("probe:"):
         pred = probes.predictions(atlas, colour.removeprefix("probe:"))
         return pred[["object_id", "prediction"]].rename(columns={"prediction": colour})
@@ -57,14 +84,56 @@ def colour_values(uri: str, colour: str, version: int) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def background(frame: pd.DataFrame, colour: str | None, x_range: tuple, y_range: tuple) -> render.Rendered:
-    """Datashader image of all points for the current extent and colour."""
+def background(key: tuple, x_range: tuple, y_range: tuple, _frame: Callable[[], pd.DataFrame], colour: str | None) -> dict:
+    """Datashader image of all points for the extent and colour, as a PNG data URI with its legend / value range.
+
+    `key` names what `_frame()` holds (atlas, view, table versions, filter), so the frame itself is never hashed.
+    """
+    frame = _frame()
     in_view = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
     spread = 2 if in_view < 5_000 else 1 if in_view < 100_000 else 0  # sparse maps: make single points visible
-    return render.render(frame, colour, x_range=x_range, y_range=y_range, width=WIDTH, height=HEIGHT, spread=spread)
+    bg = render.render(frame, colour, x_range=x_range, y_range=y_range, width=WIDTH, height=HEIGHT, spread=spread)
+    return {"src": png_data_uri(bg.png()), "legend": bg.legend, "value_range": bg.value_range}
 
 
-def colour_options(frame: pd.DataFrame) -> list[str]:
+@st.cache_data(show_spinner=False, max_entries=16)
+def ids_where(uri: str, where: str, version: int) -> frozenset[str]:
+    """Ids of the objects matching a SQL predicate (AtlasError with the reason when it is not valid)."""
+    try:
+        return frozenset(_open(uri).objects(["object_id"], where=where)["object_id"])
+    except Exception as exc:  # noqa: BLE001 - Lance raises plain errors for a bad predicate
+        raise AtlasError(f"the condition {where!r} is not valid: {str(exc).splitlines()[0]}") from None
+
+
+# ----------------------------------------------------------------------------------------------- controls
+def open_clicked_object() -> None:
+    """A click on a map point (handled by the chart's callback) opens its galaxy before anything is drawn."""
+    if oid := st.session_state.pop(_state.MAP_OPEN, None):
+        open_galaxy(oid)
+
+
+def space_choice(spaces: list[str], where: object) -> str:
+    """The embedding space shown (remembered for the Rare page)."""
+    default = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
+    space = where.selectbox("Space", spaces, index=default)
+    st.session_state[_state.MAP_SPACE] = space
+    return space
+
+
+def map_or_offer_to_compute(atlas: Atlas, space: str) -> pd.DataFrame:
+    """The space's stored map; without one, a button that computes it, and the page stops."""
+    frame = map_frame(atlas.uri, space, table_version(atlas, schema.maps_table(space)))
+    if frame is None:
+        st.info(f"No map of {space} yet.")
+        if st.button("Compute the UMAP map", type="primary"):
+            with st.spinner("Fitting UMAP…"):
+                maps.compute_map(atlas, space)
+            st.rerun()
+        st.stop()
+    return frame
+
+
+def colour_options(atlas: Atlas, frame: pd.DataFrame) -> list[str]:
     """Density, map columns (cluster, anomaly scores), catalogue columns and probe predictions."""
     map_cols = [c for c in frame.columns if c not in ("object_id", "x", "y", "params_key")]
     obj_cols = ["redshift", *atlas.label_columns()]
@@ -72,14 +141,65 @@ def colour_options(frame: pd.DataFrame) -> list[str]:
     return ["density", *dict.fromkeys([*map_cols, *obj_cols, *probe_cols])]
 
 
-def with_colour(frame: pd.DataFrame, colour: str, umap: pd.DataFrame) -> pd.DataFrame:
+def colour_choice(atlas: Atlas, frame: pd.DataFrame, where: object) -> str:
+    """The column the map is coloured by (remembered between visits)."""
+    options = colour_options(atlas, frame)
+    wanted = st.session_state.get(_state.MAP_COLOUR, "density")
+    colour = where.selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
+    st.session_state[_state.MAP_COLOUR] = colour
+    return colour
+
+
+def map_filter(atlas: Atlas, frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str] | None, str]:
+    """A redshift range and column conditions on the map itself: the map keeps only matching objects.
+
+    Returns the kept frame, the kept ids (None when nothing filters) and the SQL condition ('' when none).
+    """
+    z_lo, z_hi = redshift_range(atlas)
+    with st.expander("Filter the map", icon=":material/filter_alt:"):
+        z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="map_z_range", format="%.3f")
+        condition = st.text_input("Column conditions", key="map_condition",
+                                  placeholder="e.g. morphology = 'spiral' AND split = 'test'",
+                                  help="A SQL predicate over the objects' columns.")
+    where = filter_sql(condition.strip() or None, z_range=None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range))
+    if not where:
+        return frame, None, ""
+    try:
+        keep = ids_where(atlas.uri, where, table_version(atlas, schema.OBJECTS))
+    except AtlasError as exc:
+        st.error(md_escape(exc))
+        return frame, None, ""
+    st.caption(md_escape(f"Filter: {where} — {len(keep):,} objects match."))
+    return frame[frame["object_id"].isin(keep)], keep, where
+
+
+# ----------------------------------------------------------------------------------------------- the map
+def draw_maps(atlas: Atlas, space: str, frame: pd.DataFrame, kept: frozenset[str] | None, where: str, colour: str,
+              cap: int) -> None:
+    """The embedding map or the sky map of the same (filtered) objects, as the user picks."""
+    view = st.segmented_control("View", ["Embedding map (UMAP)", "Sky map (RA, Dec)"], default="Embedding map (UMAP)",
+                                key="map_view", label_visibility="collapsed") or "Embedding map (UMAP)"
+    versions = (table_version(atlas, schema.maps_table(space)), table_version(atlas, schema.OBJECTS),
+                table_version(atlas, "probes"))
+    try:
+        if view.startswith("Embedding"):
+            map_view(atlas, f"umap_{space}", frame, colour, cap, ("UMAP 1", "UMAP 2"), frame, (*versions, where))
+        else:
+            sky = sky_frame(atlas.uri, table_version(atlas, schema.OBJECTS))
+            map_view(atlas, "sky", sky if kept is None else sky[sky["object_id"].isin(kept)], colour, cap,
+                     ("RA (deg)", "Dec (deg)"), frame, (*versions, where))
+    except AtlasError as exc:
+        st.error(md_escape(exc))
+
+
+def with_colour(atlas: Atlas, frame: pd.DataFrame, colour: str, umap: pd.DataFrame) -> pd.DataFrame:
     """The frame with the colour column joined on (from the UMAP map, the objects table or a probe)."""
     if colour == "density" or colour in frame.columns:
         return frame
     if colour in umap.columns:
         values = umap[["object_id", colour]]
     else:
-        version = table_version(atlas, "probes" if colour.startswith("probe:") else "objects")
+        version = table_version(atlas, "probes" if colour.startswith("probe:") else schema.OBJECTS)
         values = colour_values(atlas.uri, colour, version)
     return frame.merge(values, on="object_id", how="left")
 
@@ -109,79 +229,84 @@ def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], 
     return zooms.get(name, full)
 
 
-def map_view(name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tuple[str, str], umap: pd.DataFrame) -> None:
-    """One map: background image + clickable sample + selection handling."""
-    x_range, y_range = zoom_controls(name, frame)
-    coloured = with_colour(frame, colour, umap)
-    colour_col = None if colour == "density" else colour
-    bg = background(coloured[["object_id", "x", "y", *([colour_col] if colour_col else [])]], colour_col, x_range, y_range)
-    selected = set(st.session_state.get(_state.MAP_SELECTION) or [])
-    sample = render.sample_points(frame, cap, x_range=x_range, y_range=y_range)
-    inside = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
-
+def map_figure(bg: dict, sample: pd.DataFrame, chosen: pd.DataFrame, current: pd.DataFrame, colour: str,
+               x_range: tuple[float, float], y_range: tuple[float, float], labels: tuple[str, str]) -> go.Figure:
+    """Background image, clickable sample, selection, current galaxy, and the legend or colour bar."""
     fig = go.Figure()
-    fig.add_layout_image(
-        source="data:image/png;base64," + base64.b64encode(bg.png()).decode(), xref="x", yref="y", x=x_range[0],
-        y=y_range[1], sizex=x_range[1] - x_range[0], sizey=y_range[1] - y_range[0], sizing="stretch", layer="below",
-    )
+    fig.add_layout_image(source=bg["src"], xref="x", yref="y", x=x_range[0], y=y_range[1], sizex=x_range[1] - x_range[0],
+                         sizey=y_range[1] - y_range[0], sizing="stretch", layer="below")
     fig.add_trace(go.Scattergl(
         x=sample["x"].to_numpy(np.float32), y=sample["y"].to_numpy(np.float32), customdata=sample["object_id"],
         mode="markers", name="objects",  # float32 arrays travel as 4-byte binary, not 17-digit JSON
         marker={"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},
         hovertemplate="%{customdata}<extra></extra>", showlegend=False,
     ))
-    if selected:
-        chosen = frame[frame["object_id"].isin(selected)]
+    if len(chosen):
         fig.add_trace(go.Scattergl(
             x=chosen["x"], y=chosen["y"], customdata=chosen["object_id"], mode="markers", name="selection",
             marker={"size": 5, "color": "rgba(255,80,80,0.9)"}, hovertemplate="%{customdata}<extra></extra>",
             showlegend=False,
         ))
-    current = frame[frame["object_id"] == st.session_state.get(_state.OBJECT_ID)]
     if len(current):  # the galaxy opened last, so the map shows where it sits
         fig.add_trace(go.Scatter(
             x=current["x"], y=current["y"], customdata=current["object_id"], mode="markers", name="current galaxy",
             marker={"size": 16, "symbol": "star", "color": "#ffd166", "line": {"width": 1.5, "color": "#000"}},
             hovertemplate="current: %{customdata}<extra></extra>", showlegend=False,
         ))
-    for label, colour_hex in (bg.legend or {}).items():  # a labelled legend for categorical colouring
+    for label, colour_hex in (bg["legend"] or {}).items():  # a labelled legend for categorical colouring
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, hoverinfo="skip",
                                  marker={"size": 10, "color": colour_hex}, showlegend=True))
-    if bg.value_range is not None:
+    if bg["value_range"] is not None:
+        lo, hi = bg["value_range"]
         fig.add_trace(go.Scatter(
             x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-            marker={"colorscale": render.CONTINUOUS_CMAP, "cmin": bg.value_range[0], "cmax": bg.value_range[1],
-                    "color": [bg.value_range[0]], "showscale": True, "colorbar": {"title": colour, "thickness": 12}},
+            marker={"colorscale": render.CONTINUOUS_CMAP, "cmin": lo, "cmax": hi, "color": [lo], "showscale": True,
+                    "colorbar": {"title": colour, "thickness": 12}},
         ))
     fig.update_layout(
-        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=bool(bg.legend),
+        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=bool(bg["legend"]),
         legend={"title": {"text": colour}, "itemclick": False, "itemdoubleclick": False},
         xaxis={"range": list(x_range), "title": labels[0], "showgrid": False, "zeroline": False},
         yaxis={"range": list(y_range), "title": labels[1], "showgrid": False, "zeroline": False},
         plot_bgcolor="rgba(0,0,0,0)",
     )
-    partial = len(sample) < inside
-    st.session_state[SAMPLED] = partial
+    return fig
+
+
+def map_view(atlas: Atlas, name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tuple[str, str],
+             umap: pd.DataFrame, versions: tuple) -> None:
+    """One map: background image + clickable sample; a click or selection is handled by `on_chart_select`."""
+    x_range, y_range = zoom_controls(name, frame)
+    colour_col = None if colour == "density" else colour
+
+    def coloured() -> pd.DataFrame:
+        return with_colour(atlas, frame, colour, umap)[["object_id", "x", "y", *([colour_col] if colour_col else [])]]
+
+    bg = background((atlas.uri, name, *versions, colour), tuple(x_range), tuple(y_range), coloured, colour_col)
+    sample = render.sample_points(frame, cap, x_range=x_range, y_range=y_range)
+    inside = int((frame["x"].between(*x_range) & frame["y"].between(*y_range)).sum())
+    selected = st.session_state.get(_state.MAP_SELECTION) or []
+    chosen = frame[frame["object_id"].isin(set(selected))] if selected else frame.iloc[:0]
+    current = frame[frame["object_id"] == st.session_state.get(_state.OBJECT_ID)]
+    fig = map_figure(bg, sample, chosen, current, colour, x_range, y_range, labels)
+    sampled = len(sample) < inside
     st.caption(
         f"{inside:,} objects in view, all drawn and all clickable. Click a point to open it; lasso or box to select "
-        "every object inside." if not partial else
+        "every object inside. Hover a point to see its thumbnail." if not sampled else
         f"{inside:,} objects in view (all drawn), {len(sample):,} of them clickable: a click opens the nearest clickable "
         "point and says so. Zoom in (or raise 'Clickable points') to reach every object; lasso or box selects them all."
     )
-    event = st.plotly_chart(fig, key=f"chart_{name}", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                            config={"scrollZoom": False, "displaylogo": False})
-    handle_selection(name, frame, event)
+    key = f"chart_{name}"
+    st.plotly_chart(fig, key=key, on_select=partial(on_chart_select, key, frame, sampled),
+                    selection_mode=("points", "box", "lasso"), config={"scrollZoom": False, "displaylogo": False})
 
 
-def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
-    """A single clicked point opens the galaxy; a box or lasso selects ALL objects inside (server side)."""
-    sel = getattr(event, "selection", None) or {}
+def on_chart_select(key: str, frame: pd.DataFrame, sampled: bool) -> None:
+    """Chart callback, before the rerun: a box or lasso selects ALL objects inside (server side); a single clicked
+    point is opened (first thing on the next run), several clicked points are selected."""
+    event = st.session_state.get(key)
+    sel = (event or {}).get("selection") or {}
     points, boxes, lassos = sel.get("points", []), sel.get("box", []), sel.get("lasso", [])
-    signature = repr((points, boxes, lassos))
-    handled = st.session_state.setdefault(_state.MAP_HANDLED, {})
-    if not (points or boxes or lassos) or handled.get(name) == signature:
-        return
-    handled[name] = signature
     if boxes or lassos:
         ids: list[str] = []
         for box in boxes:
@@ -189,105 +314,68 @@ def handle_selection(name: str, frame: pd.DataFrame, event: object) -> None:
         for lasso in lassos:
             ids += render.points_in_polygon(frame, list(zip(lasso["x"], lasso["y"], strict=True)))
         st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
-        st.rerun()
-    ids = [p["customdata"] for p in points if p.get("customdata") is not None]
+        return
+    ids = [str(p["customdata"]) for p in points if p.get("customdata") is not None]
     if len(ids) == 1:
-        if st.session_state.get(SAMPLED):
+        if sampled:
             st.session_state[_state.OPENED_NOTICE] = (
                 f"Opened {ids[0]}, the clickable point nearest to your click: this view shows a sample of its objects "
                 "as clickable points. Zoom in on the map to reach every object."
             )
-        open_galaxy(str(ids[0]))
+        st.session_state[_state.MAP_OPEN] = ids[0]
     elif ids:
-        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(map(str, ids)))
-        st.rerun()
+        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def ids_where(uri: str, where: str, version: int) -> set[str]:
-    """Ids of the objects matching a SQL predicate (AtlasError with the reason when it is not valid)."""
-    try:
-        return set(atlas.objects(["object_id"], where=where)["object_id"])
-    except Exception as exc:  # noqa: BLE001 - Lance raises plain errors for a bad predicate
-        raise AtlasError(f"the condition {where!r} is not valid: {str(exc).splitlines()[0]}") from None
-
-
-def map_filter(frame: pd.DataFrame) -> tuple[pd.DataFrame, set[str] | None]:
-    """A redshift range and column conditions on the map itself: the map keeps only matching objects."""
-    catalogue = light_objects(atlas)
-    z_all = catalogue["redshift"].dropna() if "redshift" in catalogue.columns else pd.Series(dtype=float)
-    z_lo, z_hi = (float(z_all.min()), float(z_all.max())) if len(z_all) else (0.0, 1.0)
-    z_hi = max(z_hi, z_lo + 1e-3)
-    with st.expander("Filter the map", icon=":material/filter_alt:"):
-        z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="map_z_range", format="%.3f")
-        condition = st.text_input("Column conditions", key="map_condition",
-                                  placeholder="e.g. morphology = 'spiral' AND split = 'test'",
-                                  help="A SQL predicate over the objects' columns.")
-    where = filter_sql(condition.strip() or None, z_range=None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range))
-    if not where:
-        return frame, None
-    try:
-        keep = ids_where(atlas.uri, where, table_version(atlas, "objects"))
-    except AtlasError as exc:
-        st.error(md_escape(exc))
-        return frame, None
-    st.caption(md_escape(f"Filter: {where} — {len(keep):,} objects match."))
-    return frame[frame["object_id"].isin(keep)], keep
-
-
+# ----------------------------------------------------------------------------------------------- selection
 def redshift_label(row: pd.Series) -> str:
-    """Id and redshift of a selected object."""
+    """Id and redshift of a shown object."""
     z = row.get("redshift")
     if z is None or pd.isna(z):
         return str(row["object_id"])
     return f"{row['object_id']} · z={float(z):.4f}"
 
 
-default_space = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
-cols = st.columns([2, 2, 1])
-space = cols[0].selectbox("Space", spaces, index=default_space)
-st.session_state[_state.MAP_SPACE] = space
-frame = map_frame(atlas.uri, space, table_version(atlas, schema.maps_table(space)))
-if frame is None:
-    st.info(f"No map of {space} yet.")
-    if st.button("Compute the UMAP map", type="primary"):
-        with st.spinner("Fitting UMAP…"):
-            maps.compute_map(atlas, space)
-        st.rerun()
-    st.stop()
-
-options = colour_options(frame)
-wanted = st.session_state.get(_state.MAP_COLOUR, "density")
-colour = cols[1].selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
-st.session_state[_state.MAP_COLOUR] = colour
-cap = cols[2].number_input("Clickable points", 500, 50_000, CLICKABLE_DEFAULT, step=500,
-                           help="Points drawn as clickable markers; beyond this a random sample of those in view.")
-frame, sky_filter = map_filter(frame)
-
-view = st.segmented_control("View", ["Embedding map (UMAP)", "Sky map (RA, Dec)"], default="Embedding map (UMAP)",
-                            key="map_view", label_visibility="collapsed") or "Embedding map (UMAP)"
-if view.startswith("Embedding"):
-    try:
-        map_view(f"umap_{space}", frame, colour, int(cap), ("UMAP 1", "UMAP 2"), frame)
-    except AtlasError as exc:
-        st.error(str(exc))
-else:  # the same selection, drawn on the sky
-    sky = sky_frame(atlas.uri, table_version(atlas, "objects"))
-    map_view("sky", sky if sky_filter is None else sky[sky["object_id"].isin(sky_filter)], colour, int(cap),
-             ("RA (deg)", "Dec (deg)"), frame)
-
-selection = st.session_state.get(_state.MAP_SELECTION) or []
-st.subheader(f"Selection: {len(selection):,} objects")
-if selection:
-    catalogue = light_objects(atlas)
-    chosen = catalogue[catalogue["object_id"].isin(set(selection))]
+def selection_section(atlas: Atlas, space: str) -> list[str]:
+    """The box/lasso selection: export, clear, and its first thumbnails. Returns the selected ids."""
+    selection = list(st.session_state.get(_state.MAP_SELECTION) or [])
+    st.subheader(f"Selection: {len(selection):,} objects")
+    if not selection:
+        st.caption("Lasso or box-select on either map (toolbar top right of the plot) to select objects.")
+        return selection
     export_panel(atlas, pd.DataFrame({"object_id": selection}), name=f"map selection of {space}", key="export_selection")
     if st.button("Clear selection", key="clear_selection", icon=":material/deselect:"):
         st.session_state[_state.MAP_SELECTION] = []
         st.rerun()
-    shown = atlas.get_objects(selection[:60], ["thumbnail", "redshift"])
-    if len(selection) > 60:
-        st.caption(f"Showing the first 60 of {len(selection):,}; the export has all of them.")
+    shown = atlas.get_objects(selection[:GALLERY_MAX], ["thumbnail", "redshift"])
+    if len(selection) > GALLERY_MAX:
+        st.caption(f"Showing the first {GALLERY_MAX} of {len(selection):,}; the export has all of them.")
     thumbnail_grid(shown, label=redshift_label, actions=lambda row: open_button(row, key="sel"))
-else:
-    st.caption("Lasso or box-select on either map (toolbar top right of the plot) to select objects.")
+    return selection
+
+
+def more_like_these_section(atlas: Atlas, space: str, selection: list[str]) -> None:
+    """'More like these': a positive-unlabelled model on this space, fitted on the selection, ranks the whole atlas."""
+    if len(selection) < similar.MIN_POSITIVES:
+        return
+    st.subheader("More like these")
+    st.caption(f"A positive-unlabelled model on {space}, fitted on the {len(selection):,} selected objects, ranks the "
+               "whole atlas; the selection itself is left out.")
+    if st.button("More like these", key="map_more_like_these", icon=":material/auto_awesome:"):
+        try:
+            with st.spinner("Ranking the atlas…"):
+                ranked = similar.more_like_these(atlas, selection, space, n=MORE_LIKE_THESE_N)
+            st.session_state[_state.MAP_MORE_LIKE_THESE] = {"space": space, "seeds": tuple(selection), "ranked": ranked}
+        except AtlasError as exc:
+            st.info(md_escape(exc))
+    result = st.session_state.get(_state.MAP_MORE_LIKE_THESE)
+    if not result or result["space"] != space or result["seeds"] != tuple(selection):
+        return  # a result for another selection or space is not shown as if it were this one's
+    ranked = result["ranked"]
+    shown = ranked.merge(atlas.get_objects(ranked["object_id"].tolist(), ["thumbnail", "redshift"]), on="object_id")
+    thumbnail_grid(shown, label=lambda row: f"{redshift_label(row)} · score {row['score']:.2f}",
+                   actions=lambda row: open_button(row, key="mlt"))
+    export_panel(atlas, ranked, name=f"more like the map selection of {space}", key="export_more_like_these")
+
+
+main()

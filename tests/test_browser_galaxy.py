@@ -3,6 +3,8 @@ and the thumbnail shown on map hover."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from backend.store import open_atlas
@@ -12,6 +14,21 @@ pytestmark = pytest.mark.browser
 
 NEIGHBOUR_IDS_JS = """() => [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
     [...e.classList].find(c => c.startsWith('st-key-nb_')).slice('st-key-nb_'.length))"""
+
+
+@pytest.mark.parametrize("path", ["galaxy?object={oid}", "galaxy?id={oid}", "map", "rare"])  # first: a fresh server
+def test_the_atlas_field_shows_the_atlas_on_a_page_opened_by_its_url(app_url: tuple[str, str], page: object,
+                                                                     path: str) -> None:
+    url, uri = app_url
+    oid = open_atlas(uri).objects(["object_id"], limit=2)["object_id"].iloc[1]  # not the fallback: the first
+    page.goto(f"{url}/{path.format(oid=oid)}")
+    page.locator("h1").first.wait_for(timeout=120_000)
+    wait_app_idle(page)
+    field = page.get_by_role("textbox", name="Atlas folder or URI")
+    field.wait_for(timeout=30_000)
+    assert field.input_value() == uri
+    if path.startswith("galaxy"):
+        assert page.locator("h1").first.inner_text() == f"Galaxy {oid}" and f"object={oid}" in page.url
 
 
 def test_open_a_neighbour_moves_the_page_and_its_url(app_url: tuple[str, str], page: object) -> None:
@@ -30,3 +47,42 @@ def test_open_a_neighbour_moves_the_page_and_its_url(app_url: tuple[str, str], p
     page.get_by_role("heading", name=f"Galaxy {target}").wait_for(timeout=60_000)
     wait_app_idle(page)
     screenshot(page, "galaxy_after_neighbour_click")
+
+
+POINT_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout || !gd._fullData) return null;
+  const tr = gd._fullData.find(t => t.name === 'objects');
+  if (!tr || !tr.x || tr.x.length === 0) return null;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const i = Math.floor(tr.x.length / 2);
+  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
+}"""
+CARD_JS = """() => {
+  const card = document.getElementById('arp-hover-card'), img = card && card.querySelector('img');
+  const label = document.querySelector('.js-plotly-plot .hoverlayer .hovertext');
+  if (!card || card.style.display === 'none' || !img || !img.complete || !img.naturalWidth || !label) return null;
+  return {id: img.dataset.id, label: label.textContent.trim(), src: img.getAttribute('src'), text: card.innerText};
+}"""
+
+
+def test_hovering_a_map_point_shows_its_thumbnail_and_a_click_still_opens_it(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(POINT_JS, timeout=120_000)
+    wait_app_idle(page)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    point = page.evaluate(POINT_JS)
+    page.mouse.move(point["x"] - 4, point["y"])
+    page.mouse.move(point["x"], point["y"])
+    card = page.wait_for_function(CARD_JS, timeout=60_000).json_value()
+    assert card["id"] == card["label"], "the card shows the object plotly reports under the cursor"
+    stored = open_atlas(uri).get_objects([card["id"]], ["thumbnail"])["thumbnail"].iloc[0]
+    assert card["src"] == "data:image/png;base64," + base64.b64encode(bytes(stored)).decode()
+    assert card["id"] in card["text"]
+    screenshot(page, "map_hover", docs=True)
+    page.mouse.click(point["x"], point["y"])  # hovering left the chart's own click alone
+    page.get_by_role("heading", name=f"Galaxy {card['label']}").wait_for(timeout=120_000)
+    assert not page.locator("#arp-hover-card").is_visible(), "the card goes with the map"

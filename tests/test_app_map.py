@@ -1,0 +1,59 @@
+"""The Map page in AppTest: 'more like these' from a map selection, and the card a map hover shows."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from backend.hover import hover_card
+from backend.spaces import list_spaces
+from backend.store import open_atlas
+from pages import _state
+from tests.app_atlas import shared_app_atlas
+from tests.test_app_pages import app, errors
+
+
+@pytest.fixture(scope="module")
+def app_atlas(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return shared_app_atlas(tmp_path_factory)
+
+
+def test_more_like_these_ranks_the_atlas_from_a_map_selection(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    seeds = atlas.objects(["object_id"], limit=5)["object_id"].tolist()
+    at = app(app_atlas)
+    at.session_state[_state.MAP_SELECTION] = seeds
+    at.switch_page("pages/map.py").run()
+    assert not errors(at), errors(at)
+    at.button(key="map_more_like_these").click().run()
+    assert not errors(at), errors(at)
+    opened = [b.key.removeprefix("mlt_") for b in at.button if (b.key or "").startswith("mlt_")]
+    assert len(opened) == 24 and not set(opened) & set(seeds), "24 other objects, the selection left out"
+    scores = [float(c.value.rsplit("score ", 1)[1]) for c in at.caption if "score " in c.value]
+    assert len(scores) == 24 and scores == sorted(scores, reverse=True), "best first"
+    assert any(d.proto.label == "Download 24 (votable)" for d in at.get("download_button"))
+    # another selection: the old result is not shown as if it were this selection's
+    at.session_state[_state.MAP_SELECTION] = seeds[:4]
+    at.run()
+    assert not [b for b in at.button if (b.key or "").startswith("mlt_")]
+
+
+def test_more_like_these_needs_three_selected_objects(app_atlas: str) -> None:
+    seeds = open_atlas(app_atlas).objects(["object_id"], limit=2)["object_id"].tolist()
+    at = app(app_atlas)
+    at.session_state[_state.MAP_SELECTION] = seeds
+    at.switch_page("pages/map.py").run()
+    assert not errors(at), errors(at)
+    assert not [b for b in at.button if b.key == "map_more_like_these"]
+
+
+def test_hover_card_is_the_stored_thumbnail_with_id_and_redshift(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    row = atlas.objects(["object_id", "thumbnail", "redshift"], limit=3).iloc[2]
+    card = hover_card(atlas, row["object_id"])
+    assert card["id"] == row["object_id"] and card["text"] == f"{row['object_id']} · z={row['redshift']:.4f}"
+    assert card["src"].startswith("data:image/png;base64,")
+    assert base64.b64decode(card["src"].split(",", 1)[1]) == bytes(row["thumbnail"])
+    assert hover_card(atlas, "no-such-object") is None
+    assert list_spaces(atlas), "the atlas the map hovers over has a space"
