@@ -1,7 +1,8 @@
 """Streaming atlas objects into models: id-ordered pages of rows, preprocessed in DataLoader workers.
 
 Workers open the `objects` Lance dataset themselves (pinned to one version, spawn start method,
-since Lance's runtime is not fork-safe) and fetch only the columns the encoder needs by row offset.
+since Lance's runtime is not fork-safe) and fetch only the columns the encoder needs by row offset
+(a sequential slice when a page is a contiguous run of rows, as in an atlas written in id order).
 """
 
 from __future__ import annotations
@@ -104,8 +105,13 @@ class PageDataset:
         return {**self.__dict__, "_ds": None}
 
     def read_rows(self, index: int) -> list[dict]:
-        """The raw rows of one page (only the needed columns)."""
-        table = self._dataset().take(self.plan.pages[index].tolist(), columns=self.columns)
+        """The raw rows of one page (only the needed columns): one sequential read when the page's offsets are
+        a contiguous range (objects written in id order), a take by offset otherwise."""
+        page = self.plan.pages[index]
+        if len(page) and int(page[-1]) - int(page[0]) + 1 == len(page) and bool((np.diff(page) == 1).all()):
+            table = self._dataset().to_table(columns=self.columns, offset=int(page[0]), limit=len(page))
+        else:
+            table = self._dataset().take(page.tolist(), columns=self.columns)
         cols = {name: _column_values(table.column(name)) for name in table.column_names}
         return [{name: cols[name][i] for name in cols} for i in range(table.num_rows)]
 
