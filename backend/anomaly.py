@@ -22,7 +22,7 @@ from scipy.stats import rankdata
 
 from backend import maps, schema
 from backend.features import DEFAULT_COMPONENTS, FeatureSet, space_features
-from backend.store import Atlas, AtlasError
+from backend.store import Atlas, AtlasError, where_in
 
 METHODS = ("ecod", "iforest", "knn", "lof")
 DEFAULT_METHODS = ("ecod", "iforest", "knn")
@@ -181,10 +181,12 @@ def top_anomalies(atlas: Atlas, space: str | None = None, n: int = 100, score_co
     if space is None:
         top = combined_ranking(atlas).head(n)
     else:
-        frame = maps.load_map(atlas, space)
-        if frame is None or score_column not in frame.columns:
+        table = schema.maps_table(space)
+        if score_column not in atlas.columns(table):
             raise AtlasError(f"space {space} has no {score_column!r} scores yet; run backend.anomaly.compute_anomalies first")
-        top = frame.nlargest(n, score_column)
+        ids = atlas.scan(table, ["object_id", score_column]).nlargest(n, score_column)["object_id"]  # two columns first
+        rows = atlas.scan(table, where=where_in("object_id", list(ids))).set_index("object_id")
+        top = rows.loc[[i for i in ids if i in rows.index]].reset_index()  # the map rows of the top n, best first
     meta = atlas.get_objects(list(top["object_id"]), list(columns))
     return top.merge(meta, on="object_id", how="left").reset_index(drop=True)
 
