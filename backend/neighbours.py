@@ -328,18 +328,21 @@ def _exact(ids: np.ndarray, mat: np.ndarray, vector: np.ndarray, fetch: int, met
     return pd.DataFrame({"object_id": ids[top], "vector": list(mat[top]), "_distance": dist[top]})
 
 
+def _sky_unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(np.asarray(ra, np.float64)), np.radians(np.asarray(dec, np.float64))
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+
+
 def _drop_same_source(frame: pd.DataFrame, ra0: float, dec0: float, arcsec: float) -> pd.DataFrame:
     """Drop rows within `arcsec` of the query position, and later rows within `arcsec` of a kept row."""
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
-
     if frame.empty:
         return frame
-    coords = SkyCoord(frame["ra"].to_numpy() * u.deg, frame["dec"].to_numpy() * u.deg)
-    keep = coords.separation(SkyCoord(ra0 * u.deg, dec0 * u.deg)).arcsec > arcsec
+    chord = 2.0 * np.sin(np.radians(arcsec / 3600.0) / 2.0)  # separations compared as chords of the unit sphere
+    xyz = _sky_unit(frame["ra"].to_numpy(), frame["dec"].to_numpy())
+    far = np.linalg.norm(xyz - _sky_unit(np.array(ra0), np.array(dec0)), axis=1) > chord
     kept: list[int] = []
-    for i in np.flatnonzero(keep):
-        if kept and (coords[i].separation(coords[kept]).arcsec <= arcsec).any():
+    for i in np.flatnonzero(far):
+        if kept and (np.linalg.norm(xyz[kept] - xyz[i], axis=1) <= chord).any():
             continue
         kept.append(int(i))
     return frame.iloc[kept]
@@ -383,13 +386,16 @@ def neighbours(
     exclude = () if include_self else (object_id,)
     ensure_id_index(atlas, space_table(target))
     found = _search(view, vector, target, k + extra, mask, exclude)
+    offsets = objects.offsets(found["object_id"].to_numpy())
+    if exclude_same_source_arcsec and me >= 0:  # positions from the row map: only the kept rows are read below
+        known = offsets >= 0
+        pos = pd.DataFrame({c: np.where(known, v[offsets], np.nan) for c, v in (("ra", objects.ra), ("dec", objects.dec))})
+        keep = _drop_same_source(pos, float(objects.ra[me]), float(objects.dec[me]), float(exclude_same_source_arcsec)).index
+        found, offsets = found.iloc[keep], offsets[keep]
+    found, offsets = found.head(k), offsets[:k]
     cols = list(dict.fromkeys([*META_COLUMNS, *(columns if columns is not None else view.ctx.label_columns)]))
-    meta = _take_objects(view.dataset(schema.OBJECTS), objects, [me, *objects.offsets(found["object_id"].to_numpy())], cols)
-    out = found.merge(meta, on="object_id", how="left")
-    if exclude_same_source_arcsec:
-        mine = meta[meta["object_id"] == object_id].iloc[0]
-        out = _drop_same_source(out, float(mine["ra"]), float(mine["dec"]), float(exclude_same_source_arcsec))
-    out = out.head(k).reset_index(drop=True)
+    meta = _take_objects(view.dataset(schema.OBJECTS), objects, offsets, cols)
+    out = found.merge(meta, on="object_id", how="left").reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 
@@ -411,7 +417,7 @@ def _filter_mask(
     return np.logical_and.reduce(parts) if parts else None
 
 
-def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: Sequence[int], columns: list[str]) -> pd.DataFrame:
+def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """Objects rows at `offsets` (each once, -1 skipped) with `columns`, in one projected take."""
     cols = [c for c in dict.fromkeys(["object_id", *columns]) if c in objects.columns]
     off = np.unique(np.asarray(offsets, np.int64))

@@ -3,8 +3,8 @@
 At a million objects a lookup through SQL (`object_id IN (...)`) costs tens of milliseconds, and an exact scan of
 a few thousand filtered vectors fetched by id over a second. With the offsets in memory (sorted ids as bytes plus
 int64 offsets: ~30 MB per million objects) a lookup is a binary search and the read is one projected Lance
-`take`. The objects map also keeps the columns the structured filters use (redshift, survey), so a redshift range
-or a survey is a numpy mask instead of a query. Every map is rebuilt when its table's version changes.
+`take`. The objects map also keeps the columns the structured filters use (redshift, survey) and the positions
+(ra, dec), so a redshift range or a survey is a numpy mask and a same-source check reads no rows. Every map is rebuilt when its table's version changes.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class ObjectRows:
     sorted_rows: np.ndarray  # int64 offsets in the order of sorted_ids
     columns: tuple[str, ...]  # the table's column names at this version
     redshift: np.ndarray | None  # float64 by offset (NaN where null); None when the table has no redshift
+    ra: np.ndarray  # float64 by offset (NaN where null): same-source checks without reading rows
+    dec: np.ndarray
     survey: pd.Categorical | None  # by offset; None when the table has no survey column
 
     def offsets(self, object_ids: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -117,18 +119,26 @@ def object_rows(atlas: Atlas, ds: Any | None = None) -> ObjectRows:
         if hit is not None and hit.version == ds.version:
             return hit
         names = tuple(ds.schema.names)
-        read = [c for c in ("object_id", "redshift", "survey") if c in names]
+        read = [c for c in ("object_id", "redshift", "survey", "ra", "dec") if c in names]
         table = ds.to_table(columns=read)
         ids = _id_bytes(table.column("object_id"))
         order = np.argsort(ids, kind="stable")
-        redshift = None
-        if "redshift" in read:
-            redshift = table.column("redshift").cast(pa.float64()).to_numpy(zero_copy_only=False)
-            redshift = np.asarray(redshift, np.float64)
+        floats = {c: _floats(table, c) for c in ("redshift", "ra", "dec")}
         survey = pd.Categorical(table.column("survey").to_pandas()) if "survey" in read else None
-        rows = ObjectRows(ds.version, len(ids), ids[order], order.astype(np.int64), names, redshift, survey)
+        rows = ObjectRows(ds.version, len(ids), ids[order], order.astype(np.int64), names, redshift=floats["redshift"],
+                          ra=_nan_if_none(floats["ra"], len(ids)), dec=_nan_if_none(floats["dec"], len(ids)), survey=survey)
         _objects[atlas.uri] = rows
         return rows
+
+
+def _floats(table: pa.Table, column: str) -> np.ndarray | None:
+    if column not in table.column_names:
+        return None
+    return np.asarray(table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+
+
+def _nan_if_none(values: np.ndarray | None, n: int) -> np.ndarray:
+    return values if values is not None else np.full(n, np.nan)
 
 
 def vector_rows(atlas: Atlas, table: str, ds: Any, objects: ObjectRows) -> VectorRows:
