@@ -165,12 +165,14 @@ def app_pages() -> list[st.Page]:
 def main() -> None:
     """The frame around every page: page config, atlas picker, navigation; then the chosen page."""
     st.set_page_config(page_title="Arp", page_icon=":material/flare:", layout="wide")
-    warm_up()
     sidebar_picker()
-    with app_frame():
-        page = st.navigation(app_pages())
-        find_sidebar()
-        page.run()
+    try:
+        with app_frame():
+            page = st.navigation(app_pages())
+            find_sidebar()
+            page.run()
+    finally:  # after the first page is drawn: the JIT would hold the GIL (and a core) while it is drawn
+        warm_up()
 
 
 if __name__ == "__main__":  # `streamlit run app.py` runs this file as __main__

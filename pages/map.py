@@ -114,10 +114,7 @@ def open_clicked_object() -> None:
 
 def space_choice(spaces: list[str], where: object) -> str:
     """The embedding space shown (remembered for the Rare page)."""
-    default = spaces.index(st.session_state[_state.MAP_SPACE]) if st.session_state.get(_state.MAP_SPACE) in spaces else 0
-    space = where.selectbox("Space", spaces, index=default)
-    st.session_state[_state.MAP_SPACE] = space
-    return space
+    return remembered_choice(where, "Space", spaces, _state.MAP_SPACE, "map_space_pick")
 
 
 def map_or_offer_to_compute(atlas: Atlas, space: str) -> pd.DataFrame:
@@ -143,11 +140,23 @@ def colour_options(atlas: Atlas, frame: pd.DataFrame) -> list[str]:
 
 def colour_choice(atlas: Atlas, frame: pd.DataFrame, where: object) -> str:
     """The column the map is coloured by (remembered between visits)."""
-    options = colour_options(atlas, frame)
-    wanted = st.session_state.get(_state.MAP_COLOUR, "density")
-    colour = where.selectbox("Colour by", options, index=options.index(wanted) if wanted in options else 0)
-    st.session_state[_state.MAP_COLOUR] = colour
-    return colour
+    return remembered_choice(where, "Colour by", colour_options(atlas, frame), _state.MAP_COLOUR, "map_colour_pick")
+
+
+def remembered_choice(where: object, label: str, options: list[str], remembered: str, key: str) -> str:
+    """A select box keyed once, so that its identity never changes with its value (a keyless one whose index followed
+    the last pick became a new widget after each pick, and a quick second pick was lost). Its value lives under
+    `remembered`, which other pages may set (the Probes page's "colour the map by this probe")."""
+    wanted = st.session_state.get(remembered)
+    if wanted not in options:
+        wanted = st.session_state.get(key) if st.session_state.get(key) in options else options[0]
+    st.session_state[key] = st.session_state[remembered] = wanted
+    return where.selectbox(label, options, key=key, on_change=_remember, args=(key, remembered))
+
+
+def _remember(key: str, remembered: str) -> None:
+    """A pick in a remembered select box, stored where the other pages read it."""
+    st.session_state[remembered] = st.session_state[key]
 
 
 def map_filter(atlas: Atlas, frame: pd.DataFrame) -> tuple[pd.DataFrame, frozenset[str] | None, str]:

@@ -58,9 +58,9 @@ def _resolve(variant: str, checkpoint: str | None):
 
 def load_zoobot(variant: str = "convnext_nano", checkpoint: str | None = None, image_size: int = 224) -> ZoobotEncoder:
     """Build the timm architecture named in the hub's config.json and load the weights file into it (strict)."""
+    weights = _resolve(variant, checkpoint)  # first: missing weights fail before timm's import (seconds)
     import timm
 
-    weights = _resolve(variant, checkpoint)
     config_path = weights.path.parent / "config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     arch = config.get("architecture") or variant.removeprefix("greyscale-")
