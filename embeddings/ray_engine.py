@@ -83,9 +83,14 @@ def _preprocess(batch: pa.Table, preprocessor: Callable, surveys: dict, keep: fr
 class _EmbedActor:
     """Actor: builds the encoder once, then embeds the valid rows of each batch (OOM halves the chunk)."""
 
-    def __init__(self, name: str, kwargs: dict, device: str, precision: str, chunk: int) -> None:
+    def __init__(self, name: str, kwargs: dict, device: str, precision: str, chunk: int, threads: int | None = None) -> None:
+        import torch
+
         from embeddings.encoders.registry import get_encoder
         from embeddings.job import _Forward
+
+        if threads:  # Ray pins a 1-CPU actor's torch to one thread (OMP_NUM_THREADS); a local CPU run gives it the box
+            torch.set_num_threads(threads)
 
         encoder = get_encoder(name, **kwargs)
         encoder.to(device)
@@ -208,13 +213,17 @@ def _embed_missing(atlas: Atlas, encoder: Encoder, kwargs: dict, info: SpaceInfo
     n_actors = opts.workers or (max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)) if gpus else max(1, int(cpus) // 2))
     # CPU actors must leave a CPU to the read, preprocess and write tasks, or the pipeline starves
     actor_cpus = 0 if gpus else min(1.0, max(0.25, (cpus - 1) / n_actors))
+    # on a local instance the CPU actors share the machine's cores for the forward (the read and preprocessing
+    # tasks interleave with it, as in the local engine); on a cluster Ray's per-actor CPU share stands
+    local_threads = max(1, int(cpus) // n_actors) if not gpus and not opts.address else None
     ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options)
     ds = ds.map_batches(_preprocess, batch_format="pyarrow", batch_size=opts.batch_size, num_cpus=1,
                         fn_kwargs={"preprocessor": encoder.preprocessor(), "surveys": survey_contexts(atlas), "keep": keep})
     ds = ds.map_batches(_EmbedActor, batch_format="numpy", batch_size=opts.batch_size, concurrency=n_actors,
                         num_gpus=gpus or None, num_cpus=actor_cpus,
                         fn_constructor_kwargs={"name": encoder.name, "kwargs": kwargs, "device": summary.device,
-                                               "precision": opts.precision, "chunk": opts.batch_size})
+                                               "precision": opts.precision, "chunk": opts.batch_size,
+                                               "threads": local_threads})
     ds = ds.map_batches(_write_fragments, batch_format="numpy", batch_size=opts.write_rows, num_cpus=0.5,
                         fn_kwargs={"uri": vectors_uri, "info": {**info.__dict__}, "options": options})
     _drive(ds, vectors_uri, options, len(todo), summary, opts.progress, ctx)
