@@ -102,30 +102,6 @@ class Atlas:
             return 0
         return self.db.open_table(name).count_rows(where)
 
-    def estimate_count(self, name: str, where: str, *, sample_rows: int = 100_000) -> int:
-        """Rows matching `where`, estimated from the first fragments (>= `sample_rows` rows, scanned without
-        scalar indexes, which cost more than a scan for broad conditions); exact on small tables."""
-        if not self._exists(name):
-            return 0
-        ds = self.db.open_table(name).to_lance()
-        sample, rows = [], 0
-        for frag in ds.get_fragments():
-            if rows >= sample_rows:
-                break
-            sample.append(frag)
-            rows += frag.count_rows()
-        total = ds.count_rows()
-        hits = ds.scanner(columns=[], with_row_id=True, filter=where, fragments=sample, use_scalar_index=False).count_rows()
-        return hits if rows >= total else int(round(hits * total / max(rows, 1)))
-
-    def scan_ids_unindexed(self, name: str, where: str, *, key: str = "object_id") -> list:
-        """The `key` values of rows matching `where`, by a plain column scan (no scalar index: the better plan
-        when a broad range condition is ANDed with a short id list)."""
-        if not self._exists(name):
-            return []
-        ds = self.db.open_table(name).to_lance()
-        return ds.to_table(columns=[key], filter=where, use_scalar_index=False).column(key).to_pylist()
-
     def columns(self, name: str) -> list[str]:
         """Column names of a table ([] when it does not exist)."""
         return list(self.db.open_table(name).schema.names) if self._exists(name) else []
