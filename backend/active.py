@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from backend import anomaly, maps, tags
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, feature_sets
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, ranking_sets
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
@@ -62,8 +62,8 @@ def joint(sets: dict[str, FeatureSet], n_components: int = JOINT_COMPONENTS) -> 
 
 
 def joint_features(atlas: Atlas) -> FeatureSet:
-    """`joint` of every feature set of the atlas (spaces and morphology)."""
-    sets = feature_sets(atlas)
+    """`joint` of the feature sets that rank (backend.features.ranking_sets: unimodal spaces and morphology)."""
+    sets = ranking_sets(atlas)
     if not sets:
         raise AtlasError("this atlas has no embedding space yet; run an embedding job first")
     return joint(sets)

@@ -4,7 +4,8 @@ For each embedding space: its vectors are read and PCA-reduced once (backend.fea
 one matrix feeds the UMAP map (first `pca_components` columns), the anomaly detectors and the
 clusters of the anomalous tail; the map table is then written once with all its columns. The
 morphology parameters, when measured, are scored as one more feature set. Last, the combined
-ranking across all sets is stored (table `anomalies`).
+ranking is stored (table `anomalies`): over the unimodal spaces and the morphology parameters, the
+cross-modal spaces left out where a unimodal space of their modality exists (features.ranking_set_names).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from backend import anomaly, maps, rare
-from backend.features import MORPHOLOGY, FeatureSet, feature_sets
+from backend.features import MORPHOLOGY, FeatureSet, feature_sets, ranking_set_names
 from backend.store import Atlas
 
 
@@ -33,8 +34,9 @@ def discover(
             say(f"morphology: anomaly scores of {len(fs.ids)} objects")
             continue
         per_set[name] = discover_space(atlas, fs, map_params=map_params, k=k, say=say)
-    ranking = anomaly.store_combined(atlas, per_set)
-    say(f"combined anomaly ranking over {', '.join(per_set)} stored")
+    ranked = {name: per_set[name] for name in ranking_set_names(atlas, list(per_set))}
+    ranking = anomaly.store_combined(atlas, ranked)
+    say(f"combined anomaly ranking over {', '.join(ranked)} stored")
     return ranking
 
 

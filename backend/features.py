@@ -79,3 +79,21 @@ def feature_sets(atlas: Atlas, n_components: int = DEFAULT_COMPONENTS) -> dict[s
     if morph is not None:
         out[MORPHOLOGY] = morph
     return out
+
+
+def ranking_set_names(atlas: Atlas, names: list[str]) -> list[str]:
+    """Which sets feed the combined ranking, active learning and "more like these".
+
+    A cross-modal (aligned) space keeps only what image and spectrum share, so it is left out
+    whenever the atlas has a unimodal space of the same modality: shape is ranked in the
+    self-supervised image space, spectra in the spectrum space. The morphology parameters stay.
+    """
+    spaces = list_spaces(atlas)
+    unimodal = {info.modality for info in spaces.values() if not info.aligned_group}
+    return [n for n in names if n not in spaces or not spaces[n].aligned_group or spaces[n].modality not in unimodal]
+
+
+def ranking_sets(atlas: Atlas, n_components: int = DEFAULT_COMPONENTS) -> dict[str, FeatureSet]:
+    """`feature_sets` restricted to `ranking_set_names`."""
+    sets = feature_sets(atlas, n_components)
+    return {n: sets[n] for n in ranking_set_names(atlas, list(sets))}

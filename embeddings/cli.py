@@ -86,15 +86,18 @@ def embed_cmd(
 def train_builtin_cmd(
     atlas: str = AtlasOpt,
     out: str = typer.Option(None, "--out", help="Weights file (default: embeddings/weights/arp_pair.safetensors)."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Maximum epochs (default from the training config)."),
+    budget_scale: float = typer.Option(1.0, "--budget-scale", min=0.01,
+                                       help="Multiply every stage's epoch cap and time budget (default 1: about 25 min on 2 cores)."),
     seed: int = typer.Option(0, "--seed"),
+    pretrained: str = typer.Option(None, "--pretrained",
+                                   help="Keep the towers of this weights file; redo only standardisation and alignment."),
 ) -> None:
-    """Train Arp's builtin image+spectrum pair on the atlas's train split (val split for early stopping)."""
+    """Train Arp's builtin family (image SSL, masked spectra, alignment) on the train split (val for early stopping)."""
     import json
 
     from embeddings.builtin.train import train
 
-    summary = train(_atlas(atlas), out=out, max_epochs=epochs, seed=seed)
+    summary = train(_atlas(atlas), out=out, budget_scale=budget_scale, seed=seed, pretrained=pretrained)
     print(json.dumps(summary, indent=1, default=str))
 
 
@@ -188,7 +191,7 @@ def hdf_cmd(
     import time
 
     from embeddings.demo.hdf import build_hdf_atlas
-    from embeddings.pipeline import prepare_atlas
+    from embeddings.pipeline import IMAGE_ENCODERS, prepare_atlas
 
     started = time.perf_counter()
     built = build_hdf_atlas(atlas, progress=not no_progress)
@@ -197,7 +200,7 @@ def hdf_cmd(
     if objects_only:
         return
     started = time.perf_counter()
-    prepare_atlas(built, encoders=("arp-pair-image",), progress=not no_progress)  # no spectra in the HDF
+    prepare_atlas(built, encoders=IMAGE_ENCODERS, progress=not no_progress)  # no spectra in the HDF
     print(f"hdf: builtin image vectors, morphology, map, anomalies and clusters ready in {time.perf_counter() - started:.1f} s")
 
 

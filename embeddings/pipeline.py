@@ -7,7 +7,8 @@ from collections.abc import Callable
 from backend.discovery import discover
 from backend.store import Atlas, open_atlas
 
-BUILTIN_ENCODERS = ("arp-pair-image", "arp-pair-spectrum")
+BUILTIN_ENCODERS = ("arp-morphology", "arp-spectrum", "arp-pair-image", "arp-pair-spectrum")
+IMAGE_ENCODERS = ("arp-morphology", "arp-pair-image")  # atlases without spectra (the Hubble Deep Field)
 
 
 def prepare_atlas(

@@ -1,4 +1,4 @@
-"""Builtin pair: documented preprocessing on known inputs, safetensors loading, training reproduces a loadable file."""
+"""Builtin family: documented preprocessing on known inputs, safetensors loading, the three training stages reproduce a loadable file."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from safetensors import safe_open
 
 from backend.spectra import desi_wavelength
-from embeddings.builtin import preprocess as pp
 from embeddings.builtin.train import save_pair, train
+from embeddings.encoders import arp_preprocess as pp
 from embeddings.encoders.base import SurveyContext
 from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256, load_pair
 from embeddings.encoders.registry import available_encoders, get_encoder
@@ -97,11 +97,16 @@ def test_spectrum_on_another_grid_is_interpolated_and_empty_spectra_rejected():
         pp.spectrum_input({"spectrum_flux": None}, GRZ, STATS)
 
 
-def test_registered_pair_shares_one_aligned_space():
+def test_registered_family_gives_two_unimodal_spaces_and_one_aligned_pair():
     specs = available_encoders()
     assert specs["arp-pair-image"].modality == "image" and specs["arp-pair-spectrum"].modality == "spectrum"
+    assert specs["arp-morphology"].modality == "image" and specs["arp-spectrum"].modality == "spectrum"
     img, spec = get_encoder("arp-pair-image", random_init=True), get_encoder("arp-pair-spectrum", random_init=True)
     assert img.aligned_group == spec.aligned_group == "arp-pair" and img.dim == spec.dim == 128
+    morph, unispec = get_encoder("arp-morphology", random_init=True), get_encoder("arp-spectrum", random_init=True)
+    assert morph.aligned_group == unispec.aligned_group == ""  # never compared across modalities
+    assert (morph.name, morph.dim, unispec.name, unispec.dim) == ("arp-morphology", 256, "arp-spectrum", 32)
+    assert specs["arp-morphology"].weights.dim == 256
 
 
 def test_weights_round_trip_through_safetensors_and_refuse_other_preprocessing(tmp_path):
@@ -111,7 +116,9 @@ def test_weights_round_trip_through_safetensors_and_refuse_other_preprocessing(t
     assert enc.weights_revision == "sha256:" + file_sha256(path)[:16] and enc.stats == STATS
     x = torch.randn(4, 3, 972)
     with torch.inference_mode():
-        np.testing.assert_allclose(enc.embed(x), model.spectrum(x).numpy(), atol=1e-6)
+        np.testing.assert_allclose(enc.embed(x), model.pair_spectrum(x).numpy(), atol=1e-6)
+        uni = get_encoder("arp-spectrum", checkpoint=str(path))
+        np.testing.assert_allclose(uni.embed(x), model.spectrum(x).numpy(), atol=1e-6)
     state = {k: v for k, v in model.state_dict().items()}
     from safetensors.torch import save_file
 
@@ -123,19 +130,34 @@ def test_weights_round_trip_through_safetensors_and_refuse_other_preprocessing(t
         load_pair(tmp_path / "missing.safetensors")
 
 
-def test_train_builtin_writes_loadable_weights_and_metrics(tmp_path):
+def test_train_builtin_runs_three_stages_and_writes_loadable_weights_and_curves(tmp_path):
     atlas = synthetic_atlas(tmp_path / "a", 240, size=48)
     out = tmp_path / "pair.safetensors"
-    summary = train(atlas.uri, out=out, max_epochs=2, batch_size=32, progress=False)
-    assert summary["n_train"] == 80 and summary["epochs_run"] == 2
-    assert set(summary["test_metrics"]) >= {"image_redshift_r2", "spectrum_redshift_r2", "cross_modal_median_rank"}
+    summary = train(atlas.uri, out=out, budget_scale=0.05, progress=False)
+    assert summary["n_train"] == 80
+    assert [s["stage"] for s in summary["stages"]] == ["image-simclr", "spectrum-masked", "alignment"]
+    assert all(s["epochs_run"] >= 1 for s in summary["stages"])
+    assert set(summary["test_metrics"]) >= {"image_redshift_r2", "spectrum_redshift_r2", "cross_modal_median_rank",
+                                            "spectrum_space_redshift_r2", "morphology_space_redshift_r2"}
     with safe_open(str(out), framework="pt") as fh:
         stats = json.loads(fh.metadata()["stats"])
     assert 0.005 < stats["image_softening"][0] < 0.02  # the synthetic noise level (sigma 0.01)
-    enc = get_encoder("arp-pair-image", checkpoint=str(out))
-    vec = enc.embed(torch.from_numpy(enc.preprocess(cube_row(np.zeros((3, 48, 48))), GRZ))[None])
-    assert vec.shape == (1, 128) and np.isclose(np.linalg.norm(vec), 1, atol=1e-5)
-    assert json.loads(out.with_suffix(".metrics.json").read_text())["n_val"] == 80
+    row = cube_row(np.zeros((3, 48, 48)))
+    for name, dim in (("arp-pair-image", 128), ("arp-morphology", 256)):
+        enc = get_encoder(name, checkpoint=str(out))
+        vec = enc.embed(torch.from_numpy(enc.preprocess(row, GRZ))[None])
+        assert vec.shape == (1, dim) and np.isfinite(vec).all()
+        if name == "arp-pair-image":
+            assert np.isclose(np.linalg.norm(vec), 1, atol=1e-5)
+    written = json.loads(out.with_suffix(".metrics.json").read_text())
+    assert written["n_val"] == 80 and {h["stage"] for h in written["history"]} == {s["stage"] for s in summary["stages"]}
+    # re-aligning keeps both pretrained towers (and their curves) and redoes only the heads
+    again = train(atlas.uri, out=tmp_path / "re.safetensors", budget_scale=0.05, pretrained=out, progress=False)
+    assert [s["stage"] for s in again["stages"]] == [s["stage"] for s in summary["stages"]]
+    assert again["stages"][0]["from"] == "pair.safetensors"
+    first, second = get_encoder("arp-morphology", checkpoint=str(out)), get_encoder("arp-morphology", checkpoint=str(tmp_path / "re.safetensors"))
+    x = torch.randn(2, 3, 48, 48)
+    np.testing.assert_allclose(first.embed(x), second.embed(x), atol=1e-4)
 
 
 def test_committed_weights_load_deterministically():

@@ -24,3 +24,5 @@ def test_committed_weights_reach_recorded_quality_on_fresh_small_demo(tmp_path):
     assert got["image_redshift_r2"] >= marks["image_redshift_r2_min"], got
     assert got["spectrum_redshift_r2"] >= marks["spectrum_redshift_r2_min"], got
     assert got["cross_modal_median_rank"] <= marks["cross_modal_median_rank_max"], got
+    assert got["spectrum_space_redshift_r2"] >= marks["spectrum_space_redshift_r2_min"], got
+    assert got["morphology_neighbour_agreement"] >= marks["morphology_neighbour_agreement_min"], got

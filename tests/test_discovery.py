@@ -112,3 +112,21 @@ def test_feature_sets_hold_every_space_and_the_morphology(discovered):
     assert set(sets) == {IMAGE.name, SPECTRUM.name, MORPHOLOGY}
     assert sets[MORPHOLOGY].X.shape == (len(objs), 2)
     assert np.isfinite(sets[MORPHOLOGY].X).all()
+
+
+def test_ranking_leaves_out_an_aligned_space_when_a_unimodal_one_of_its_modality_exists(discovered):
+    from backend.features import ranking_set_names
+    from backend.spaces import SpaceInfo, register_space, write_vectors
+    from backend.store import open_atlas
+
+    atlas, objs, _, _ = discovered
+    assert ranking_set_names(atlas, [IMAGE.name, SPECTRUM.name, MORPHOLOGY]) == [IMAGE.name, SPECTRUM.name, MORPHOLOGY]
+    other = open_atlas(atlas.uri + "-unimodal", create=True)
+    ids = objs.index[:20].tolist()
+    shape = SpaceInfo("toy-morphology", "image", 4, "test-rev", "v1")  # a self-supervised image space, no group
+    for info in (IMAGE, SPECTRUM, shape):
+        register_space(other, info)
+        write_vectors(other, info, ids, np.random.default_rng(0).normal(size=(20, info.dim)).astype(np.float32))
+    names = [IMAGE.name, SPECTRUM.name, shape.name, MORPHOLOGY]
+    # shape is ranked in the unimodal image space; the spectra keep the aligned space (no unimodal one)
+    assert ranking_set_names(other, names) == [SPECTRUM.name, shape.name, MORPHOLOGY]

@@ -17,9 +17,9 @@ from backend import schema
 from backend.spaces import list_spaces, read_vectors
 from backend.spectra import desi_wavelength
 from backend.store import open_atlas
-from embeddings.builtin import preprocess as pp
 from embeddings.builtin.train import save_pair
-from embeddings.encoders.builtin import ArpPairEncoder
+from embeddings.encoders import arp_preprocess as pp
+from embeddings.encoders.builtin import ArpEncoder
 from embeddings.encoders.registry import get_encoder
 from embeddings.job import run_embed_job, run_embedding
 from embeddings.models.arp_pair import ArpPair
@@ -51,7 +51,7 @@ def synthetic_atlas(path: Path, n: int, *, size: int = 32, spectra: bool = True,
     return atlas
 
 
-def random_pair_encoder(modality: str) -> ArpPairEncoder:
+def random_pair_encoder(modality: str) -> ArpEncoder:
     return get_encoder(f"arp-pair-{modality}", random_init=True)
 
 
@@ -87,7 +87,7 @@ def test_same_vectors_with_worker_processes_and_in_process(tmp_path):
     np.testing.assert_allclose(v0, v1, atol=1e-5)
 
 
-class OomOnBigBatches(ArpPairEncoder):
+class OomOnBigBatches(ArpEncoder):
     """Test double of a small GPU: raises the CUDA out-of-memory error for batches over 24."""
 
     def embed(self, batch):
@@ -98,13 +98,13 @@ class OomOnBigBatches(ArpPairEncoder):
 
 def test_out_of_memory_halves_the_batch_and_finishes(tmp_path):
     atlas = synthetic_atlas(tmp_path / "a", 150, spectra=False)
-    enc = OomOnBigBatches("image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
+    enc = OomOnBigBatches("pair_image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
     result = run_embedding(atlas, "x", encoder=enc, batch_size=100, workers=0, progress=False)
     assert result.forward_batch == 12 and result.oom_events == 3
     assert result.embedded == 150 and atlas.count(IMAGE_TABLE) == 150
 
 
-class NanForHotPixel(ArpPairEncoder):
+class NanForHotPixel(ArpEncoder):
     """Test double of a numerically unstable model: NaN vectors for inputs with a saturated corner pixel."""
 
     def embed(self, batch):
@@ -124,7 +124,7 @@ def test_bad_rows_are_skipped_with_reasons_and_the_rest_is_embedded(tmp_path):
         {"object_id": "bad-shape", "survey": "synth", "image": np.zeros(10, np.float32), "image_shape": [3, 32, 32]},
         {"object_id": "bad-vector", "survey": "synth", "image": hot.ravel(), "image_shape": [3, 32, 32]},
     ])
-    enc = NanForHotPixel("image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
+    enc = NanForHotPixel("pair_image", ArpPair().eval(), pp.PreprocessStats(), "random-init")
     result = run_embedding(atlas, "x", encoder=enc, workers=0, progress=False)
     assert result.embedded == 60 and result.skipped == 3
     reasons = {e["object_id"]: e["reason"] for e in result.skipped_examples}

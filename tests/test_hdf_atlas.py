@@ -35,16 +35,19 @@ def test_hdf_atlas_has_detected_sources_with_cutouts_near_the_hdf(hdf_atlas):
     assert sep.min() < 2 * u.arcsec
 
 
-def test_builtin_image_tower_embeds_every_hdf_cutout_and_morphology_is_measured(hdf_atlas):
+def test_builtin_image_encoders_embed_every_hdf_cutout_and_morphology_is_measured(hdf_atlas):
     from embeddings import morphology
     from embeddings.encoders.builtin import DEFAULT_WEIGHTS
     from embeddings.encoders.registry import get_encoder
     from embeddings.job import run_embedding
 
-    encoder = None if DEFAULT_WEIGHTS.is_file() else get_encoder("arp-pair-image", random_init=True)
-    summary = run_embedding(hdf_atlas, "arp-pair-image", encoder=encoder, device="cpu", workers=0, progress=False, index=False)
+    from embeddings.pipeline import IMAGE_ENCODERS
+
     n = hdf_atlas.count("objects")
-    assert summary.embedded == n and not summary.skipped, "f814w/f606w/f450w cutouts are no longer refused"
+    for name in IMAGE_ENCODERS:  # the self-supervised morphology space and the aligned image space
+        encoder = None if DEFAULT_WEIGHTS.is_file() else get_encoder(name, random_init=True)
+        summary = run_embedding(hdf_atlas, name, encoder=encoder, device="cpu", workers=0, progress=False, index=False)
+        assert summary.embedded == n and not summary.skipped, "f814w/f606w/f450w cutouts are no longer refused"
     measured = morphology.write_catalogue(hdf_atlas)
     assert measured["morph_gini"].notna().mean() > 0.9
     stored = hdf_atlas.objects(["object_id", *morphology.COLUMNS])

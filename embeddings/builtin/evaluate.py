@@ -70,3 +70,29 @@ def evaluate_atlas(atlas: Atlas, image_space: str, spectrum_space: str, k: int =
         out_spec[split] = spec[[spec_row[o] for o in ids]]
         out_z[split] = meta.loc[ids, "redshift"].to_numpy(np.float64)
     return evaluate_pair(out_img, out_spec, out_z, k)
+
+
+def _split_vectors(atlas: Atlas, space: str, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids, vecs = read_vectors(atlas, space)
+    meta = atlas.objects(["object_id", "split", column]).set_index("object_id")
+    return vecs, meta.loc[ids, "split"].to_numpy(str), meta.loc[ids, column].to_numpy()
+
+
+def space_redshift_r2(atlas: Atlas, space: str, k: int = 64) -> float:
+    """kNN redshift R^2 (as above) of one stored space: fitted on its train split, scored on its test split."""
+    vecs, split, z = _split_vectors(atlas, space, "redshift")
+    tr, te = split == "train", split == "test"
+    return knn_redshift_r2(vecs[tr], z[tr].astype(np.float64), vecs[te], z[te].astype(np.float64), k)
+
+
+def neighbour_label_agreement(atlas: Atlas, space: str, column: str, k: int = 10) -> float:
+    """Mean fraction of each object's k nearest neighbours (cosine, whole atlas) sharing its `column` label.
+
+    An evaluation only: `column` is a truth column of the demo (e.g. `morphology`).
+    """
+    vecs, _, labels = _split_vectors(atlas, space, column)
+    v = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    nn = np.argsort(-sims, axis=1)[:, :k]
+    return float((labels[nn] == labels[:, None]).mean())

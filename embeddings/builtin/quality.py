@@ -1,7 +1,9 @@
 """The regression guard of the committed weights: quality on a small demo built by the current code.
 
-`measure_small_demo()` builds an n=600 demo atlas, embeds it with the committed builtin pair through
-the real embedding job and evaluates it (embeddings/builtin/evaluate.py). `python -m
+`measure_small_demo()` builds an n=600 demo atlas, embeds it with the committed builtin family (all
+three spaces) through the real embedding job and evaluates it (embeddings/builtin/evaluate.py): the
+aligned pair's redshift R^2 and cross-modal rank, the spectrum space's redshift R^2 and how often
+the morphology space's 10 nearest neighbours share an object's morphology label. `python -m
 embeddings.builtin.quality` records the measured figures and thresholds (measured, with a margin) in
 embeddings/weights/arp_pair.quality.json, which tests/test_builtin_quality.py checks against.
 """
@@ -12,8 +14,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from embeddings.builtin.evaluate import evaluate_atlas
+from embeddings.builtin.evaluate import evaluate_atlas, neighbour_label_agreement, space_redshift_r2
 from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256
+from embeddings.pipeline import BUILTIN_ENCODERS
 
 QUALITY_FILE = DEFAULT_WEIGHTS.with_name("arp_pair.quality.json")
 SMALL_N = 600
@@ -29,9 +32,13 @@ def measure_small_demo(n: int = SMALL_N, seed: int = SEED, workdir: str | Path |
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         atlas = build_demo(str(Path(tmp) / "demo"), n=n, seed=seed, workers=1, progress=False)
-        for name in ("arp-pair-image", "arp-pair-spectrum"):
+        for name in BUILTIN_ENCODERS:
             run_embedding(atlas, name, device="cpu", workers=0, progress=False, index=False)
-        return evaluate_atlas(atlas, "arp-pair-image__image", "arp-pair-spectrum__spectrum")
+        out = evaluate_atlas(atlas, "arp-pair-image__image", "arp-pair-spectrum__spectrum")
+        out["spectrum_space_redshift_r2"] = round(space_redshift_r2(atlas, "arp-spectrum__spectrum"), 4)
+        out["morphology_neighbour_agreement"] = round(
+            neighbour_label_agreement(atlas, "arp-morphology__image", "morphology"), 4)
+        return out
 
 
 def thresholds_from(measured: dict) -> dict:
@@ -40,6 +47,8 @@ def thresholds_from(measured: dict) -> dict:
         "image_redshift_r2_min": round(measured["image_redshift_r2"] - MARGIN_R2, 3),
         "spectrum_redshift_r2_min": round(measured["spectrum_redshift_r2"] - MARGIN_R2, 3),
         "cross_modal_median_rank_max": round(measured["cross_modal_median_rank"] * RANK_FACTOR + 1, 1),
+        "spectrum_space_redshift_r2_min": round(measured["spectrum_space_redshift_r2"] - MARGIN_R2, 3),
+        "morphology_neighbour_agreement_min": round(measured["morphology_neighbour_agreement"] - MARGIN_R2, 3),
     }
 
 

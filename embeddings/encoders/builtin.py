@@ -1,7 +1,10 @@
-"""Arp's builtin contrastive pair as two registered encoders sharing the aligned group "arp-pair".
+"""Arp's builtin family as four registered encoders over one weights file: three spaces.
 
-Weights: embeddings/weights/arp_pair.safetensors (reproduced by `python -m embeddings train-builtin`),
-loaded with safetensors only. Preprocessing: embeddings/builtin/preprocess.py (version in the file).
+`arp-morphology` (the self-supervised image space: shape), `arp-spectrum` (the
+masked-modelling spectrum space: redshift and lines) and the aligned pair `arp-pair-image` /
+`arp-pair-spectrum` (cross-modal, aligned group "arp-pair"). Weights:
+embeddings/weights/arp_pair.safetensors (reproduced by `python -m embeddings train-builtin`), loaded
+with safetensors only. Preprocessing: embeddings/encoders/arp_preprocess.py (version in the file).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings.builtin import preprocess as pp
+from embeddings.encoders import arp_preprocess as pp
 from embeddings.encoders.base import Encoder, SurveyContext
 from embeddings.encoders.registry import WeightsConfig, register_encoder
 
@@ -78,23 +81,21 @@ def load_pair(path: str | Path | None = None):
     return model, stats, revision, meta
 
 
-class ArpPairEncoder(Encoder):
-    """One tower of the builtin pair (image or spectrum) into the shared 128-d L2-normalised space."""
+class ArpEncoder(Encoder):
+    """One space of the builtin family: morphology (image), spectrum, or a tower of the aligned pair."""
 
-    aligned_group = ALIGNED_GROUP
     preprocess_version = pp.PREPROCESS_VERSION
 
-    family = ALIGNED_GROUP
-
-    def __init__(self, modality: str, model, stats: pp.PreprocessStats, weights_revision: str) -> None:
-        self.name = f"{self.family}-{modality}"
-        self.modality = modality
-        self.tower = model.image if modality == "image" else model.spectrum
-        self.tower.eval()
-        self.dim = int(model.cfg.embed_dim)
+    def __init__(self, space: str, model, stats: pp.PreprocessStats, weights_revision: str) -> None:
+        self.name, self.family, self.modality, method, dim, group = SPACES[space]
+        self.aligned_group = group
+        self.forward = getattr(model, method)
+        model.eval()
+        self.dim = int(getattr(model.cfg, dim))
         self.stats = stats
         self.weights_revision = weights_revision
-        self._pre = ImagePreprocessor(stats) if modality == "image" else SpectrumPreprocessor(stats)
+        self._pre = ImagePreprocessor(stats) if self.modality == "image" else SpectrumPreprocessor(stats)
+        self._model = model
 
     def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
         return self._pre(row, survey)
@@ -106,47 +107,54 @@ class ArpPairEncoder(Encoder):
         import torch
 
         with torch.inference_mode():
-            out = self.tower(batch.to(self.device, non_blocking=True))
+            out = self.forward(batch.to(self.device, non_blocking=True))
         return out.float().cpu().numpy()
 
-    def to(self, device: str) -> ArpPairEncoder:
-        self.tower.to(device)
+    def to(self, device: str) -> ArpEncoder:
+        self._model.to(device)
         self.device = device
         return self
 
 
-def _build(modality: str, checkpoint: str | None, random_init: bool) -> ArpPairEncoder:
+# space -> (registry name, family, modality, model method, config attribute giving the width, aligned group)
+SPACES = {
+    "morphology": ("arp-morphology", "arp-morphology", "image", "morphology", "image_dim", ""),
+    "spectrum": ("arp-spectrum", "arp-spectrum", "spectrum", "spectrum", "spectrum_dim", ""),
+    "pair_image": ("arp-pair-image", ALIGNED_GROUP, "image", "pair_image", "embed_dim", ALIGNED_GROUP),
+    "pair_spectrum": ("arp-pair-spectrum", ALIGNED_GROUP, "spectrum", "pair_spectrum", "embed_dim", ALIGNED_GROUP),
+}
+WEIGHTS_SOURCE = "embeddings/weights/arp_pair.safetensors"
+DIMS = {"morphology": 256, "spectrum": 32, "pair_image": 128, "pair_spectrum": 128}  # of the committed weights
+DESCRIPTIONS = {
+    "morphology": "Arp's builtin image tower, self-supervised (SimCLR, astronomy-safe views): neighbours by shape.",
+    "spectrum": "Arp's builtin spectrum tower, masked-spectrum modelling (DESI grid, 6.4 A bins): redshift and lines.",
+    "pair_image": "Arp's builtin image tower + alignment head: the cross-modal space shared with arp-pair-spectrum.",
+    "pair_spectrum": "Arp's builtin spectrum tower + alignment head: the cross-modal space shared with arp-pair-image.",
+}
+
+
+def _build(space: str, checkpoint: str | None, random_init: bool) -> ArpEncoder:
     if random_init:
         import torch
 
         from embeddings.models.arp_pair import ArpPair
 
         torch.manual_seed(0)
-        return ArpPairEncoder(modality, ArpPair().eval(), pp.PreprocessStats(), "random-init")
+        return ArpEncoder(space, ArpPair().eval(), pp.PreprocessStats(), "random-init")
     model, stats, revision, _ = load_pair(checkpoint)
-    return ArpPairEncoder(modality, model, stats, revision)
+    return ArpEncoder(space, model, stats, revision)
 
 
-PAIR_WEIGHTS = WeightsConfig(source="embeddings/weights/arp_pair.safetensors", dim=128)
+def _register(space: str) -> None:
+    name, family, modality = SPACES[space][:3]
+
+    def factory(checkpoint: str | None = None, random_init: bool = False) -> ArpEncoder:
+        return _build(space, checkpoint, random_init)
+
+    factory.__name__ = factory.__qualname__ = name.replace("-", "_")
+    register_encoder(family, modality=modality, name=name, description=DESCRIPTIONS[space],
+                     weights=WeightsConfig(source=WEIGHTS_SOURCE, dim=DIMS[space]))(factory)
 
 
-@register_encoder(
-    "arp-pair",
-    modality="image",
-    weights=PAIR_WEIGHTS,
-    description="Arp's builtin image CNN (g,r,z 48 px), contrastively aligned with arp-pair-spectrum.",
-)
-def arp_pair_image(checkpoint: str | None = None, random_init: bool = False) -> ArpPairEncoder:
-    """Builtin image tower (weights shipped in the repo)."""
-    return _build("image", checkpoint, random_init)
-
-
-@register_encoder(
-    "arp-pair",
-    modality="spectrum",
-    weights=PAIR_WEIGHTS,
-    description="Arp's builtin 1-D conv spectrum encoder (DESI grid, 6.4 A bins), aligned with arp-pair-image.",
-)
-def arp_pair_spectrum(checkpoint: str | None = None, random_init: bool = False) -> ArpPairEncoder:
-    """Builtin spectrum tower (weights shipped in the repo)."""
-    return _build("spectrum", checkpoint, random_init)
+for _space in SPACES:
+    _register(_space)

@@ -1,7 +1,7 @@
-"""Versioned preprocessing of the builtin pair (pure numpy; runs in DataLoader workers).
+"""Versioned preprocessing of the builtin family (pure numpy; runs in DataLoader workers).
 
 Image (``arp-pair-v1``): pick g,r,z; resample to 0.262"/px if the survey differs; centre crop (or
-zero-pad) to 48 px (56 px for training, which then random-crops 48 and applies flips / rot90);
+zero-pad) to 48 px (56 px for training, whose random views are embeddings/builtin/views.py);
 per-band arcsinh stretch ``asinh(flux / s_b)`` with fixed softenings ``s_b`` measured on the training
 set (the noise level of each band) and stored in the weights file, so colours and brightness survive.
 Non-finite pixels are set to 0; a cutout with more than half of them is rejected.
@@ -203,18 +203,3 @@ def spectrum_channels(fbin: np.ndarray, wsum: np.ndarray, stats: PreprocessStats
 def spectrum_input(row: dict, survey: SurveyContext, stats: PreprocessStats) -> np.ndarray:
     """Model input (3, 972) for one row."""
     return spectrum_channels(*binned_spectrum(row, survey), stats)
-
-
-def augment_images(batch, generator=None):
-    """Training-only augmentation of a (N, 3, 56, 56) tensor: per object a random 48 px crop, rot90 and flip."""
-    import torch
-
-    n, _, h, _ = batch.shape
-    offs = torch.randint(0, h - IMAGE_SIZE + 1, (n, 2), generator=generator).tolist()
-    rots = torch.randint(0, 4, (n,), generator=generator).tolist()
-    flips = torch.randint(0, 2, (n,), generator=generator).tolist()
-    out = []
-    for img, (y, x), k, f in zip(batch, offs, rots, flips, strict=True):
-        crop = torch.rot90(img[:, y : y + IMAGE_SIZE, x : x + IMAGE_SIZE], k, dims=(1, 2))
-        out.append(crop.flip(2) if f else crop)
-    return torch.stack(out)
