@@ -40,7 +40,6 @@ def test_builtin_image_encoders_embed_every_hdf_cutout_and_morphology_is_measure
     from embeddings.encoders.builtin import DEFAULT_WEIGHTS
     from embeddings.encoders.registry import get_encoder
     from embeddings.job import run_embedding
-
     from embeddings.pipeline import IMAGE_ENCODERS
 
     n = hdf_atlas.count("objects")
