@@ -25,6 +25,19 @@ ARTIFACTS = REPO / "test-artifacts"
 DOCS_SHOTS = REPO / "docs" / "screenshots" / "browser"
 
 
+# Pixel position (in the page) of one clickable point of the map's WebGL sample layer, read from plotly's axes.
+POINT_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  if (!gd || !gd._fullLayout || !gd._fullData) return null;
+  const tr = gd._fullData.find(t => t.name === 'objects');
+  if (!tr || !tr.x || tr.x.length === 0) return null;
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const i = Math.floor(tr.x.length / 3);
+  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
+}"""
+
+
 @contextmanager
 def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -> Iterator[str]:
     """Run the app on a free 127.0.0.1 port against an atlas; yields its base URL, stops it afterwards."""

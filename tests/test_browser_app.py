@@ -8,22 +8,9 @@ import pytest
 
 from backend import tags
 from backend.store import open_atlas
-from tests.browser import screenshot, wait_app_idle
+from tests.browser import POINT_JS, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
-
-# Pixel position (in the page) of one clickable point of the map's WebGL sample layer, read from plotly's axes.
-POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  if (!gd || !gd._fullLayout || !gd._fullData) return null;
-  const tr = gd._fullData.find(t => t.name === 'objects');
-  if (!tr || !tr.x || tr.x.length === 0) return null;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  const i = Math.floor(tr.x.length / 3);
-  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
-}"""
-
 
 def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str, str], page: object) -> None:
     url, _ = app_url

@@ -1,5 +1,5 @@
 """The Galaxy and Map pages in headless Chromium: opening a neighbour, the atlas field on a page opened by its URL,
-and the thumbnail shown on map hover."""
+the thumbnail shown on map hover, and two recolours in a row."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from backend.store import open_atlas
-from tests.browser import screenshot, wait_app_idle
+from tests.browser import POINT_JS, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -49,16 +49,6 @@ def test_open_a_neighbour_moves_the_page_and_its_url(app_url: tuple[str, str], p
     screenshot(page, "galaxy_after_neighbour_click")
 
 
-POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  if (!gd || !gd._fullLayout || !gd._fullData) return null;
-  const tr = gd._fullData.find(t => t.name === 'objects');
-  if (!tr || !tr.x || tr.x.length === 0) return null;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  const i = Math.floor(tr.x.length / 2);
-  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
-}"""
 CARD_JS = """() => {
   const card = document.getElementById('arp-hover-card'), img = card && card.querySelector('img');
   const label = document.querySelector('.js-plotly-plot .hoverlayer .hovertext');
@@ -86,3 +76,22 @@ def test_hovering_a_map_point_shows_its_thumbnail_and_a_click_still_opens_it(app
     page.mouse.click(point["x"], point["y"])  # hovering left the chart's own click alone
     page.get_by_role("heading", name=f"Galaxy {card['label']}").wait_for(timeout=120_000)
     assert not page.locator("#arp-hover-card").is_visible(), "the card goes with the map"
+
+
+BACKGROUND_JS = """() => { const i = document.querySelector('.js-plotly-plot image');
+  return i ? (i.getAttribute('href') || i.getAttribute('xlink:href') || '').slice(-120) : ''; }"""
+
+
+def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(POINT_JS, timeout=120_000)
+    wait_app_idle(page)
+    for column in ("redshift", "rare_class"):  # the second pick used to be lost (the box became a new widget)
+        before = page.evaluate(BACKGROUND_JS)
+        page.get_by_label("Colour by").click()
+        page.get_by_role("option", name=column, exact=True).click()
+        page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=120_000)
+        wait_app_idle(page)
+    legend = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout.legend.title.text")
+    assert legend == "rare_class", "the map shows the second pick"
