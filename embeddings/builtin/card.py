@@ -9,7 +9,8 @@ import json
 
 from embeddings.builtin.quality import QUALITY_FILE
 from embeddings.encoders import arp_preprocess as pp
-from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+from embeddings.encoders.weights import file_sha256
 
 METRICS_FILE = DEFAULT_WEIGHTS.with_suffix(".metrics.json")
 CARD_FILE = DEFAULT_WEIGHTS.with_name("MODEL_CARD.md")

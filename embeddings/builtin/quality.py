@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from embeddings.builtin.evaluate import evaluate_atlas, neighbour_label_agreement, space_redshift_r2
-from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+from embeddings.encoders.weights import file_sha256
 from embeddings.pipeline import BUILTIN_ENCODERS
 
 QUALITY_FILE = DEFAULT_WEIGHTS.with_name("arp_pair.quality.json")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.store import open_atlas
+from backend.store import open_atlas, where_in
 from embeddings.builtin.evaluate import evaluate_pair, knn_redshift_r2
 from embeddings.builtin.loop import StageConfig
 from embeddings.data import iter_rows, survey_contexts
@@ -41,7 +41,7 @@ def load_split_arrays(atlas, splits=("train", "val", "test"), progress: bool = T
     from tqdm.auto import tqdm
 
     surveys = survey_contexts(atlas)
-    where = "split IN (" + ", ".join(f"'{s}'" for s in splits) + ")"
+    where = where_in("split", splits)
     total = atlas.count("objects", where)
     data = {"ids": [], "split": [], "z": [], "cube": [], "fbin": [], "wsum": []}
     skipped = 0

@@ -9,7 +9,6 @@ with safetensors only. Preprocessing: embeddings/encoders/arp_preprocess.py (ver
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,19 +18,11 @@ import numpy as np
 from embeddings.encoders import arp_preprocess as pp
 from embeddings.encoders.base import Encoder, SurveyContext
 from embeddings.encoders.registry import WeightsConfig, register_encoder
+from embeddings.encoders.weights import file_revision
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "arp_pair.safetensors"
 ALIGNED_GROUP = "arp-pair"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,7 @@ def load_pair(path: str | Path | None = None):
     model.load_state_dict(state, strict=True)
     model.eval()
     stats = pp.PreprocessStats.from_dict(json.loads(meta["stats"]))
-    revision = "sha256:" + file_sha256(path)[:16]
+    revision = file_revision(path, 16)
     return model, stats, revision, meta
 
 
