@@ -13,8 +13,9 @@ from backend.spectra import desi_wavelength
 from embeddings.builtin.train import save_pair, train
 from embeddings.encoders import arp_preprocess as pp
 from embeddings.encoders.base import SurveyContext
-from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256, load_pair
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS, load_pair
 from embeddings.encoders.registry import available_encoders, get_encoder
+from embeddings.encoders.weights import file_sha256
 from embeddings.models.arp_pair import ArpPair
 from tests.test_embed_job import synthetic_atlas
 

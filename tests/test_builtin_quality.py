@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from embeddings.builtin.quality import QUALITY_FILE, SMALL_N, measure_small_demo
-from embeddings.encoders.builtin import DEFAULT_WEIGHTS, file_sha256
+from embeddings.encoders.builtin import DEFAULT_WEIGHTS
+from embeddings.encoders.weights import file_sha256
 
 CARD = DEFAULT_WEIGHTS.with_name("MODEL_CARD.md")
 
