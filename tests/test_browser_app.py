@@ -104,6 +104,13 @@ def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, s
     area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
     x0, y0 = area["x"] + 0.15 * area["width"], area["y"] + 0.15 * area["height"]
     x1, y1 = area["x"] + 0.75 * area["width"], area["y"] + 0.85 * area["height"]
+    # The box in data coordinates, read before the drag: the gallery drawn after it can add a scrollbar that
+    # narrows the chart, and every object of the stored map inside the box is counted (not only the drawn sample).
+    xs, ys = page.evaluate(
+        """([a, b, c, d]) => { const gd = document.querySelector('.js-plotly-plot');
+             const fl = gd._fullLayout; return [[fl.xaxis.p2l(a), fl.xaxis.p2l(c)], [fl.yaxis.p2l(b), fl.yaxis.p2l(d)]]; }""",
+        [x0 - area["x"], y0 - area["y"], x1 - area["x"], y1 - area["y"]],
+    )
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
@@ -115,12 +122,6 @@ def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, s
         timeout=120_000,
     )
     shown = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
-    # The same box in data coordinates, and every object of the stored map inside it (not only the drawn sample).
-    xs, ys = page.evaluate(
-        """([a, b, c, d]) => { const gd = document.querySelector('.js-plotly-plot');
-             const fl = gd._fullLayout; return [[fl.xaxis.p2l(a), fl.xaxis.p2l(c)], [fl.yaxis.p2l(b), fl.yaxis.p2l(d)]]; }""",
-        [x0 - area["x"], y0 - area["y"], x1 - area["x"], y1 - area["y"]],
-    )
     atlas = open_atlas(uri)
     space = list(list_spaces(atlas))[0]  # the page's default space
     expected = len(render.points_in_box(maps.load_map(atlas, space), tuple(xs), tuple(ys)))
