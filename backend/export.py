@@ -17,6 +17,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
+from backend.imaging import row_cube
 from backend.store import Atlas, AtlasError
 
 FORMATS = {"csv": "ascii.csv", "fits": "fits", "votable": "votable"}
@@ -132,27 +133,26 @@ def cutout_fits(atlas: Atlas, object_id: str) -> bytes:
     """One object's cutout as a FITS file: the bands x H x W cube, BUNIT, band names, and a TAN WCS when the
     survey's pixel scale and the object's position are known (cutouts are centred on the object)."""
     row = _object_row(atlas, object_id, ["survey", "ra", "dec", "image", "image_shape"])
-    image = row.get("image")
-    if image is None or not len(image):
-        raise AtlasError(f"object {object_id} has no cutout")
-    cube = np.asarray(image, dtype=np.float32).reshape([int(s) for s in row["image_shape"]])
+    try:
+        cube = row_cube(row, fill_nonfinite=False)
+    except ValueError as exc:
+        raise AtlasError(f"object {object_id}: {exc}") from exc
     survey = atlas.surveys().get(row.get("survey"), {})
     bands = list(survey.get("bands", []))
-    data = cube if cube.ndim == 3 else cube[None]
     header = fits.Header()
     header["OBJECT"] = str(object_id)
     header["SURVEY"] = str(row.get("survey") or "")
     header["BUNIT"] = IMAGE_UNIT
-    for i, band in enumerate(bands[: data.shape[0]]):
+    for i, band in enumerate(bands[: cube.shape[0]]):
         header[f"BAND{i + 1}"] = band
     scale, ra, dec = survey.get("pixel_scale"), row.get("ra"), row.get("dec")
     if scale and ra is not None and dec is not None and np.isfinite(ra) and np.isfinite(dec):
-        header.update(cutout_wcs_header(ra, dec, float(scale), data.shape[2], data.shape[1]))
+        header.update(cutout_wcs_header(ra, dec, float(scale), cube.shape[2], cube.shape[1]))
         header["PIXSCALE"] = (float(scale), "arcsec / pixel")
     else:
         header["COMMENT"] = "no WCS: the survey's pixel scale or the object's position is unknown"
     buf = io.BytesIO()
-    fits.PrimaryHDU(data=data, header=header).writeto(buf)
+    fits.PrimaryHDU(data=cube, header=header).writeto(buf)
     return buf.getvalue()
 
 

@@ -13,6 +13,24 @@ VIEWER_RGB: dict[str, tuple[int, float]] = {"u": (2, 1.5), "g": (2, 6.0), "r": (
 DISPLAY_BANDS = ("g", "r", "i", "z")  # the display composite leaves u out (g holds the blue plane)
 
 
+def row_cube(row: dict, *, fill_nonfinite: bool = True) -> np.ndarray:
+    """A row's image as a float32 bands x H x W cube (NaN/inf -> 0 unless told); ValueError if missing or malformed."""
+    image, shape = row.get("image"), row.get("image_shape")
+    if image is None or len(image) == 0:
+        raise ValueError("no cutout")
+    cube = np.asarray(image, dtype=np.float32)
+    if shape is not None and len(shape):
+        shape = tuple(int(s) for s in shape)
+        if int(np.prod(shape)) != cube.size:
+            raise ValueError(f"image has {cube.size} values but image_shape says {shape}")
+        cube = cube.reshape(shape)
+    if cube.ndim == 2:
+        cube = cube[None]
+    if cube.ndim != 3:
+        raise ValueError(f"image must be bands x H x W, got shape {cube.shape}")
+    return np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0) if fill_nonfinite else cube
+
+
 def rgb_composite(image: np.ndarray, bands: list[str] | tuple[str, ...], *, q: float = 15.0, m: float = 0.0) -> np.ndarray:
     """Map a bands x H x W cube (nanomaggies) to an H x W x 3 float RGB in [0, 1] (arcsinh stretch)."""
     cube = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from backend import export, links, samp
 from backend import neighbours as nb
-from backend.imaging import png_bytes, rgb_composite, with_scale_bar
+from backend.imaging import png_bytes, rgb_composite, row_cube, with_scale_bar
 from backend.spectra import label_levels, lines_in_range, rest_frame, smooth_spectrum
 from backend.store import Atlas, AtlasError
 from pages import _state
@@ -262,8 +262,7 @@ def spectrum_figure(
 @st.cache_data(show_spinner=False, max_entries=64)
 def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, ...], pixel_scale: float | None) -> bytes:
     """Legacy Survey style g,r,z composite of a cutout, as a 256 px PNG (with a scale bar when the scale is known)."""
-    cube = np.asarray(image, dtype=np.float32).reshape(shape)
-    rgb = rgb_composite(cube, list(bands))
+    rgb = rgb_composite(row_cube({"image": image, "image_shape": shape}), list(bands))
     return with_scale_bar(rgb, pixel_scale, 256) if pixel_scale else png_bytes(rgb, size=256)
 
 

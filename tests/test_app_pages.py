@@ -213,6 +213,7 @@ def test_jobs_page_launches_an_embedding_job_that_finishes(atlas_copy: str) -> N
     at.switch_page("pages/jobs.py").run()
     assert not errors(at), errors(at)
     assert "arp-pair-image" in at.selectbox(key="embed_encoder").options
+    at.selectbox(key="embed_encoder").set_value("arp-pair-image")
     at.selectbox(key="embed_device").set_value("cpu")
     at.number_input(key="embed_batch").set_value(32)
     at.button[0].click().run()  # the form's submit button

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,9 +43,9 @@ def _taggers(uri: str, jobs: dict[str, list[str]]) -> None:
 
 
 def test_two_concurrent_writers_on_s3_keep_each_others_rows(s3: S3Endpoint) -> None:
-    uri = s3.uri("race")
+    uri = s3.uri(f"race-{uuid.uuid4().hex[:8]}")  # a fresh prefix: a rerun must not see the last attempt's tags
     atlas = open_atlas(uri, create=True)
-    for round_ in range(3):  # until the server has refused at least one manifest PUT (a commit race happened)
+    for round_ in range(6):  # until the server has refused at least one manifest PUT (a commit race happened)
         jobs = {f"w{round_}{w}": [f"{w}-{round_}-{i}" for i in range(12)] for w in "ab"}
         _taggers(uri, jobs)
         if s3.rejected_commits:

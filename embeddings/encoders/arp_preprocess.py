@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
+from backend.imaging import row_cube
 from embeddings.encoders.base import SurveyContext
 
 PREPROCESS_VERSION = "arp-pair-v1"
@@ -110,13 +111,8 @@ def _crop_or_pad(cube: np.ndarray, size: int) -> np.ndarray:
 
 def raw_image(row: dict, survey: SurveyContext, size: int = IMAGE_SIZE) -> np.ndarray:
     """The g,r,z cube of a row at 0.262"/px, centre-cropped to `size`, linear flux units."""
-    image, shape = row.get("image"), row.get("image_shape")
-    if image is None or shape is None or len(shape) != 3:
-        raise ValueError("no image cutout")
-    flat = np.asarray(image, dtype=np.float32)
-    if flat.size != int(np.prod(shape)):
-        raise ValueError(f"image has {flat.size} values, image_shape {list(shape)} needs {int(np.prod(shape))}")
-    cube = flat.reshape([int(s) for s in shape])[_band_indices(int(shape[0]), survey)[0]]
+    full = row_cube(row, fill_nonfinite=False)
+    cube = full[_band_indices(full.shape[0], survey)[0]]
     bad = ~np.isfinite(cube)
     if bad.mean() > 0.5:
         raise ValueError(f"image has {bad.mean():.0%} non-finite pixels")

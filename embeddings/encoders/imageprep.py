@@ -6,28 +6,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from backend.imaging import VIEWER_RGB
+from backend.imaging import VIEWER_RGB, row_cube
 from embeddings.encoders.base import SurveyContext
 
 LEGACY_PIXEL_SCALE = 0.262  # arcsec / pixel, DESI Legacy Surveys
-
-
-def row_cube(row: dict) -> np.ndarray:
-    """The row's image as a float32 bands x H x W cube (NaN/inf -> 0); ValueError if missing or malformed."""
-    image, shape = row.get("image"), row.get("image_shape")
-    if image is None or len(image) == 0:
-        raise ValueError("object has no image cutout")
-    cube = np.asarray(image, dtype=np.float32)
-    if shape is not None and len(shape):
-        shape = tuple(int(s) for s in shape)
-        if int(np.prod(shape)) != cube.size:
-            raise ValueError(f"image has {cube.size} values but image_shape says {shape}")
-        cube = cube.reshape(shape)
-    if cube.ndim == 2:
-        cube = cube[None]
-    if cube.ndim != 3:
-        raise ValueError(f"image must be bands x H x W, got shape {cube.shape}")
-    return np.nan_to_num(cube, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def select_bands(cube: np.ndarray, bands: tuple[str, ...], want: tuple[str, ...] = ("g", "r", "z")) -> np.ndarray:
