@@ -204,17 +204,6 @@ def filter_sql(where: str | None = None, *, z_range: tuple[float, float] | None 
     return where_all(where, z_part, survey_part)
 
 
-def allowed_ids(atlas: Atlas, where: str | None = None, tag: str | None = None) -> set[str] | None:
-    """Ids passing a SQL filter over objects and/or carrying a tag (None when nothing filters)."""
-    ids: set[str] | None = None
-    if where:
-        ids = set(_objects_where(atlas, ["object_id"], where)["object_id"])
-    if tag:
-        tagged = set(tags.tagged_ids(atlas, tag))
-        ids = tagged if ids is None else ids & tagged
-    return ids
-
-
 def _filtered(read: Callable[[], T], where: str) -> T:
     """Run a read of objects under a user's filter; a filter Lance rejects becomes an AtlasError naming it."""
     try:
