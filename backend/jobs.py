@@ -99,11 +99,13 @@ JobFn = Callable[[Atlas, dict[str, Any], JobContext], dict[str, Any] | None]
 
 @dataclass(frozen=True)
 class JobKind:
-    """A kind of job the runner accepts: `load()` imports its function (only in the job process)."""
+    """A kind of job the runner accepts: `load()` imports its function (only in the job process); `precheck(params)`
+    raises when the job cannot succeed (missing weights), cheaply, before a process is started or torch imported."""
 
     name: str
     load: Callable[[], JobFn]
     worker: str = "backend.jobs"  # the module run as `python -m <worker> run ...`; it must register this kind
+    precheck: Callable[[dict[str, Any]], None] | None = None
 
 
 JOB_KINDS: dict[str, JobKind] = {}
@@ -127,6 +129,13 @@ def _embed_job() -> JobFn:
     return run_embed_job
 
 
+def _embed_precheck(params: dict[str, Any]) -> None:
+    from embeddings.encoders.hub_weights import check_default_weights
+
+    if params.get("encoder"):
+        check_default_weights(params["encoder"], params.get("modality"), params.get("checkpoint"))
+
+
 def _ingest_job() -> JobFn:
     from embeddings.ingest.job import run_ingest_job
 
@@ -134,7 +143,7 @@ def _ingest_job() -> JobFn:
 
 
 register_job_kind(JobKind("probe", _probe_job))
-register_job_kind(JobKind("embed", _embed_job))
+register_job_kind(JobKind("embed", _embed_job, precheck=_embed_precheck))
 register_job_kind(JobKind("ingest", _ingest_job))
 
 
@@ -222,7 +231,10 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ public API
 def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool = True) -> str:
-    """Queue a job of a registered kind and start it in a detached process; returns the job id."""
+    """Queue a job of a registered kind and start it in a detached process; returns the job id.
+
+    A job whose kind's precheck fails (e.g. missing weights) is recorded as failed with the reason and never started.
+    """
     job_kind = _kind(kind)
     params = dict(params or {})
     job_id = f"{kind}-{utcnow():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -232,7 +244,12 @@ def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool 
            "progress": 0.0, "message": "queued", "pid": None, "log_path": str(log_path), "created_at": now,
            "updated_at": now, "result": None, "host": HOST, "pid_start": None, "heartbeat_at": None,
            "cancel_requested": False}
+    refused = _precheck(job_kind, params)
+    if refused:
+        row.update(status=JobStatus.FAILED.value, progress=0.0, message=refused)
     atlas.upsert(schema.JOBS, [row], key="job_id", create_schema=schema.JOBS_SCHEMA)
+    if refused:
+        return job_id
     if not detach:
         run_job(atlas, job_id)
         return job_id
@@ -249,6 +266,17 @@ def submit(atlas: Atlas, kind: str, params: dict | None = None, *, detach: bool 
     if JobStatus(current["status"]) == JobStatus.QUEUED and not current.get("pid"):
         _update(atlas, job_id, pid=proc.pid, pid_start=process_start(proc.pid), host=HOST)
     return job_id
+
+
+def _precheck(kind: JobKind, params: dict[str, Any]) -> str | None:
+    """Why a job of `kind` with `params` cannot succeed (its error as `Type: message`), or None."""
+    if kind.precheck is None:
+        return None
+    try:
+        kind.precheck(params)
+    except Exception as exc:  # noqa: BLE001 - the reason is the failed job's message
+        return f"{type(exc).__name__}: {exc}"[:2000]
+    return None
 
 
 def get_job(atlas: Atlas, job_id: str) -> dict:
@@ -350,7 +378,10 @@ def run_job(atlas: Atlas, job_id: str) -> dict:
         signal.signal(signal.SIGTERM, _on_term)
     beat.start()
     try:
-        result = json.dumps(_kind(job["kind"]).load()(atlas, job["params"], ctx) or {}, default=str)
+        kind = _kind(job["kind"])
+        if kind.precheck is not None:
+            kind.precheck(job["params"])  # before load(): a job that cannot succeed never imports torch
+        result = json.dumps(kind.load()(atlas, job["params"], ctx) or {}, default=str)
         if ctx.cancelled():
             _update(atlas, job_id, status=JobStatus.CANCELLED.value, message="cancelled", result=result)
         else:

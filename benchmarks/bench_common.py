@@ -20,8 +20,9 @@ MACHINE = f"{os.cpu_count()}-core CPU, shared ({platform.machine()})"
 
 
 def emit(name: str, value: float, unit: str, **extra: object) -> None:
-    """Print one figure as a JSON line: benchmark, value, unit, machine and any extra fields."""
-    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE, **extra}
+    """Print one figure as a JSON line: benchmark, value, unit, machine, its 1-minute load average and any extras."""
+    record = {"benchmark": name, "value": round(float(value), 4), "unit": unit, "machine": MACHINE,
+              "load1": round(os.getloadavg()[0], 2), **extra}
     print(json.dumps(record), flush=True)
 
 

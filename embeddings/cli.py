@@ -14,7 +14,6 @@ from typing import Any
 import typer
 
 from backend.config import default_atlas_uri
-from backend.store import AtlasError, where_eq
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arp embedding-side commands.")
 
@@ -29,12 +28,21 @@ class UserError(Exception):
     """An error caused by input or environment; printed without a traceback."""
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """AtlasError once the store is imported (imported lazily: lancedb costs seconds a failing command never needs)."""
+    store = sys.modules.get("backend.store")
+    return (store.AtlasError,) if store is not None else ()
+
+
 def main() -> None:
     """Run the CLI, turning user errors into one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    user_errors: tuple[type[Exception], ...] = (UserError, FileNotFoundError, KeyError)
     try:
         app()
-    except (UserError, AtlasError, FileNotFoundError, KeyError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, user_errors + _store_errors()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
@@ -61,6 +69,9 @@ def embed_cmd(
     """Embed atlas objects with one encoder (resumable: rerun to finish after an interruption)."""
     import json
 
+    from embeddings.encoders.hub_weights import check_default_weights
+
+    check_default_weights(encoder, modality, checkpoint)  # before torch and lancedb: missing weights fail in a second
     try:
         common: dict[str, Any] = {"modality": modality, "device": device, "batch_size": batch_size, "workers": workers,
                   "precision": precision, "limit": limit, "checkpoint": checkpoint, "write_rows": write_rows}
@@ -165,6 +176,7 @@ def demo_cmd(
     """Build the SDSS-10k demo survey, then embed it with the builtin pair, index it and map it."""
     import time
 
+    from backend.store import where_eq
     from embeddings.demo.build import build_demo
 
     started = time.perf_counter()
@@ -190,6 +202,7 @@ def hdf_cmd(
     """Build the Hubble Deep Field atlas (sep sources, one cutout each), then embed, measure and map it."""
     import time
 
+    from backend.store import where_eq
     from embeddings.demo.hdf import build_hdf_atlas
     from embeddings.pipeline import IMAGE_ENCODERS, prepare_atlas
 

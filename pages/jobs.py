@@ -52,8 +52,13 @@ def embed_form(atlas: Atlas) -> None:
             if engine == "ray":
                 params.update(engine="ray", **({"ray_address": ray_address.strip()} if ray_address.strip() else {}))
             job_id = jobs.submit(atlas, "embed", params)
-            st.session_state[_state.FOLLOWED_JOB] = job_id
-            st.success(f"Started job {job_id}.")
+            job = jobs.get_job(atlas, job_id)
+            if job["status"] == jobs.JobStatus.FAILED:  # refused at once (e.g. missing weights): say why here
+                st.error(f"Job {job_id} not started:")
+                st.code(job.get("message") or "", language="text", wrap_lines=True)
+            else:
+                st.session_state[_state.FOLLOWED_JOB] = job_id
+                st.success(f"Started job {job_id}.")
 
 
 @st.fragment(run_every=2.0)

@@ -226,6 +226,22 @@ def test_jobs_page_launches_an_embedding_job_that_finishes(atlas_copy: str) -> N
     assert history and job["job_id"] in set(history[0]["job_id"])
 
 
+def test_jobs_page_says_at_once_which_weights_file_is_missing(atlas_copy: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ARP_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    at = app(atlas_copy)
+    at.switch_page("pages/jobs.py").run()
+    at.selectbox(key="embed_encoder").set_value("zoobot")
+    at.button[0].click().run()
+    assert any("not started" in e.value for e in at.error), [e.value for e in at.error]
+    shown = " ".join(c.value for c in at.code)
+    assert "WeightsNotFoundError" in shown and "model.safetensors" in shown, shown
+    assert str(tmp_path / "weights" / "zoobot-convnext_nano") in shown and "--checkpoint" in shown
+    assert _state.FOLLOWED_JOB not in at.session_state
+
+
 def test_galaxy_filters_restrict_the_neighbours(app_atlas: str) -> None:
     atlas = open_atlas(app_atlas)
     oid = atlas.objects(["object_id"], limit=2)["object_id"].iloc[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,48 @@ def test_without_network_a_missing_file_fails_at_once_and_the_cache_still_works(
     assert "cannot be reached (no network)" in msg and "huggingface-cli download org/other w.pt" in msg
     got = resolve_weights("fam", "org/model", "w.ckpt")  # already in the Hugging Face cache: found without the hub
     assert got.source == "hf-hub:org/model" and got.path.read_bytes() == b"hub"
+
+
+def test_every_pretrained_encoder_registers_the_weights_the_precheck_looks_for():
+    from embeddings.encoders.hub_weights import DEFAULT_WEIGHTS, default_weights_for
+    from embeddings.encoders.registry import available_encoders
+
+    specs = available_encoders()
+    for name, weights in DEFAULT_WEIGHTS.items():
+        assert specs[name].weights.source == weights.source, name
+    assert default_weights_for("astroclip", "spectrum") is DEFAULT_WEIGHTS["astroclip-spectrum"]
+    assert default_weights_for("arp-morphology") is None  # the builtin family ships its weights
+
+
+def test_cli_embed_with_missing_weights_names_the_file_and_imports_neither_torch_nor_lancedb(tmp_path):
+    """The CLI's error says which file to fetch, where to put it, and --checkpoint; it comes before the heavy imports."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ARP_WEIGHTS_DIR": str(tmp_path / "arp"), "HF_HUB_CACHE": str(tmp_path / "hub")}
+    script = (
+        "import sys\n"
+        "sys.argv = ['embeddings', 'embed', '--atlas', sys.argv[1], '--encoder', 'zoobot']\n"
+        "from embeddings.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('exit', code, 'torch' in sys.modules, 'lancedb' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "atlas")], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split() == ["exit", "2", "False", "False"], done.stdout + done.stderr
+    folder = tmp_path / "arp" / "zoobot-convnext_nano"
+    assert f"put it at {folder / 'model.safetensors'}" in done.stderr
+    assert f"huggingface-cli download mwalmsley/zoobot-encoder-convnext_nano model.safetensors --local-dir {folder}" in done.stderr
+    assert "--checkpoint PATH" in done.stderr
+
+
+def test_embed_job_with_missing_weights_fails_at_submit_without_a_process(tmp_path, monkeypatch):
+    from backend import jobs
+    from backend.store import open_atlas
+
+    monkeypatch.setenv("ARP_WEIGHTS_DIR", str(tmp_path / "arp"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    atlas = open_atlas(tmp_path / "atlas", create=True)
+    job = jobs.get_job(atlas, jobs.submit(atlas, "embed", {"encoder": "astroclip", "modality": "spectrum"}))
+    assert job["status"] == "failed" and not job["pid"]
+    assert "WeightsNotFoundError" in job["message"] and "astroclip.ckpt" in job["message"]
+    assert f"huggingface-cli download polymathic-ai/astroclip astroclip.ckpt --local-dir {tmp_path / 'arp' / 'astroclip'}" in job["message"]
+    missing = jobs.get_job(atlas, jobs.submit(atlas, "embed", {"encoder": "astropt", "checkpoint": str(tmp_path / "no.pt")}))
+    assert missing["status"] == "failed" and f"checkpoint {tmp_path / 'no.pt'} does not exist" in missing["message"]

@@ -10,10 +10,11 @@ import torch
 
 from backend.spectra import desi_wavelength
 from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.hub_weights import ASTROCLIP, ASTRODINO, SPECFORMER
 from embeddings.encoders.imageprep import LEGACY_PIXEL_SCALE, fit_field, regrid_spectrum, survey_grz, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
 from embeddings.encoders.registry import WeightsConfig, register_encoder
-from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_weights
+from embeddings.encoders.weights import load_checkpoint, opaque_state
 from embeddings.models.astroclip_model import (
     build_image_tower,
     build_spectrum_tower,
@@ -25,9 +26,6 @@ from embeddings.models.astroclip_model import (
 from embeddings.models.astroclip_specformer import SpecFormer
 from embeddings.models.astroclip_vit import AstroDinoViT
 
-ASTROCLIP_REPO, ASTROCLIP_FILE = "polymathic-ai/astroclip", "astroclip.ckpt"
-ASTRODINO_REPO, ASTRODINO_FILE = "polymathic-ai/astrodino", "astrodino.ckpt"
-SPECFORMER_REPO, SPECFORMER_FILE = "polymathic-ai/specformer", "specformer.ckpt"
 CROP = 144  # AstroCLIP's centre crop of its 152 px, 0.262"/px cutouts
 IMAGE_PREPROCESS = "grz@0.262as-fit144-viewerrgb(m=0.03,Q=20)-transposeHW.v1"
 SPECTRUM_PREPROCESS = "desi7781-linear-regrid-badpix-interp.v1"  # standardise/window inside the model
@@ -90,7 +88,7 @@ class AstroClipSpectrumEncoder(TorchEncoder):
 
 def load_astroclip(checkpoint=None, tower: str = "image", **kw) -> TorchEncoder:
     """Load one tower of `astroclip.ckpt` (strict on that tower; the file must hold both towers)."""
-    found = resolve_weights("astroclip", ASTROCLIP_REPO, ASTROCLIP_FILE, checkpoint)
+    found = ASTROCLIP.resolve(checkpoint)
     state, _ = _lightning_state(found.path)
     image_sd, spectrum_sd = split_astroclip_state(state)
     revision = weights_revision(found.path)
@@ -102,7 +100,7 @@ def load_astroclip(checkpoint=None, tower: str = "image", **kw) -> TorchEncoder:
 
 
 @register_encoder(
-    "astroclip", modality="image", weights=WeightsConfig(f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}", dim=1024),
+    "astroclip", modality="image", weights=WeightsConfig(ASTROCLIP.source, dim=1024),
     description="AstroCLIP image tower (ViT-L/12 AstroDINO + cross-attention), aligned with astroclip-spectrum",
 )
 def astroclip_image(checkpoint: str | None = None, vit_heads: int | None = None) -> TorchEncoder:
@@ -111,7 +109,7 @@ def astroclip_image(checkpoint: str | None = None, vit_heads: int | None = None)
 
 
 @register_encoder(
-    "astroclip", modality="spectrum", weights=WeightsConfig(f"hf://{ASTROCLIP_REPO}/{ASTROCLIP_FILE}", dim=1024),
+    "astroclip", modality="spectrum", weights=WeightsConfig(ASTROCLIP.source, dim=1024),
     description="AstroCLIP spectrum tower (SpecFormer + cross-attention), aligned with astroclip-image",
 )
 def astroclip_spectrum(checkpoint: str | None = None, flux_scale: float = 1.0, spec_heads: int | None = None) -> TorchEncoder:
@@ -146,12 +144,12 @@ def astrodino_backbone_state(ckpt: dict) -> tuple[dict, list[str]]:
 
 
 @register_encoder(
-    "astrodino", modality="image", weights=WeightsConfig(f"hf://{ASTRODINO_REPO}/{ASTRODINO_FILE}", dim=1024),
+    "astrodino", modality="image", weights=WeightsConfig(ASTRODINO.source, dim=1024),
     description="AstroDINO ViT-L/12 image backbone alone (CLS token)",
 )
 def astrodino_image(checkpoint: str | None = None, num_heads: int | None = None) -> TorchEncoder:
     """AstroDINO from polymathic-ai/astrodino `astrodino.ckpt` (strict on the backbone; DINO heads skipped)."""
-    found = resolve_weights("astrodino", ASTRODINO_REPO, ASTRODINO_FILE, checkpoint)
+    found = ASTRODINO.resolve(checkpoint)
     backbone, _skipped = astrodino_backbone_state(load_checkpoint(found.path))
     cfg = vit_config_from_state(backbone, num_heads)
     return AstroDinoEncoder(load_strict(lambda: AstroDinoViT(cfg), backbone), weights_revision(found.path))
@@ -174,12 +172,12 @@ class SpecFormerEncoder(TorchEncoder):
 
 
 @register_encoder(
-    "specformer", modality="spectrum", weights=WeightsConfig(f"hf://{SPECFORMER_REPO}/{SPECFORMER_FILE}", dim=768),
+    "specformer", modality="spectrum", weights=WeightsConfig(SPECFORMER.source, dim=768),
     description="AstroCLIP's SpecFormer spectrum backbone alone (mean token)",
 )
 def specformer_spectrum(checkpoint: str | None = None) -> TorchEncoder:
     """SpecFormer from polymathic-ai/specformer `specformer.ckpt` (strict)."""
-    found = resolve_weights("specformer", SPECFORMER_REPO, SPECFORMER_FILE, checkpoint)
+    found = SPECFORMER.resolve(checkpoint)
     state, hparams = _lightning_state(found.path)
     cfg = specformer_config_from_state(state, hparams)
     return SpecFormerEncoder(load_strict(lambda: SpecFormer(cfg), state), weights_revision(found.path))

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.hub_weights import ASTROPT, ASTROPT_SIZE
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
 from embeddings.encoders.registry import WeightsConfig, register_encoder
@@ -20,8 +21,7 @@ from embeddings.encoders.weights import load_checkpoint, opaque_state, resolve_w
 from embeddings.models.astroclip_model import load_strict
 from embeddings.models.astropt_gpt import AstroPT, GPTConfig, Modality, spiral_order
 
-ASTROPT_REPO = "Smith42/astroPT_v2.0"
-DEFAULT_SIZE = "095M"
+DEFAULT_SIZE = ASTROPT_SIZE
 IMAGE_SIZE = 256  # upstream v2 training image_size (16 x 16 = 256 patch tokens)
 
 
@@ -99,12 +99,12 @@ class AstroPTEncoder(TorchEncoder):
 
 
 @register_encoder(
-    "astropt", name="astropt", modality="image", weights=WeightsConfig(f"hf://{ASTROPT_REPO}/astropt/{DEFAULT_SIZE}/ckpt.pt", dim=768),
+    "astropt", name="astropt", modality="image", weights=WeightsConfig(ASTROPT.source, dim=768),
     description="AstroPT v2.0 GPT over spiral-ordered 16x16 patches (095M default)",
 )
 def astropt(checkpoint: str | None = None, size: str = DEFAULT_SIZE, image_size: int = IMAGE_SIZE) -> AstroPTEncoder:
     """AstroPT from Smith42/astroPT_v2.0 `astropt/<size>/ckpt.pt` (or `checkpoint=PATH`), loaded strictly."""
-    found = resolve_weights("astropt", ASTROPT_REPO, f"astropt/{size}/ckpt.pt", checkpoint)
+    found = resolve_weights(ASTROPT.folder, ASTROPT.repo, f"astropt/{size}/ckpt.pt", checkpoint)
     ckpt = load_checkpoint(found.path)
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     cfg = config_from_checkpoint(ckpt)

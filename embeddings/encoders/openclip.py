@@ -10,13 +10,14 @@ import numpy as np
 import torch
 
 from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.hub_weights import OPENCLIP, HubWeights
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
 from embeddings.encoders.registry import WeightsConfig, register_encoder
-from embeddings.encoders.weights import WeightsNotFoundError, resolve_weights
+from embeddings.encoders.weights import WeightsNotFoundError
 
 DEFAULT_MODEL, DEFAULT_TAG = "ViT-B-32", "laion2b_s34b_b79k"
-HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+HUB_FILES = OPENCLIP.files
 
 
 def _slug(text: str) -> str:
@@ -67,14 +68,7 @@ def _hub_weights(model: str, tag: str):
         raise WeightsNotFoundError(
             f"open_clip has no Hugging Face copy of {model}/{tag}; download its weights file and pass checkpoint=PATH"
         )
-    family = f"openclip-{_slug(model)}-{_slug(tag)}"
-    try:
-        return resolve_weights(family, repo, HUB_FILES[0])
-    except WeightsNotFoundError as first:
-        try:
-            return resolve_weights(family, repo, HUB_FILES[1])
-        except WeightsNotFoundError:
-            raise first from None
+    return HubWeights(f"openclip-{_slug(model)}-{_slug(tag)}", repo, HUB_FILES).resolve()
 
 
 def load_openclip(model: str = DEFAULT_MODEL, pretrained: str | None = None, checkpoint: str | None = None, model_config: str | None = None) -> OpenClipImageEncoder:
@@ -103,7 +97,7 @@ def load_openclip(model: str = DEFAULT_MODEL, pretrained: str | None = None, che
 
 @register_encoder(
     "openclip", modality="image",
-    weights=WeightsConfig("hf://laion/CLIP-ViT-B-32-laion2B-s34B-b79K/open_clip_model.safetensors", dim=512),
+    weights=WeightsConfig(OPENCLIP.source, dim=512),
     description="open_clip CLIP image tower (ViT-B-32 laion2b default); text search via embed_text",
 )
 def openclip_image(checkpoint: str | None = None, model: str = DEFAULT_MODEL, pretrained: str | None = None, model_config: str | None = None) -> OpenClipImageEncoder:

@@ -86,10 +86,10 @@ def fetch_hint(family: str, repo_id: str, filename: str) -> str:
     )
 
 
-def resolve_weights(
+def weights_on_disk(
     family: str, repo_id: str, filename: str, checkpoint: str | os.PathLike | None = None, revision: str | None = None
-) -> ResolvedWeights:
-    """Locate `filename` of hub repo `repo_id` for encoder family `family` (see module doc for the order)."""
+) -> ResolvedWeights | None:
+    """`filename` from the checkpoint path, Arp's folder or the Hugging Face cache; None when it is in none of them."""
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if path.is_dir():
@@ -100,29 +100,62 @@ def resolve_weights(
     local = arp_weights_dir() / family / filename
     if local.is_file():
         return ResolvedWeights(local.resolve(), "arp-cache")
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
     cache_dir = os.environ.get("HF_HUB_CACHE") or None  # read now, not at import time
     cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision)
     if isinstance(cached, str) and Path(cached).is_file():
         return ResolvedWeights(Path(cached), f"hf-hub:{repo_id}")
-    offline = is_offline()
-    if not offline and not hub_reachable():
-        raise WeightsNotFoundError(
-            f"{family} weights not found: not in the Hugging Face cache and {hub_endpoint()} cannot be reached "
-            "(no network); " + fetch_hint(family, repo_id, filename)
-        )
+    return None
+
+
+def _offline_error(family: str, repo_id: str, filename: str) -> WeightsNotFoundError:
+    return WeightsNotFoundError(
+        f"{family} weights not found: offline (HF_HUB_OFFLINE/ARP_OFFLINE set) and not in the Hugging Face cache; "
+        + fetch_hint(family, repo_id, filename)
+    )
+
+
+def _unreachable_error(family: str, repo_id: str, filename: str) -> WeightsNotFoundError:
+    return WeightsNotFoundError(
+        f"{family} weights not found: not in the Hugging Face cache and {hub_endpoint()} cannot be reached "
+        "(no network); " + fetch_hint(family, repo_id, filename)
+    )
+
+
+def local_weights(
+    family: str, repo_id: str, filename: str, checkpoint: str | os.PathLike | None = None, revision: str | None = None
+) -> ResolvedWeights | None:
+    """The weights file on disk, or None when only a download can get it (online, hub reachable); never downloads.
+
+    Raises WeightsNotFoundError at once when the file is missing and no download can succeed (offline, no network).
+    """
+    found = weights_on_disk(family, repo_id, filename, checkpoint, revision)
+    if found is not None:
+        return found
+    if is_offline():
+        raise _offline_error(family, repo_id, filename)
+    if not hub_reachable():
+        raise _unreachable_error(family, repo_id, filename)
+    return None
+
+
+def resolve_weights(
+    family: str, repo_id: str, filename: str, checkpoint: str | os.PathLike | None = None, revision: str | None = None
+) -> ResolvedWeights:
+    """Locate `filename` of hub repo `repo_id` for encoder family `family` (see module doc for the order)."""
+    found = local_weights(family, repo_id, filename, checkpoint, revision)
+    if found is not None:
+        return found
+    from huggingface_hub import hf_hub_download
+
     try:
-        got = hf_hub_download(
-            repo_id=repo_id,
-            filename=filename,
-            revision=revision,
-            local_files_only=offline,
-            cache_dir=cache_dir,
-        )
+        got = hf_hub_download(repo_id=repo_id, filename=filename, revision=revision,
+                              cache_dir=os.environ.get("HF_HUB_CACHE") or None)
     except Exception as exc:  # noqa: BLE001 - every hub failure becomes the same actionable message
-        why = "offline (HF_HUB_OFFLINE/ARP_OFFLINE set) and not in the Hugging Face cache" if offline else f"download failed ({type(exc).__name__})"
-        raise WeightsNotFoundError(f"{family} weights not found: {why}; " + fetch_hint(family, repo_id, filename)) from exc
+        raise WeightsNotFoundError(
+            f"{family} weights not found: download failed ({type(exc).__name__}); " + fetch_hint(family, repo_id, filename)
+        ) from exc
     return ResolvedWeights(Path(got), f"hf-hub:{repo_id}")
 
 

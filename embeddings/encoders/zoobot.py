@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.hub_weights import DEFAULT_WEIGHTS, zoobot_weights
 from embeddings.encoders.imageprep import resize, row_cube, select_bands, viewer_rgb
 from embeddings.encoders.pretrained import TorchEncoder, weights_revision
 from embeddings.encoders.registry import WeightsConfig, register_encoder
@@ -47,12 +48,12 @@ class ZoobotEncoder(TorchEncoder):
 
 
 def _resolve(variant: str, checkpoint: str | None):
-    repo, family = f"mwalmsley/zoobot-encoder-{variant}", f"zoobot-{variant}"
+    hub = zoobot_weights(variant)
     try:
-        return resolve_weights(family, repo, "model.safetensors", checkpoint)
+        return hub.resolve(checkpoint)
     except WeightsNotFoundError:
         if checkpoint is not None and Path(checkpoint).suffix in {".bin", ".pth", ".pt"}:
-            return resolve_weights(family, repo, Path(checkpoint).name, checkpoint)
+            return resolve_weights(hub.folder, hub.repo, Path(checkpoint).name, checkpoint)
         raise
 
 
@@ -75,7 +76,7 @@ def load_zoobot(variant: str = "convnext_nano", checkpoint: str | None = None, i
 
 @register_encoder(
     "zoobot", name="zoobot", modality="image",
-    weights=WeightsConfig("hf://mwalmsley/zoobot-encoder-convnext_nano/model.safetensors", dim=640),
+    weights=WeightsConfig(DEFAULT_WEIGHTS["zoobot"].source, dim=640),
     description="Zoobot Galaxy Zoo encoder (timm; convnext_nano default)",
 )
 def zoobot(checkpoint: str | None = None, variant: str = "convnext_nano", image_size: int = 224) -> ZoobotEncoder:
