@@ -28,7 +28,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from backend import anomaly, maps, tags
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, ranking_sets
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, ranking_sets
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
@@ -36,7 +36,6 @@ METHODS = ("neighbour", "knn")
 LABEL_NEIGHBOURS = 5  # labelled objects the kNN user-score regressor averages (distance-weighted)
 TRUST_FLOOR = 0.5  # kNN method: weight of the regressor far from every label
 SCALE_NEIGHBOURS = 20  # kNN method: local length scale d0, median distance of labelled objects to their 20th neighbour
-JOINT_COMPONENTS = 16  # per feature set in the joint features
 
 
 def user_scores(atlas: Atlas) -> pd.Series:
@@ -46,19 +45,6 @@ def user_scores(atlas: Atlas) -> pd.Series:
         return pd.Series(dtype=float, name="user_score")
     positive = cur.assign(p=(cur["tag"] != NOT_INTERESTING).astype(float)).groupby("object_id")["p"].max()
     return positive.rename("user_score")
-
-
-def joint(sets: dict[str, FeatureSet], n_components: int = JOINT_COMPONENTS) -> FeatureSet:
-    """All feature sets side by side (first components of each, each set scaled to unit RMS); 0 where a set lacks an object."""
-    ids = sorted(set().union(*(fs.ids for fs in sets.values())))
-    pos = {oid: i for i, oid in enumerate(ids)}
-    blocks = []
-    for fs in sets.values():
-        block = np.zeros((len(ids), min(n_components, fs.X.shape[1])), np.float32)
-        part = fs.X[:, : block.shape[1]]
-        block[[pos[o] for o in fs.ids]] = part / max(float(np.sqrt((part**2).sum(axis=1).mean())), 1e-12)
-        blocks.append(block)
-    return FeatureSet("joint", ids, np.hstack(blocks))
 
 
 def joint_features(atlas: Atlas) -> FeatureSet:

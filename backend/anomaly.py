@@ -1,11 +1,14 @@
-"""Unsupervised anomaly scores per feature set (pyod detectors) and one combined ranking across sets.
+"""Unsupervised anomaly scores per feature set (pyod detectors) and one combined ranking over the joint features.
 
 Per space, the scores are stored with the map, as columns of `maps__<space>`: `anomaly_<method>`
 (raw, larger = more anomalous) and `anomaly`, the mean of their percentile ranks in [0, 1]. Methods:
 `ecod` (pyod ECOD, empirical-CDF tails), `iforest` (pyod IForest), `knn` (pyod KNN, mean distance to
-the k nearest), `lof` (pyod LOF). The combined ranking (table `anomalies`) takes, for each object, its
-highest per-set `anomaly` (an object odd in one set is odd: shape oddities show in the image space and
-the morphology parameters, spectral ones in the spectrum space) and records which set it came from.
+the k nearest), `lof` (pyod LOF). The combined ranking (table `anomalies`) is the kNN score in the
+joint features: the first components of every ranking set (shape space, spectrum space, morphology
+parameters), each scaled to unit RMS, side by side (backend.features.joint). An object is odd when
+it is far from every other in shape, measured morphology and spectrum together; on the seed-0 demo
+this ranked 0.75 planted rare objects in its top 100 against 0.38 for the highest per-set score.
+Each row also keeps its per-set scores (`anomaly__<set>`) and `best_set`, the set where it ranks highest.
 No catalogue or truth column is ever read here: only the vectors and the morph_* measurements.
 Past FIT_SIZE rows (a million-object atlas) IForest, KNN and LOF are fitted on a random sample of FIT_SIZE rows
 and score the rest in chunks (KNN: mean distance to the k nearest sample rows, through a pynndescent index;
@@ -21,11 +24,13 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from backend import maps, schema
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, space_features
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, space_features
 from backend.store import Atlas, AtlasError, where_in
 
 METHODS = ("ecod", "iforest", "knn", "lof")
 DEFAULT_METHODS = ("ecod", "iforest", "knn")
+JOINT_METHODS = ("knn",)  # of the combined ranking (ECOD and IForest on the joint features: p@100 0.52 vs 0.75, seed-0 demo)
+JOINT_NEIGHBOURS = 50  # k of the joint kNN: a group of up to k alike oddities still stands out (k 10-50: p@100 0.71-0.75)
 FIT_SIZE = 20_000  # past this many rows the detectors are fitted on a sample and score the rest
 SCORE_BATCH = 50_000
 ANOMALIES = schema.ANOMALIES  # table of the combined ranking
@@ -141,31 +146,37 @@ def compute_anomalies(
     return frame
 
 
-def combine(per_set: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """One ranking from per-set `anomaly` columns: object_id, anomaly (max over sets), best_set, anomaly__<set>."""
-    if not per_set:
+def score_joint(sets: Mapping[str, FeatureSet], *, k: int = JOINT_NEIGHBOURS, seed: int = 0) -> tuple[FeatureSet, pd.DataFrame]:
+    """The joint features of the sets and every object's kNN anomaly in them (object_id, anomaly_knn, anomaly)."""
+    fs = joint(dict(sets))
+    return fs, score_set(fs, JOINT_METHODS, k=k, seed=seed)
+
+
+def combine(per_set: Mapping[str, pd.DataFrame], joint_scores: pd.DataFrame) -> pd.DataFrame:
+    """One ranking: object_id, anomaly (the joint score), best_set, anomaly__<set> per set, rank."""
+    if not per_set or joint_scores.empty:
         return pd.DataFrame(columns=["object_id", "anomaly", "best_set", "rank"])
     parts = [frame[["object_id", "anomaly"]].rename(columns={"anomaly": f"anomaly__{name}"}) for name, frame in per_set.items()]
-    wide = parts[0]
-    for part in parts[1:]:
-        wide = wide.merge(part, on="object_id", how="outer")
-    cols = [f"anomaly__{name}" for name in per_set]
-    values = wide[cols].to_numpy(np.float64)
+    wide = joint_scores[["object_id", "anomaly"]]
+    for part in parts:
+        wide = wide.merge(part, on="object_id", how="left")
+    values = wide[[f"anomaly__{name}" for name in per_set]].to_numpy(np.float64)
     filled = np.where(np.isfinite(values), values, -np.inf)
-    wide["anomaly"] = filled.max(axis=1)
-    # ties at the top (several sets at their maximum) are broken by the mean over sets
-    wide["tiebreak"] = np.nanmean(values, axis=1)
+    wide["tiebreak"] = filled.max(axis=1)  # ties of the joint score are broken by the highest per-set score
     wide["best_set"] = np.asarray(list(per_set))[filled.argmax(axis=1)]
     wide = wide.sort_values(["anomaly", "tiebreak"], ascending=False, kind="stable").drop(columns="tiebreak")
     wide["rank"] = np.arange(1, len(wide) + 1)
     return wide.reset_index(drop=True)
 
 
-def store_combined(atlas: Atlas, per_set: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Combine per-set scores and store the ranking as the `anomalies` table (replaced in one commit)."""
-    ranking = combine(per_set)
+def store_combined(atlas: Atlas, per_set: Mapping[str, pd.DataFrame], joint_scores: pd.DataFrame,
+                   clusters: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Combine the scores and store the ranking as the `anomalies` table (with `clusters` columns when given), one commit."""
+    ranking = combine(per_set, joint_scores)
+    if clusters is not None:
+        ranking = ranking.merge(clusters, on="object_id", how="left")
     atlas.replace(ANOMALIES, ranking)
-    atlas.set_meta("anomaly:combined", {"sets": list(per_set), "n": len(ranking)})
+    atlas.set_meta("anomaly:combined", {"sets": list(per_set), "n": len(ranking), "method": "knn on the joint features"})
     return ranking
 
 

@@ -4,8 +4,9 @@ For each embedding space: its vectors are read and PCA-reduced once (backend.fea
 one matrix feeds the UMAP map (first `pca_components` columns), the anomaly detectors and the
 clusters of the anomalous tail; the map table is then written once with all its columns. The
 morphology parameters, when measured, are scored as one more feature set. Last, the combined
-ranking is stored (table `anomalies`): over the unimodal spaces and the morphology parameters, the
-cross-modal spaces left out where a unimodal space of their modality exists (features.ranking_set_names).
+ranking is stored (table `anomalies`): the kNN anomaly in the joint features of the unimodal spaces
+and the morphology parameters (the cross-modal spaces left out where a unimodal space of their
+modality exists, features.ranking_set_names), with the clusters of its anomalous tail (rare.COMBINED).
 """
 
 from __future__ import annotations
@@ -28,15 +29,20 @@ def discover(
 ) -> pd.DataFrame:
     """Compute and store maps, per-set anomaly scores, rare clusters and the combined ranking; returns the ranking."""
     per_set: dict[str, pd.DataFrame] = {}
-    for name, fs in feature_sets(atlas).items():
+    sets = feature_sets(atlas)
+    for name, fs in sets.items():
         if name == MORPHOLOGY:
             per_set[name] = anomaly.score_set(fs, k=k)
             say(f"morphology: anomaly scores of {len(fs.ids)} objects")
             continue
         per_set[name] = discover_space(atlas, fs, map_params=map_params, k=k, say=say)
-    ranked = {name: per_set[name] for name in ranking_set_names(atlas, list(per_set))}
-    ranking = anomaly.store_combined(atlas, ranked)
-    say(f"combined anomaly ranking over {', '.join(ranked)} stored")
+    names = ranking_set_names(atlas, list(per_set))
+    joint_fs, joint_scores = anomaly.score_joint({name: sets[name] for name in names})
+    labels, table = rare.anomaly_clusters(joint_fs.X, joint_scores["anomaly"].to_numpy(), joint_fs.ids)
+    ranking = anomaly.store_combined(atlas, {name: per_set[name] for name in names}, joint_scores,
+                                     rare.label_columns(joint_fs.ids, labels, table))
+    rare.store_table(atlas, rare.COMBINED, table, on="anomalies", min_cluster_size=5, min_samples=None)
+    say(f"combined anomaly ranking over {', '.join(names)} and {len(table)} clusters stored")
     return ranking
 
 

@@ -16,6 +16,7 @@ from backend import maps, schema
 from backend.spaces import list_spaces, read_vectors
 from backend.store import Atlas, AtlasError
 
+JOINT_COMPONENTS = 16  # per feature set in the joint features
 DEFAULT_COMPONENTS = 64  # PCA components kept (16 lost rare-object signal in the 128-d builtin space: p@100 0.27 vs 0.43)
 MORPHOLOGY = "morphology"
 MORPH_PREFIX = "morph_"
@@ -97,3 +98,16 @@ def ranking_sets(atlas: Atlas, n_components: int = DEFAULT_COMPONENTS) -> dict[s
     """`feature_sets` restricted to `ranking_set_names`."""
     sets = feature_sets(atlas, n_components)
     return {n: sets[n] for n in ranking_set_names(atlas, list(sets))}
+
+
+def joint(sets: dict[str, FeatureSet], n_components: int = JOINT_COMPONENTS) -> FeatureSet:
+    """All feature sets side by side (first components of each, each set scaled to unit RMS); 0 where a set lacks an object."""
+    ids = sorted(set().union(*(fs.ids for fs in sets.values())))
+    pos = {oid: i for i, oid in enumerate(ids)}
+    blocks = []
+    for fs in sets.values():
+        block = np.zeros((len(ids), min(n_components, fs.X.shape[1])), np.float32)
+        part = fs.X[:, : block.shape[1]]
+        block[[pos[o] for o in fs.ids]] = part / max(float(np.sqrt((part**2).sum(axis=1).mean())), 1e-12)
+        blocks.append(block)
+    return FeatureSet("joint", ids, np.hstack(blocks))

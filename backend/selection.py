@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backend import anomaly, maps, rare, tags
+from backend import anomaly, rare, tags
 from backend.find import ids_known
 from backend.store import Atlas, AtlasError
 
@@ -60,8 +60,8 @@ def parse_space_n(value: str, what: str) -> tuple[str, int]:
 
 def by_cluster(atlas: Atlas, space: str, cluster: int) -> pd.DataFrame:
     """The members of one cluster of a space, with the cluster number and rarity rank."""
-    frame = maps.load_map(atlas, space)
-    if frame is None or "cluster" not in frame.columns:
+    frame = rare.cluster_frame(atlas, space)
+    if frame is None:
         raise AtlasError(f"space {space} has no clusters yet (run the rare-object clustering first)")
     ids = rare.members(atlas, space, cluster)
     if not ids:

@@ -40,7 +40,7 @@ def main() -> None:
     clusters_tab, anomalies_tab, similar_tab, tagged_tab = st.tabs(
         ["Rare clusters", "Anomalies", "More like these", "Tagged"], key="rare_tab", on_change="rerun")
     with clusters_tab:
-        clusters_section(atlas, space or spaces[0], votes, named=space is not None)
+        clusters_section(atlas, space or rare.COMBINED, votes)
     with anomalies_tab:
         anomalies_section(atlas, space, choice, votes)
     with similar_tab:
@@ -66,16 +66,16 @@ def focus_tag_bar(atlas: Atlas) -> None:
         tag_bar(atlas, focus, key="rare")
 
 
-def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str], *, named: bool) -> None:
+def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) -> None:
     """The rarest HDBSCAN clusters with exemplars, exporting one cluster's members, and (re)clustering."""
-    if not named:
-        st.caption(f"Clusters of the space {cluster_space} (pick another space above).")
+    combined = cluster_space == rare.COMBINED
     ranked = rare.clusters(atlas, cluster_space)
     if ranked.empty:
         st.info("No clusters for this space yet.")
     else:
-        st.caption("HDBSCAN clusters of the space's 500 most anomalous objects, rarest first (odd, small, compact, "
-                   "far from the bulk); six exemplars each.")
+        where = "all feature sets together" if combined else "the space"
+        st.caption(f"HDBSCAN clusters of the {rare.TOP_ANOMALIES} most anomalous objects of {where} (laid out by "
+                   "UMAP), rarest first (odd, small, compact, far from the bulk); six exemplars each.")
         shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
         for _, cl in ranked.head(shown).iterrows():
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
@@ -86,8 +86,11 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str], *,
         export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
                      name=f"cluster {pick} of {cluster_space}", key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
-        with st.spinner("Clustering the map with HDBSCAN…"):
-            rare.find_clusters(atlas, cluster_space)
+        with st.spinner("Clustering the anomalous tail with HDBSCAN…"):
+            if combined:
+                discover(atlas, say=lambda _: None)
+            else:
+                rare.find_clusters(atlas, cluster_space)
         st.rerun()
 
 

@@ -45,11 +45,9 @@ def test_notebook_workflow(demo_uri, tmp_path):
         assert len(out) == 8 and oid not in set(out["object_id"]), d.label
         assert (np.diff(out["similarity"]) <= 1e-5).all()
         assert out[["ra", "dec", "redshift"]].notna().all().all() and out["thumbnail"].map(len).gt(0).all()
-    # the aligned pair: an object's own spectrum is often among the 10 nearest spectra of its image (chance: 10/240).
-    # The alignment heads on frozen towers (issue 12) give ~0.35 here, down from >= 0.6 with the end-to-end
-    # contrastive pair: a known regression, stated in the model card; this guards against losing the alignment.
+    # the aligned pair: an object's own spectrum is among the 10 nearest spectra of its image, mostly (chance: 10/240)
     own = [q in set(neighbours(atlas, q, IMAGE, target_space=SPECTRUM, k=10, include_self=True)["object_id"]) for q in objs.index[:20]]
-    assert np.mean(own) >= 0.25
+    assert np.mean(own) >= 0.6
     near = neighbours(atlas, oid, IMAGE, k=6, z_range=(0.02, 0.2), exclude_same_source_arcsec=1.0)
     assert near["redshift"].between(0.02, 0.2).all()
 

@@ -87,3 +87,24 @@ def run_stage(
     return {"stage": name, "best_epoch": best["epoch"], "epochs_run": len(history),
             "best_val_loss": round(best["val_loss"], 4), "seconds": round(time.perf_counter() - start, 1),
             "history": history}
+
+
+def recalibrate_batchnorm(module, inputs, rows: np.ndarray, batch: int = 256) -> None:
+    """Re-estimate a module's BatchNorm statistics as exact averages over un-augmented training objects.
+
+    Training sees random views / masked spectra; exact statistics on the inputs the encoders will
+    embed (centre crops, whole spectra) close the gap between train-mode and eval-mode outputs.
+    """
+    import torch
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    module.train()
+    with torch.no_grad():
+        for i in range(0, len(rows), batch):
+            module(inputs[torch.from_numpy(rows[i : i + batch])])
+    for m in norms:
+        m.momentum = 0.1
+    module.eval()

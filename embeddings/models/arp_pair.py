@@ -3,9 +3,10 @@
 nanoGPT-style: the config dataclass at the top, then the towers, then the whole family. The
 AstroCLIP recipe at small scale: the image backbone is pretrained alone (SimCLR on astronomy-safe
 views), the spectrum backbone alone (masked-spectrum modelling), then two small heads map both into
-one space with a symmetric InfoNCE loss while the backbones stay frozen. Three spaces come out:
-`morphology` (image backbone), `spectrum` (spectrum latent) and the aligned pair (`pair_image`,
-`pair_spectrum`).
+one space with a symmetric InfoNCE loss. As in AstroCLIP, the alignment fine-tunes the image tower:
+a copy of it (`pair_image_backbone`, initialised from the pretrained one) trains with the heads, so
+the unimodal morphology space stays the self-supervised one. Three spaces come out: `morphology`
+(image backbone), `spectrum` (spectrum latent) and the aligned pair (`pair_image`, `pair_spectrum`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class ArpPair(nn.Module):
         c = self.cfg
         self.image_backbone = ImageBackbone(c)
         self.spectrum_backbone = SpectrumBackbone(c)
+        self.pair_image_backbone = ImageBackbone(c)  # fine-tuned copy of image_backbone for the aligned space
         # the image head also sees the mean stretched flux per band in three apertures: colour, its gradient and
         # brightness carry redshift, which the shape-only morphology space leaves out
         self.image_head = mlp(c.image_dim + 3 * c.image_channels, c.hidden, c.embed_dim)
@@ -148,8 +150,9 @@ class ArpPair(nn.Module):
         return F.normalize(self.spectrum_head(spectrum), dim=-1)
 
     def pair_image(self, images: torch.Tensor) -> torch.Tensor:
-        """Image into the aligned (cross-modal) space."""
-        return self.align_image(self.morphology(images), self.aperture_fluxes(images))
+        """Image into the aligned (cross-modal) space, through the fine-tuned copy of the image tower."""
+        features = (self.pair_image_backbone(images) - self.image_mean) / self.image_std
+        return self.align_image(features, self.aperture_fluxes(images))
 
     def pair_spectrum(self, spectra: torch.Tensor) -> torch.Tensor:
         """Spectrum into the aligned (cross-modal) space."""
