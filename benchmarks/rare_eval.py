@@ -101,6 +101,10 @@ def main() -> None:
             if top_class and purity >= 0.5 and share >= 0.3 and top_class not in surfaced:
                 surfaced[top_class] = {"set": name, "rank": int(row.rank), "purity": round(float(purity), 2), "share": round(float(share), 2)}
     emit("discover.classes_surfaced_by_a_cluster", len(surfaced), "classes", target=">= 4 of 7", clusters=surfaced, **common)
+    labels, table = rare.anomaly_clusters(joint.X, joint_scores["anomaly"].to_numpy(), joint.ids)
+    first = [truth[labels == c].mean() for c in table["cluster"].head(5)]
+    emit("discover.rare_page_top5_clusters_planted_fraction", float(np.mean(first)) if first else 0.0, "fraction",
+         per_cluster=[round(float(f), 2) for f in first], **common)
 
     base = anomaly.percentile_rank(ranking.set_index("object_id")["anomaly"].reindex(joint.ids).to_numpy())
     t0 = time.perf_counter()

@@ -75,7 +75,7 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
     else:
         where = "all feature sets together" if combined else "the space"
         st.caption(f"HDBSCAN clusters of the {rare.TOP_ANOMALIES} most anomalous objects of {where} (laid out by "
-                   "UMAP), rarest first (odd, small, compact, far from the bulk); six exemplars each.")
+                   "UMAP), most anomalous first (the mean anomaly percentile of the members); six exemplars each.")
         shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
         for _, cl in ranked.head(shown).iterrows():
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
