@@ -125,13 +125,17 @@ def warm_up() -> threading.Thread:
     """Once per server: import and JIT-compile the map renderer in the background, so the first Map visit is quick."""
 
     def work() -> None:
+        import numpy as np
         import pandas as pd
 
         from backend import render
 
-        frame = pd.DataFrame({"object_id": ["a", "b"], "x": [0.0, 1.0], "y": [0.0, 1.0], "v": [0.1, 0.2], "c": ["u", "w"]})
-        for colour in (None, "v", "c"):
-            render.render(frame, colour, width=8, height=8, spread=1)
+        for dtype in (np.float32, np.float64):  # numba compiles per coordinate dtype: UMAP maps float32, the sky float64
+            xy = np.array([0.0, 1.0, 0.5], dtype=dtype)
+            frame = pd.DataFrame({"object_id": ["a", "b", "c"], "x": xy, "y": xy, "v": [0.1, 0.2, 0.3],
+                                  "c": ["u", "u", "w"]})  # "u" dominates: the grey layer underneath is compiled too
+            for colour in (None, "v", "c"):
+                render.render(frame, colour, width=8, height=8, spread=1)
 
     thread = threading.Thread(target=work, name="arp-warm-up", daemon=True)
     thread.start()

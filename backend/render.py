@@ -120,8 +120,14 @@ def render(
         legend = category_colours(values, max_categories)
         values = values.where(values.isin(list(legend)), OTHER)
         cats = list(legend)
-        data = pd.DataFrame({x: frame[x].to_numpy(), y: frame[y].to_numpy(), "_cat": pd.Categorical(values, categories=cats)})
-        dominant = cats[-1] if legend[cats[-1]] == DOMINANT_GREY else None
+        # datashader compiles its numba kernels once per set of category labels (1-2 s each): give it the same
+        # generic labels for every column, so one compilation (the app's warm-up) serves every categorical colouring
+        generic = [f"c{i}" for i in range(max(max_categories + 1, len(cats)))]
+        codes = pd.Categorical(values, categories=cats).codes
+        key = {label: legend[cats[i]] if i < len(cats) else "#000000" for i, label in enumerate(generic)}
+        data = pd.DataFrame({x: frame[x].to_numpy(), y: frame[y].to_numpy(),
+                             "_cat": pd.Categorical.from_codes(codes, categories=generic)})
+        dominant = generic[len(cats) - 1] if legend[cats[-1]] == DOMINANT_GREY else None
         rest = data[data["_cat"] != dominant] if dominant is not None else data
         layers = []
         if dominant is not None:  # the common value first, grey, underneath everything else
@@ -129,7 +135,7 @@ def render(
             layers.append(tf.shade(agg, cmap=[DOMINANT_GREY, DOMINANT_GREY], how="linear", min_alpha=110))
         if len(rest):
             agg = canvas.points(rest, x, y, agg=ds.count_cat("_cat"))
-            layers.append(tf.shade(agg, color_key=legend, how=how, min_alpha=200))
+            layers.append(tf.shade(agg, color_key=key, how=how, min_alpha=200))
         img = tf.stack(*layers) if len(layers) > 1 else layers[0]
     else:
         vals = frame[color].astype("float64")
