@@ -20,12 +20,12 @@ def main() -> None:
     live_jobs(atlas)
 
 
-@st.cache_resource(show_spinner="Loading the encoder registry…")
+@st.cache_resource(show_spinner=False)
 def encoder_specs() -> dict[str, str]:
-    """Registered encoders by name -> modality (imports encoder modules once per server)."""
-    from embeddings.encoders.registry import available_encoders
+    """Registered encoders by name -> modality (without importing torch: the job imports the encoder)."""
+    from embeddings.encoders.registry import encoder_modalities
 
-    return {name: spec.modality for name, spec in available_encoders().items()}
+    return encoder_modalities()
 
 
 def embed_form(atlas: Atlas) -> None:

@@ -140,6 +140,16 @@ def test_every_pretrained_encoder_registers_the_weights_the_precheck_looks_for()
     assert default_weights_for("arp-morphology") is None  # the builtin family ships its weights
 
 
+def test_the_light_encoder_list_matches_the_registry_and_imports_no_torch():
+    script = ("import sys\nfrom embeddings.encoders.registry import encoder_modalities\n"
+              "light = encoder_modalities()\nprint('torch' in sys.modules)\n"
+              "from embeddings.encoders.registry import available_encoders\n"
+              "print(light == {n: s.modality for n, s in available_encoders().items()})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split() == ["False", "True"], done.stdout + done.stderr
+
+
 def test_cli_embed_with_missing_weights_names_the_file_and_imports_neither_torch_nor_lancedb(tmp_path):
     """The CLI's error says which file to fetch, where to put it, and --checkpoint; it comes before the heavy imports."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ARP_WEIGHTS_DIR": str(tmp_path / "arp"), "HF_HUB_CACHE": str(tmp_path / "hub")}

@@ -83,6 +83,19 @@ DEFAULT_WEIGHTS: dict[str, HubWeights] = {
 }
 
 
+# Registry name -> modality of the pretrained encoders, so that forms can list them without importing torch
+# (tests/test_encoders_weights.py checks it against the registry).
+PRETRAINED_MODALITIES: dict[str, str] = {
+    "zoobot": "image",
+    "astroclip-image": "image",
+    "astroclip-spectrum": "spectrum",
+    "astrodino-image": "image",
+    "specformer-spectrum": "spectrum",
+    "astropt": "image",
+    "openclip-image": "image",
+}
+
+
 def default_weights_for(name: str, modality: str | None = None) -> HubWeights | None:
     """The hub weights encoder `name` (or family `name` + `modality`) loads by default; None for other encoders."""
     if name in DEFAULT_WEIGHTS:

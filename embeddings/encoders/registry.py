@@ -88,6 +88,15 @@ def available_encoders() -> dict[str, EncoderSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def encoder_modalities() -> dict[str, str]:
+    """Registered encoder name -> modality, without importing torch (the builtin family and the listed pretrained
+    encoders of `hub_weights`): what a form needs to offer encoders."""
+    from embeddings.encoders import builtin  # noqa: F401 - registers the builtin family (numpy only)
+    from embeddings.encoders.hub_weights import PRETRAINED_MODALITIES
+
+    return dict(sorted({**{name: spec.modality for name, spec in _REGISTRY.items()}, **PRETRAINED_MODALITIES}.items()))
+
+
 def find_encoder(name: str, modality: str | None = None) -> EncoderSpec:
     """A registered encoder by name, or by family + modality (`arp-pair` + `image`); KeyError/ValueError when not."""
     specs = available_encoders()
