@@ -9,7 +9,16 @@ import streamlit as st
 
 from pages import _state
 from pages._find import find_sidebar
-from pages._shared import app_frame, atlas_uri, get_atlas, light_objects  # backend.store quiets Lance's log
+from pages._shared import (  # backend.store quiets Lance's log
+    app_frame,
+    atlas_uri,
+    get_atlas,
+    light_objects,
+    surveys,
+    tagged_object_count,
+    vector_counts,
+)
+from pages._shared import spaces as cached_spaces
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,14 +29,12 @@ if TYPE_CHECKING:
 
 def home() -> None:
     """Overview of the open atlas, top to bottom: counts, where to start, surveys, embedding spaces, running jobs."""
-    from backend.spaces import list_spaces
-
     st.title("Arp")
     st.caption("An atlas of galaxy surveys in foundation-model space.")
     atlas = get_atlas()
     st.markdown(f"Atlas: `{atlas.uri}`")
     objects = light_objects(atlas)
-    spaces = list_spaces(atlas)
+    spaces = cached_spaces(atlas)
     counts(atlas, objects, spaces)
     guide(objects)
     surveys_table(objects)
@@ -37,13 +44,11 @@ def home() -> None:
 
 def counts(atlas: Atlas, objects: pd.DataFrame, spaces: dict[str, SpaceInfo]) -> None:
     """Objects, surveys, embedding spaces and tagged objects, as four tiles."""
-    from backend import tags
-
     cols = st.columns(4)
     cols[0].metric("Objects", f"{len(objects):,}")
-    cols[1].metric("Surveys", len(atlas.surveys()))
+    cols[1].metric("Surveys", len(surveys(atlas)))
     cols[2].metric("Embedding spaces", len(spaces))
-    cols[3].metric("Tagged objects", f"{tags.tagged_object_count(atlas):,}")
+    cols[3].metric("Tagged objects", f"{tagged_object_count(atlas):,}")
 
 
 def surveys_table(objects: pd.DataFrame) -> None:
@@ -60,13 +65,14 @@ def spaces_table(atlas: Atlas, spaces: dict[str, SpaceInfo]) -> None:
     if not spaces:
         st.info("No embedding space yet: run an embedding job from the Jobs page or `python -m embeddings embed`.")
         return
+    vectors = vector_counts(atlas, [info.table for info in spaces.values()])
     rows = [
         {
             "space": name,
             "encoder": info.encoder,
             "modality": info.modality,
             "dim": info.dim,
-            "vectors": atlas.count(info.table),
+            "vectors": vectors[info.table],
             "weights": info.weights_revision,
             "preprocess": info.preprocess_version,
             "aligned group": info.aligned_group,

@@ -14,6 +14,7 @@ import streamlit as st
 
 from backend import schema
 from backend.config import atlas_allowed, atlas_roots, default_atlas_uri
+from backend.spaces import SpaceInfo
 from backend.store import Atlas, AtlasError, open_atlas
 from pages import _state
 
@@ -112,11 +113,45 @@ def get_atlas() -> Atlas:
         raise  # unreachable: st.stop raises
 
 
-def spaces_or_stop(atlas: Atlas) -> list[str]:
-    """The atlas's space names; without any, say how to make one and stop the page."""
+@st.cache_data(show_spinner=False, max_entries=16)
+def _spaces(uri: str, version: int, tables: tuple[str, ...]) -> dict[str, SpaceInfo]:
     from backend.spaces import list_spaces
 
-    names = list(list_spaces(atlas))
+    return list_spaces(_open(uri))
+
+
+def spaces(atlas: Atlas) -> dict[str, SpaceInfo]:
+    """The atlas's embedding spaces by name, cached per metadata version and set of tables."""
+    return _spaces(atlas.uri, table_version(atlas, schema.META), tuple(atlas.table_names()))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _vector_counts(uri: str, tables: tuple[str, ...], versions: tuple[int, ...]) -> dict[str, int]:
+    atlas = _open(uri)
+    return {table: atlas.count(table) for table in tables}
+
+
+def vector_counts(atlas: Atlas, tables: Iterable[str]) -> dict[str, int]:
+    """Rows of each vectors table, cached per table version."""
+    names = tuple(tables)
+    return _vector_counts(atlas.uri, names, tuple(table_version(atlas, t) for t in names))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _tagged_object_count(uri: str, version: int) -> int:
+    from backend import tags
+
+    return tags.tagged_object_count(_open(uri))
+
+
+def tagged_object_count(atlas: Atlas) -> int:
+    """How many objects carry a current tag, cached per tags-table version."""
+    return _tagged_object_count(atlas.uri, table_version(atlas, schema.TAGS))
+
+
+def spaces_or_stop(atlas: Atlas) -> list[str]:
+    """The atlas's space names; without any, say how to make one and stop the page."""
+    names = list(spaces(atlas))
     if not names:
         st.info("No embedding space yet: run an embedding job first (Jobs page).")
         st.stop()

@@ -13,7 +13,7 @@ from backend.catalogue import sources
 from backend.config import DATA_DIR
 from backend.store import Atlas
 from pages import _state
-from pages._shared import get_atlas, light_objects, md_escape
+from pages._shared import get_atlas, light_objects, md_escape, surveys
 
 MAX_UPLOAD_MB = 200  # matches server.maxUploadSize in .streamlit/config.toml
 
@@ -38,8 +38,8 @@ def sources_section(atlas: Atlas, catalogue: pd.DataFrame) -> None:
         st.info("No objects yet: upload a file below or run `python -m embeddings ingest SOURCE --atlas DIR`.")
     else:
         st.dataframe(sources(catalogue), hide_index=True)
-    surveys = atlas.surveys()
-    if surveys:
+    survey_meta = surveys(atlas)
+    if survey_meta:
         st.dataframe(
             [
                 {
@@ -49,7 +49,7 @@ def sources_section(atlas: Atlas, catalogue: pd.DataFrame) -> None:
                     "image shape": "x".join(str(s) for s in meta.get("image_shape", [])),
                     "spectral pixels": len(meta.get("wavelength", []) or []),
                 }
-                for name, meta in surveys.items()
+                for name, meta in survey_meta.items()
             ],
             hide_index=True,
         )
@@ -103,9 +103,9 @@ def export_section(catalogue: pd.DataFrame) -> None:
     """The catalogue as CSV (no pixels or spectra)."""
     if catalogue.empty:
         return
-    st.download_button(
-        "Catalogue (CSV, no pixels or spectra)", catalogue.to_csv(index=False).encode(), file_name="arp_catalogue.csv",
-        mime="text/csv", key="export_catalogue",
+    st.download_button(  # the CSV is made when the button is clicked, not on every run of the page
+        "Catalogue (CSV, no pixels or spectra)", lambda: catalogue.to_csv(index=False).encode(),
+        file_name="arp_catalogue.csv", mime="text/csv", key="export_catalogue", on_click="ignore",
     )
     st.caption(md_escape(f"{len(catalogue):,} rows, columns: {', '.join(map(str, catalogue.columns))}"))
 
