@@ -64,9 +64,13 @@ then two small heads align them. Three spaces, all from one weights file:
   spectra's principal components; the space is that linear path, standardised (it keeps redshift
   better than the whole latent: test R^2 0.984 vs 0.914). For neighbours by redshift and lines,
   and the spectral anomalies.
-- `arp-pair-image` / `arp-pair-spectrum` (128-d, L2-normalised, aligned group `arp-pair`): alignment
-  heads trained with a symmetric InfoNCE loss on the frozen towers (the image head also sees the
-  mean stretched flux per band inside 4 px, 12 px and the whole stamp). For image -> spectrum search.
+- `arp-pair-image` / `arp-pair-spectrum` (128-d, L2-normalised, aligned group `arp-pair`): two
+  heads trained with a symmetric InfoNCE loss, as in AstroCLIP fine-tuning the image tower: a copy
+  of the pretrained image backbone trains with the heads (centre crops in one of the 8 rot90/flip
+  orientations per batch; the morphology space keeps the self-supervised original), the spectrum
+  tower stays frozen. The image head also sees the mean stretched flux per band inside 4 px, 12 px
+  and the whole stamp. For image -> spectrum search. (Heads on both frozen towers reached a median
+  rank of only 30.)
 
 - Weights: `arp_pair.safetensors` ({size_mb:.1f} MB, safetensors only), sha256 `{file_sha256(DEFAULT_WEIGHTS)}`
 - Architecture: `embeddings/models/arp_pair.py`; training: `embeddings/builtin/` (`train.py` runs
