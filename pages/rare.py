@@ -54,8 +54,8 @@ def space_picker(spaces: list[str]) -> str:
     choices = [COMBINED, *spaces]
     shown = st.session_state.get(_state.MAP_SPACE)
     return st.selectbox("Space", choices, index=choices.index(shown) if shown in choices else 0, key="rare_space",
-                        help="The combined ranking takes each object's highest anomaly over the spaces and the "
-                             "morphology parameters.")
+                        help="The combined ranking scores each object by its distance to its 50 nearest others in "
+                             "all unimodal spaces and the morphology parameters together.")
 
 
 def focus_tag_bar(atlas: Atlas) -> None:
