@@ -10,6 +10,8 @@ from contextvars import ContextVar
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit as st
 
 from backend import schema
@@ -227,6 +229,13 @@ def _wavelength(uri: str, survey: str, version: int) -> np.ndarray | None:
 def wavelength(atlas: Atlas, survey: str) -> np.ndarray | None:
     """A survey's spectrum wavelength grid (shared, read only), cached per metadata version."""
     return _wavelength(atlas.uri, survey, table_version(atlas, schema.META))
+
+
+def fast_figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A Plotly figure from plain trace and layout dicts, not validated property by property: plotly's validation
+    cost 0.1-0.2 s a figure on the 2-core box (a Figure, unlike a dict, is not validated again by st.plotly_chart)."""
+    template = pio.templates[pio.templates.default]  # what a validated figure gets: Streamlit's plotly theme
+    return go.Figure({"data": traces, "layout": {"template": template, **layout}}, _validate=False)
 
 
 def open_galaxy(object_id: str) -> None:

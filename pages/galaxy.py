@@ -22,6 +22,7 @@ from pages import _state
 from pages._export import export_panel
 from pages._shared import (
     catalogue_columns,
+    fast_figure,
     get_atlas,
     md_escape,
     plot_text,
@@ -225,23 +226,23 @@ def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
         export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def spectrum_figure(
     flux: np.ndarray, ivar: np.ndarray, wave: np.ndarray, redshift: float, smooth: int, rest: bool, unit: str
 ) -> go.Figure:
     """The spectrum, smoothed with its 1-sigma band, lines marked (labels staggered so they do not overlap);
-    observed frame, or rest frame at the galaxy's redshift."""
+    observed frame, or rest frame at the galaxy's redshift. Shared between sessions: read only."""
     smoothed, error = smooth_spectrum(flux, ivar, smooth)
     step = max(1, smooth // 3)
     x_all = rest_frame(wave, redshift) if rest else np.asarray(wave)
-    w, s, e = x_all[::step], smoothed[::step], error[::step]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=w, y=s + e, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
-    fig.add_trace(
-        go.Scatter(x=w, y=s - e, mode="lines", line={"width": 0}, fill="tonexty", fillcolor="rgba(150,150,150,0.3)",
-                   name="1σ", hoverinfo="skip")
-    )
-    fig.add_trace(go.Scatter(x=w, y=s, mode="lines", line={"width": 1, "color": "#4aa3ff"}, name="flux"))
+    w, s, e = (np.asarray(a[::step], dtype=np.float32) for a in (x_all, smoothed, error))  # 4-byte binary in transit
+    traces = [
+        {"type": "scatter", "x": w, "y": s + e, "mode": "lines", "line": {"width": 0}, "showlegend": False,
+         "hoverinfo": "skip"},
+        {"type": "scatter", "x": w, "y": s - e, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
+         "fillcolor": "rgba(150,150,150,0.3)", "name": "1σ", "hoverinfo": "skip"},
+        {"type": "scatter", "x": w, "y": s, "mode": "lines", "line": {"width": 1, "color": "#4aa3ff"}, "name": "flux"},
+    ]
     shapes, notes = [], []
     found = lines_in_range(redshift, float(wave[0]), float(wave[-1]))
     positions = [observed / (1 + redshift) if rest else observed for _, observed, _ in found]
@@ -253,10 +254,11 @@ def spectrum_figure(
         notes.append({"x": x, "y": 1 - 0.16 * row, "xref": "x", "yref": "paper", "text": name, "showarrow": False,
                       "textangle": -90, "yanchor": "top", "xanchor": "right", "font": {"size": 10, "color": colour}})
     frame = "rest-frame" if rest else "observed"
-    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=f"{frame} wavelength (Å)",
-                      yaxis_title=f"flux ({unit})", title=f"Spectrum (z = {redshift:.4f})", legend={"orientation": "h"},
-                      shapes=shapes, annotations=notes)
-    return fig
+    layout = {"height": 360, "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+              "xaxis": {"title": {"text": f"{frame} wavelength (Å)"}}, "yaxis": {"title": {"text": f"flux ({unit})"}},
+              "title": {"text": f"Spectrum (z = {redshift:.4f})"}, "legend": {"orientation": "h"},
+              "shapes": shapes, "annotations": notes}
+    return fast_figure(traces, layout)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -275,20 +277,23 @@ def _normalised(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
 def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndarray | None, wave: np.ndarray, oid: str) -> go.Figure:
     """Each neighbour's spectrum (normalised, offset) with this galaxy's spectrum drawn behind it in grey."""
     query = _normalised(flux, ivar) if flux is not None and len(flux) == len(wave) else None
-    fig = go.Figure()
+    x = np.asarray(wave[::5], dtype=np.float32)
+    traces = []
     for i, (_, r) in enumerate(rows.iterrows()):
         if r["spectrum_flux"] is None or not len(r["spectrum_flux"]):
             continue
         if query is not None:
-            fig.add_trace(go.Scatter(x=wave[::5], y=query + i, mode="lines", line={"width": 1, "color": "rgba(160,160,160,0.6)"},
-                                     name=f"{plot_text(oid)} (this galaxy)", legendgroup="query", showlegend=i == 0, hoverinfo="skip"))
+            traces.append({"type": "scatter", "x": x, "y": (query + i).astype(np.float32), "mode": "lines",
+                           "line": {"width": 1, "color": "rgba(160,160,160,0.6)"}, "name": f"{plot_text(oid)} (this galaxy)",
+                           "legendgroup": "query", "showlegend": i == 0, "hoverinfo": "skip"})
         z_text = f" z={r['redshift']:.3f}" if pd.notna(r["redshift"]) else ""
-        fig.add_trace(go.Scatter(x=wave[::5], y=_normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i, mode="lines",
-                                 line={"width": 1}, name=f"{plot_text(r['object_id'])}{z_text}"))
-    fig.update_layout(title=f"Neighbour spectra (normalised, offset) over {plot_text(oid)}'s in grey", height=120 + 40 * len(rows),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=True, yaxis={"showticklabels": False},
-                      xaxis_title="observed wavelength (Å)")
-    return fig
+        traces.append({"type": "scatter", "x": x, "mode": "lines", "line": {"width": 1},
+                       "y": (_normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i).astype(np.float32),
+                       "name": f"{plot_text(r['object_id'])}{z_text}"})
+    layout = {"title": {"text": f"Neighbour spectra (normalised, offset) over {plot_text(oid)}'s in grey"},
+              "height": 120 + 40 * len(rows), "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "showlegend": True,
+              "yaxis": {"showticklabels": False}, "xaxis": {"title": {"text": "observed wavelength (Å)"}}}
+    return fast_figure(traces, layout)
 
 
 def neighbour_label(n: pd.Series) -> str:

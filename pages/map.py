@@ -24,6 +24,7 @@ from pages._export import export_panel
 from pages._hover import hover_thumbnails
 from pages._shared import (
     _open,
+    fast_figure,
     get_atlas,
     md_escape,
     open_button,
@@ -241,45 +242,44 @@ def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], 
 def map_figure(bg: dict, sample: pd.DataFrame, chosen: pd.DataFrame, current: pd.DataFrame, colour: str,
                x_range: tuple[float, float], y_range: tuple[float, float], labels: tuple[str, str]) -> go.Figure:
     """Background image, clickable sample, selection, current galaxy, and the legend or colour bar."""
-    fig = go.Figure()
-    fig.add_layout_image(source=bg["src"], xref="x", yref="y", x=x_range[0], y=y_range[1], sizex=x_range[1] - x_range[0],
-                         sizey=y_range[1] - y_range[0], sizing="stretch", layer="below")
-    fig.add_trace(go.Scattergl(
-        x=sample["x"].to_numpy(np.float32), y=sample["y"].to_numpy(np.float32), customdata=sample["object_id"],
-        mode="markers", name="objects",  # float32 arrays travel as 4-byte binary, not 17-digit JSON
-        marker={"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},
-        hovertemplate="%{customdata}<extra></extra>", showlegend=False,
-    ))
+    traces: list[dict] = [{
+        "type": "scattergl", "x": sample["x"].to_numpy(np.float32), "y": sample["y"].to_numpy(np.float32),
+        "customdata": sample["object_id"].to_numpy(object), "mode": "markers", "name": "objects",
+        "marker": {"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},  # float32: 4-byte binary
+        "hovertemplate": "%{customdata}<extra></extra>", "showlegend": False,
+    }]
     if len(chosen):
-        fig.add_trace(go.Scattergl(
-            x=chosen["x"], y=chosen["y"], customdata=chosen["object_id"], mode="markers", name="selection",
-            marker={"size": 5, "color": "rgba(255,80,80,0.9)"}, hovertemplate="%{customdata}<extra></extra>",
-            showlegend=False,
-        ))
+        traces.append({"type": "scattergl", "x": chosen["x"].to_numpy(np.float32), "y": chosen["y"].to_numpy(np.float32),
+                       "customdata": chosen["object_id"].to_numpy(object), "mode": "markers", "name": "selection",
+                       "marker": {"size": 5, "color": "rgba(255,80,80,0.9)"},
+                       "hovertemplate": "%{customdata}<extra></extra>", "showlegend": False})
     if len(current):  # the galaxy opened last, so the map shows where it sits
-        fig.add_trace(go.Scatter(
-            x=current["x"], y=current["y"], customdata=current["object_id"], mode="markers", name="current galaxy",
-            marker={"size": 16, "symbol": "star", "color": "#ffd166", "line": {"width": 1.5, "color": "#000"}},
-            hovertemplate="current: %{customdata}<extra></extra>", showlegend=False,
-        ))
+        traces.append({"type": "scatter", "x": current["x"].to_numpy(np.float64), "y": current["y"].to_numpy(np.float64),
+                       "customdata": current["object_id"].to_numpy(object), "mode": "markers", "name": "current galaxy",
+                       "marker": {"size": 16, "symbol": "star", "color": "#ffd166", "line": {"width": 1.5, "color": "#000"}},
+                       "hovertemplate": "current: %{customdata}<extra></extra>", "showlegend": False})
     for label, colour_hex in (bg["legend"] or {}).items():  # a labelled legend for categorical colouring
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=label, hoverinfo="skip",
-                                 marker={"size": 10, "color": colour_hex}, showlegend=True))
+        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": label, "hoverinfo": "skip",
+                       "marker": {"size": 10, "color": colour_hex}, "showlegend": True})
     if bg["value_range"] is not None:
         lo, hi = bg["value_range"]
-        fig.add_trace(go.Scatter(
-            x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-            marker={"colorscale": render.CONTINUOUS_CMAP, "cmin": lo, "cmax": hi, "color": [lo], "showscale": True,
-                    "colorbar": {"title": colour, "thickness": 12}},
-        ))
-    fig.update_layout(
-        height=HEIGHT, margin={"l": 10, "r": 10, "t": 10, "b": 10}, dragmode="zoom", showlegend=bool(bg["legend"]),
-        legend={"title": {"text": colour}, "itemclick": False, "itemdoubleclick": False},
-        xaxis={"range": list(x_range), "title": labels[0], "showgrid": False, "zeroline": False},
-        yaxis={"range": list(y_range), "title": labels[1], "showgrid": False, "zeroline": False},
-        plot_bgcolor="rgba(0,0,0,0)",
-    )
-    return fig
+        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "showlegend": False,
+                       "hoverinfo": "skip", "marker": {"colorscale": [[i / (len(render.CONTINUOUS_CMAP) - 1), c] for i, c in
+                                                                      enumerate(render.CONTINUOUS_CMAP)],
+                                                       "cmin": lo, "cmax": hi, "color": [lo], "showscale": True,
+                                                       "colorbar": {"title": {"text": colour}, "thickness": 12}}})
+    layout = {
+        "images": [{"source": bg["src"], "xref": "x", "yref": "y", "x": x_range[0], "y": y_range[1],
+                    "sizex": x_range[1] - x_range[0], "sizey": y_range[1] - y_range[0], "sizing": "stretch",
+                    "layer": "below"}],
+        "height": HEIGHT, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "dragmode": "zoom",
+        "showlegend": bool(bg["legend"]),
+        "legend": {"title": {"text": colour}, "itemclick": False, "itemdoubleclick": False},
+        "xaxis": {"range": list(x_range), "title": {"text": labels[0]}, "showgrid": False, "zeroline": False},
+        "yaxis": {"range": list(y_range), "title": {"text": labels[1]}, "showgrid": False, "zeroline": False},
+        "plot_bgcolor": "rgba(0,0,0,0)",
+    }
+    return fast_figure(traces, layout)
 
 
 def map_view(atlas: Atlas, name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tuple[str, str],
