@@ -83,7 +83,7 @@ PAGE_READY = {
     "home": "() => document.body.innerText.includes('Where to start')",
     "map": MAP_READY_JS,
     "galaxy": "() => document.querySelectorAll(\"[class*='st-key-nb_']\").length >= 12",
-    "rare": "() => document.querySelectorAll(\"[class*='st-key-anom_up_']\").length > 0",
+    "rare": "() => !!document.querySelector('.st-key-recluster button')",  # the open tab (clusters) drawn to its end
     "probes": "() => !!document.querySelector('h1')",
     "jobs": "() => !!document.querySelector('h1')",
     "data": "() => !!document.querySelector('[data-testid=\"stDataFrame\"]')",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -36,17 +37,22 @@ def main() -> None:
     space = None if choice == COMBINED else choice
     focus_tag_bar(atlas)
     votes = current_votes(atlas)
-    # on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on.
+    # on_change="rerun" makes the tabs stateful, so a vote's rerun keeps the user on the tab they were on; only the
+    # open tab is drawn (`.open`), not four galleries of thumbnails and vote buttons on every run
     clusters_tab, anomalies_tab, similar_tab, tagged_tab = st.tabs(
         ["Rare clusters", "Anomalies", "More like these", "Tagged"], key="rare_tab", on_change="rerun")
-    with clusters_tab:
-        clusters_section(atlas, space or rare.COMBINED, votes)
-    with anomalies_tab:
-        anomalies_section(atlas, space, choice, votes)
-    with similar_tab:
-        similar_section(atlas, space, choice, votes)
-    with tagged_tab:
-        tagged_section(atlas)
+    if clusters_tab.open:
+        with clusters_tab:
+            clusters_section(atlas, space or rare.COMBINED, votes)
+    if anomalies_tab.open:
+        with anomalies_tab:
+            anomalies_section(atlas, space, choice, votes)
+    if similar_tab.open:
+        with similar_tab:
+            similar_section(atlas, space, choice, votes)
+    if tagged_tab.open:
+        with tagged_tab:
+            tagged_section(atlas)
 
 
 def space_picker(spaces: list[str]) -> str:
@@ -177,9 +183,14 @@ def tagged_section(atlas: Atlas) -> None:
     st.dataframe(tagged, hide_index=True)
     fmt = st.radio("Format", ["csv", "fits", "votable"], horizontal=True, key="export_fmt")
     suffix = {"csv": ".csv", "fits": ".fits", "votable": ".vot"}[fmt]
+    st.download_button(f"Export {len(tagged)} rows ({fmt})", partial(tagged_file, atlas, tag, suffix),
+                       file_name=f"arp_tagged{suffix}", key="export_tagged", on_click="ignore")
+
+
+def tagged_file(atlas: Atlas, tag: str | None, suffix: str) -> bytes:
+    """The tagged objects as a CSV, FITS or VOTable file's bytes (made when the download is clicked)."""
     with tempfile.TemporaryDirectory() as tmp:
-        payload = tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", tag).read_bytes()
-    st.download_button(f"Export {len(tagged)} rows ({fmt})", payload, file_name=f"arp_tagged{suffix}", key="export_tagged")
+        return tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", tag).read_bytes()
 
 
 def gallery(atlas: Atlas, frame: pd.DataFrame, votes: dict[str, str], *, key: str, score: str | None = None,

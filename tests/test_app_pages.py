@@ -158,6 +158,9 @@ def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
     at = app(atlas_copy)
     at.switch_page("pages/rare.py").run()
     assert not errors(at), errors(at)
+    assert not [b for b in at.button if (b.key or "").startswith("anom_up_")], "only the open tab (clusters) is drawn"
+    at.session_state["rare_tab"] = "Anomalies"
+    at.run()
     ups = [b for b in at.button if (b.key or "").startswith("anom_up_")]
     assert len(ups) == 24, "the anomaly gallery shows the top 24 with a vote button each"
     fresh = [b for b in ups if b.proto.type != "primary"]  # a card not voted up yet (the atlas is shared)
@@ -182,6 +185,8 @@ def test_rare_page_more_like_these_from_a_tag(atlas_copy: str) -> None:
     tags.add_tag(atlas, seeds, "merger")
     at = app(atlas_copy)
     at.switch_page("pages/rare.py").run()
+    at.session_state["rare_tab"] = "More like these"
+    at.run()
     at.selectbox(key="mlt_source").set_value("merger").run()
     at.button(key="more_like_these").click().run()
     assert not errors(at), errors(at)
