@@ -88,10 +88,12 @@ def ranking_set_names(atlas: Atlas, names: list[str]) -> list[str]:
     A cross-modal (aligned) space keeps only what image and spectrum share, so it is left out
     whenever the atlas has a unimodal space of the same modality: shape is ranked in the
     self-supervised image space, spectra in the spectrum space. The morphology parameters stay.
+    A derived space (the shape space) is left out: its parts already rank.
     """
     spaces = list_spaces(atlas)
-    unimodal = {info.modality for info in spaces.values() if not info.aligned_group}
-    return [n for n in names if n not in spaces or not spaces[n].aligned_group or spaces[n].modality not in unimodal]
+    unimodal = {info.modality for info in spaces.values() if not info.aligned_group and not info.derived_from}
+    return [n for n in names if n not in spaces or not spaces[n].derived_from
+            and (not spaces[n].aligned_group or spaces[n].modality not in unimodal)]
 
 
 def ranking_sets(atlas: Atlas, n_components: int = DEFAULT_COMPONENTS) -> dict[str, FeatureSet]:

@@ -57,9 +57,11 @@ class Direction:
 
     @property
     def label(self) -> str:
-        """`image -> spectrum`, or `mixed (image + spectrum) -> image`."""
+        """`image -> spectrum`, `mixed (image + spectrum) -> image`, or `image -> image (shape)` in a shape space."""
         source = " + ".join(q.modality for q in self.query)
-        return f"mixed ({source}) -> {self.target.modality}" if self.mixed else f"{source} -> {self.target.modality}"
+        if self.mixed:
+            return f"mixed ({source}) -> {self.target.modality}"
+        return f"{source} -> {self.target.modality}" + (" (shape)" if self.target.derived_from else "")
 
     @property
     def query_name(self) -> str:
@@ -415,9 +417,10 @@ def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: np.ndarray, colu
 
 
 def directions(atlas: Atlas, object_id: str) -> list[Direction]:
-    """The searches available for an object: same-space, cross-modal (both ways) and mixed, per aligned group."""
+    """The searches available for an object: same-space (shape spaces first, then unaligned, then aligned ones),
+    cross-modal (both ways) and mixed, per aligned group."""
     view = _View(atlas)
-    spaces = view.spaces()
+    spaces = {info.name: info for info in sorted(view.spaces().values(), key=lambda i: (not i.derived_from, bool(i.aligned_group)))}
     me = int(view.objects().offsets([object_id])[0])
     has = {name: me >= 0 and view.vector_rows(info.table).by_object[me] >= 0 for name, info in spaces.items()}
     out = [Direction((info,), info) for name, info in spaces.items() if has[name]]

@@ -23,6 +23,7 @@ class SpaceInfo:
     weights_revision: str
     preprocess_version: str
     aligned_group: str = ""  # spaces with the same non-empty group share one aligned space
+    derived_from: str = ""  # computed from another space of the atlas (backend.shape_space), not by an encoder
 
     @property
     def name(self) -> str:

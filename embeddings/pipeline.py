@@ -1,10 +1,11 @@
-"""From objects to a ready atlas: builtin vectors, morphology columns, UMAP maps, anomaly scores and rare clusters."""
+"""From objects to a ready atlas: builtin vectors, morphology columns, the shape space, UMAP maps, anomaly scores and rare clusters."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from backend.discovery import discover
+from backend.shape_space import build_shape_space
 from backend.store import Atlas, open_atlas
 
 BUILTIN_ENCODERS = ("arp-morphology", "arp-spectrum", "arp-pair-image", "arp-pair-spectrum")
@@ -36,5 +37,6 @@ def prepare_atlas(
 
     measured = morphology.write_catalogue(atlas, progress=progress, say=say)
     say(f"morphology: {int(measured['morph_gini'].notna().sum())} of {len(measured)} objects measured")
+    build_shape_space(atlas, say=say)
     discover(atlas, say=say)
     return atlas
