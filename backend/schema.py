@@ -18,11 +18,27 @@ ANOMALIES = "anomalies"  # combined anomaly ranking across feature sets (backend
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
+# Lance's marker for an (unenforced) primary key. merge_insert only detects that two concurrent writers
+# inserted the same new key (and retries one of them) when the table declares its key this way (Lance
+# issues #4585, #8949); without it both commits land and the key is stored twice.
+PRIMARY_KEY_METADATA = {b"lance-schema:unenforced-primary-key:position": b"1"}
+_PRIMARY_KEY_PREFIX = b"lance-schema:unenforced-primary-key"
+
+
+def key_field(name: str) -> pa.Field:
+    """A table's upsert key: a non-nullable string declared as Lance's primary key."""
+    return pa.field(name, pa.string(), nullable=False, metadata=PRIMARY_KEY_METADATA)
+
+
+def is_primary_key(field: pa.Field) -> bool:
+    """Whether a field carries Lance's primary-key marker (either its position or its older boolean form)."""
+    return any(k.startswith(_PRIMARY_KEY_PREFIX) for k in (field.metadata or {}))
+
 # Core columns every objects table has; surveys may add free label columns
 # (strings, floats, ints, bools) beside them.
 OBJECT_CORE = pa.schema(
     [
-        pa.field("object_id", pa.string(), nullable=False),
+        key_field("object_id"),
         pa.field("survey", pa.string()),
         pa.field("ra", pa.float64()),
         pa.field("dec", pa.float64()),
@@ -50,7 +66,7 @@ TAGS_SCHEMA = pa.schema(
 
 JOBS_SCHEMA = pa.schema(
     [
-        pa.field("job_id", pa.string(), nullable=False),
+        key_field("job_id"),
         pa.field("kind", pa.string()),
         pa.field("params", pa.string()),  # JSON
         pa.field("status", pa.string()),  # queued|running|done|failed|cancelled
@@ -70,7 +86,7 @@ JOBS_SCHEMA = pa.schema(
 
 PROBES_SCHEMA = pa.schema(
     [
-        pa.field("probe_id", pa.string(), nullable=False),
+        key_field("probe_id"),
         pa.field("space", pa.string()),
         pa.field("target", pa.string()),
         pa.field("method", pa.string()),
@@ -83,14 +99,14 @@ PROBES_SCHEMA = pa.schema(
 
 META_SCHEMA = pa.schema(
     [
-        pa.field("key", pa.string(), nullable=False),
+        key_field("key"),
         pa.field("value", pa.string()),  # JSON
     ]
 )
 
 INGEST_REPORTS_SCHEMA = pa.schema(
     [
-        pa.field("report_id", pa.string(), nullable=False),
+        key_field("report_id"),
         pa.field("source", pa.string()),
         pa.field("kind", pa.string()),
         pa.field("created_at", pa.timestamp("us", tz="UTC")),
@@ -107,6 +123,14 @@ FIXED_TABLES = {
     META: META_SCHEMA,
     INGEST_REPORTS: INGEST_REPORTS_SCHEMA,
 }
+
+
+TABLE_KEYS = {OBJECTS: "object_id", JOBS: "job_id", PROBES: "probe_id", META: "key", INGEST_REPORTS: "report_id"}
+
+
+def table_key(name: str) -> str | None:
+    """The upsert key of a table Arp writes with merge_insert (None for appended or replaced tables)."""
+    return "object_id" if name.startswith("vectors__") else TABLE_KEYS.get(name)
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -151,7 +175,7 @@ def vectors_schema(dim: int) -> pa.Schema:
     """Schema of a vectors table: one row per object, with full provenance."""
     return pa.schema(
         [
-            pa.field("object_id", pa.string(), nullable=False),
+            key_field("object_id"),
             pa.field("vector", pa.list_(pa.float32(), dim)),
             pa.field("encoder", pa.string()),
             pa.field("weights_revision", pa.string()),

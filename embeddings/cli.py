@@ -1,4 +1,4 @@
-"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin|export`.
+"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin|export|scale|dedupe`.
 
 Each command is a thin wrapper: parse options, call the module that does the work, print a
 summary. User errors (bad paths, missing weights, no network) print one clear line and exit 2.
@@ -271,3 +271,19 @@ def scale_cmd(
     started = time.perf_counter()
     built = build_scale_atlas(atlas, _atlas(source), n=n, seed=seed, pixels_every=pixels_every)
     print(f"scale: {built.count('objects')} objects in {built.uri} in {time.perf_counter() - started:.0f} s")
+
+
+@app.command("dedupe")
+def dedupe_cmd(
+    atlas: str = AtlasOpt,
+    table: list[str] = typer.Option(None, "--table", help="Table to repair (repeatable; default: every upserted table)."),
+) -> None:
+    """Keep one row (the newest) per key in tables damaged by concurrent writers, then declare their keys."""
+    from backend import schema
+    from backend.store import open_atlas
+
+    opened = open_atlas(_atlas(atlas))
+    names = table or [name for name in opened.table_names() if schema.table_key(name)]
+    for name in names:
+        dropped = opened.dedupe(name)
+        print(f"dedupe: {name}: {dropped} duplicate row(s) deleted, key {schema.table_key(name)} declared")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from backend import schema
 from backend.config import default_atlas_uri, is_remote
 from backend.store.connection import connect
 from backend.store.errors import AtlasError, AtlasNotFoundError, SchemaVersionError, one_line
+from backend.store.keys import check_unique, declare_primary_key, drop_duplicates, read_keys
 from backend.store.sql import where_eq, where_in, where_prefix
 from backend.store.writes import (
     WRITE_BATCH_ROWS,
@@ -27,6 +29,9 @@ from backend.store.writes import (
 )
 
 SURVEY_PREFIX = "survey:"  # metadata rows survey:["<survey>", "<field>"]
+KEYS_DECLARED = "primary_keys_declared"  # metadata: every upserted table declares its key (see backend.store.keys)
+
+log = logging.getLogger(__name__)
 
 
 class Atlas:
@@ -45,6 +50,7 @@ class Atlas:
                     )
                 self._initialise()
             self._check_version()
+            self._declare_keys()
         except AtlasError:
             raise
         except Exception as exc:  # lance/object-store errors (missing _versions, bad credentials), unusable paths
@@ -52,15 +58,60 @@ class Atlas:
 
     # ----------------------------------------------------------------- set-up
     def verify(self) -> None:
-        """Read one column of every table in full, so damaged data files raise AtlasError naming the table."""
+        """Read one column of every table in full: damaged data files, and keys stored twice, raise AtlasError naming the table."""
         for name in self.table_names():
             try:
                 tbl = self.db.open_table(name)
-                column = "object_id" if "object_id" in tbl.schema.names else tbl.schema.names[0]
-                tbl.search().select([column]).limit(None).to_arrow()
+                key = schema.table_key(name)
+                names = tbl.schema.names
+                column: str = next(c for c in (key, "object_id", names[0]) if c is not None and c in names)
+                values = read_keys(tbl, column)
             except Exception as exc:
                 raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({one_line(exc)}); "
                                  "restore it from a backup or rebuild the atlas") from None
+            if key is not None and column == key:
+                check_unique(name, key, values)
+
+    def dedupe(self, name: str) -> int:
+        """Keep the newest row of each key stored twice in an upserted table, then declare its key; rows deleted.
+
+        The deletion is one commit (older versions stay until `optimize` cleans them); run it with no other writer.
+        """
+        key = schema.table_key(name)
+        if key is None:
+            raise AtlasError(f"table {name} has no upsert key to deduplicate on")
+        tbl = self.table(name)
+        dropped = drop_duplicates(tbl, name, key)
+        declare_primary_key(tbl, name, key)
+        return dropped
+
+    def _declare_keys(self) -> None:
+        """Declare the key of every upserted table made before keys were declared (once per atlas; metadata only).
+
+        A table whose key is already stored twice is left as it is and logged (`verify` and writes report it).
+        """
+        if self.get_meta(KEYS_DECLARED):
+            return
+        complete = True
+        for name in self.table_names():
+            key = schema.table_key(name)
+            if key is None:
+                continue
+            tbl = self.db.open_table(name)
+            if key not in tbl.schema.names:
+                continue
+            try:
+                if declare_primary_key(tbl, name, key):
+                    log.info("atlas %s: declared %s the primary key of %s", self.uri, key, name)
+            except Exception as exc:  # a damaged table, or a read-only atlas: it stays readable as it is
+                complete = False
+                log.warning("atlas %s: %s", self.uri, exc if isinstance(exc, AtlasError) else
+                            f"cannot declare {key} the primary key of {name} ({one_line(exc)})")
+        if complete:
+            try:
+                self.set_meta(KEYS_DECLARED, True)
+            except Exception as exc:  # read-only: checked again at the next open
+                log.debug("atlas %s: %s not recorded (%s)", self.uri, KEYS_DECLARED, one_line(exc))
 
     def _initialise(self) -> None:
         for name, tbl_schema in schema.FIXED_TABLES.items():
@@ -68,6 +119,7 @@ class Atlas:
                 self.db.create_table(name, schema=tbl_schema, exist_ok=True)
         self.set_meta("schema_version", schema.SCHEMA_VERSION)
         self.set_meta("created_at", utcnow().isoformat())
+        self.set_meta(KEYS_DECLARED, True)  # every table this Arp creates declares its key
 
     def _check_version(self) -> None:
         found = self.get_meta("schema_version")
@@ -210,7 +262,7 @@ class Atlas:
         table = to_arrow(data, create_schema)
         if table.num_rows == 0:
             return 0
-        tbl = self._table_for_write(name, table, create_schema)
+        tbl = self._table_for_write(name, table, create_schema, key)
         table = align_columns(tbl, table)
         for start in range(0, table.num_rows, batch_rows):
             chunk = table.slice(start, batch_rows)
@@ -259,10 +311,10 @@ class Atlas:
             return
         with_retry(lambda: dataset.cleanup_old_versions(older_than=keep_versions_newer_than), name)
 
-    def _table_for_write(self, name: str, batch: pa.Table, create_schema: pa.Schema | None) -> Any:
+    def _table_for_write(self, name: str, batch: pa.Table, create_schema: pa.Schema | None, key: str | None = None) -> Any:
         if self._exists(name):
             return self.db.open_table(name)
-        target = schema_for_new_table(name, batch, create_schema)
+        target = schema_for_new_table(name, batch, create_schema, key)
         return with_retry(lambda: self.db.create_table(name, schema=target, exist_ok=True), name)
 
     # ----------------------------------------------------------------- objects

@@ -25,3 +25,7 @@ def one_line(exc: BaseException) -> str:
     """An exception as one short line, without the Rust source locations Lance appends (server paths)."""
     text = re.sub(r",?\s*\S+\.rs:\d+(:\d+)?", "", " ".join(str(exc).split()))
     return text[:200] or type(exc).__name__
+
+
+class DuplicateKeyError(AtlasError):
+    """A table holds some upsert key more than once (written concurrently before keys were declared)."""

@@ -66,12 +66,26 @@ def merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def schema_for_new_table(name: str, batch: pa.Table, create_schema: pa.Schema | None) -> pa.Schema:
-    """The schema a table gets when its first batch is written: the known one widened by the batch's columns."""
+def declare_key(table_schema: pa.Schema, key: str) -> pa.Schema:
+    """`table_schema` with `key` non-nullable and marked as Lance's primary key (so concurrent upserts conflict)."""
+    i = table_schema.get_field_index(key)
+    field = table_schema.field(i)
+    if schema.is_primary_key(field) and not field.nullable:
+        return table_schema
+    metadata = {**(field.metadata or {}), **schema.PRIMARY_KEY_METADATA}
+    return table_schema.set(i, field.with_nullable(False).with_metadata(metadata))
+
+
+def schema_for_new_table(name: str, batch: pa.Table, create_schema: pa.Schema | None, key: str | None = None) -> pa.Schema:
+    """The schema a table gets when its first batch is written: the known one widened by the batch's columns.
+
+    The upsert `key`, when given, is declared the table's primary key.
+    """
     target = create_schema or schema.FIXED_TABLES.get(name)
     if name == schema.OBJECTS:
         target = schema.OBJECT_CORE
-    return batch.schema if target is None else merge_schema(target, batch.schema)
+    merged = batch.schema if target is None else merge_schema(target, batch.schema)
+    return merged if key is None else declare_key(merged, key)
 
 
 def align_columns(tbl: Any, batch: pa.Table) -> pa.Table:
