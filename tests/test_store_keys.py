@@ -13,9 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from backend import schema
-from backend.store import AtlasError, open_atlas
+from backend.store import AtlasError, DuplicateKeyError, open_atlas
 from backend.store.atlas import KEYS_DECLARED
-from backend.store.errors import DuplicateKeyError
 
 KEYED = ("objects", "vectors__enc__image", schema.META, schema.JOBS, schema.PROBES, schema.INGEST_REPORTS)
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from backend.store.atlas import SURVEY_PREFIX, Atlas
 from backend.store.connection import connect
-from backend.store.errors import AtlasError, AtlasNotFoundError, MixedSpaceError, SchemaVersionError
+from backend.store.errors import (
+    AtlasError,
+    AtlasNotFoundError,
+    DuplicateKeyError,
+    MixedSpaceError,
+    SchemaVersionError,
+)
 from backend.store.sql import (
     sql_list,
     sql_literal,
@@ -36,6 +42,7 @@ __all__ = [
     "Atlas",
     "AtlasError",
     "AtlasNotFoundError",
+    "DuplicateKeyError",
     "MixedSpaceError",
     "SchemaVersionError",
     "connect",
