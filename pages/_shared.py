@@ -274,6 +274,18 @@ def open_button(row: pd.Series, *, key: str) -> None:
         open_galaxy(str(row["object_id"]))
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _tags_of(uri: str, object_id: str, version: int) -> list[str]:
+    from backend import tags
+
+    return tags.tags_of(_open(uri), object_id)
+
+
+def tags_of(atlas: Atlas, object_id: str) -> list[str]:
+    """One object's current tags, cached per tags-table version (every tag written changes it)."""
+    return _tags_of(atlas.uri, object_id, table_version(atlas, schema.TAGS))
+
+
 TAG_BUTTONS = {"ring": "ring", "merger": "merger", "lens": "lens", "artefact": "artefact",
                "interesting": "interesting", "boring": "not-interesting"}  # label -> tag written
 TAG_SHORTCUTS = {"ring": "g", "merger": "m", "lens": "l", "artefact": "a", "interesting": "i", "boring": "b"}
@@ -284,7 +296,7 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
     from backend import tags
 
     undo: list[tuple[str, str, str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
-    current = tags.tags_of(atlas, object_id)
+    current = tags_of(atlas, object_id)
     st.markdown("**Tags:** " + (" · ".join(md_escape(t) for t in current) if current else "none"))
     cols = st.columns(len(TAG_BUTTONS) + 1)
     for col, (label, tag) in zip(cols, TAG_BUTTONS.items(), strict=False):
