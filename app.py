@@ -128,7 +128,8 @@ def guide(objects: object) -> None:
 
 @st.cache_resource(show_spinner=False)
 def warm_up() -> threading.Thread:
-    """Once per server: import and JIT-compile the map renderer in the background, so the first Map visit is quick."""
+    """Once per server: import and JIT-compile the map renderer in the background, so the first Map visit is quick
+    (three compilations, as many as before; every categorical colouring shares one since render uses generic labels)."""
 
     def work() -> None:
         import numpy as np
@@ -136,12 +137,12 @@ def warm_up() -> threading.Thread:
 
         from backend import render
 
-        for dtype in (np.float32, np.float64):  # numba compiles per coordinate dtype: UMAP maps float32, the sky float64
-            xy = np.array([0.0, 1.0, 0.5], dtype=dtype)
-            frame = pd.DataFrame({"object_id": ["a", "b", "c"], "x": xy, "y": xy, "v": [0.1, 0.2, 0.3],
-                                  "c": ["u", "u", "w"]})  # "u" dominates: the grey layer underneath is compiled too
-            for colour in (None, "v", "c"):
-                render.render(frame, colour, width=8, height=8, spread=1)
+        # numba compiles per coordinate dtype: the UMAP maps' float32 (the sky's float64 compiles on its first view)
+        xy = np.array([0.0, 1.0, 0.5], dtype=np.float32)
+        frame = pd.DataFrame({"object_id": ["a", "b", "c"], "x": xy, "y": xy, "v": [0.1, 0.2, 0.3],
+                              "c": ["u", "u", "w"]})  # "u" dominates: the grey layer underneath is compiled too
+        for colour in (None, "v", "c"):
+            render.render(frame, colour, width=8, height=8, spread=1)
 
     thread = threading.Thread(target=work, name="arp-warm-up", daemon=True)
     thread.start()
