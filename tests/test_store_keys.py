@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import re
 from pathlib import Path
 
 import lancedb
@@ -89,7 +90,7 @@ def test_table_with_a_key_stored_twice_is_named_and_left_as_it_was(tmp_path: Pat
     assert "table objects holds 3 object_id value(s) more than once (o1, o2, o3)" in caplog.text
     assert not _declared(uri, "objects") and atlas.count("objects") == 6  # not migrated, nothing lost
     assert _declared(uri, "vectors__enc__image") and atlas.get_meta(KEYS_DECLARED) is None
-    with pytest.raises(DuplicateKeyError, match=r"table objects .*\(o1, o2, o3\).*embeddings dedupe --table objects"):
+    with pytest.raises(DuplicateKeyError, match=rf"table objects .*\(o1, o2, o3\).*embeddings dedupe --table objects --atlas {re.escape(uri)}"):
         atlas.verify()
 
     from embeddings.cli import app

@@ -70,7 +70,7 @@ class Atlas:
                 raise AtlasError(f"atlas {self.uri}: table {name} is damaged ({one_line(exc)}); "
                                  "restore it from a backup or rebuild the atlas") from None
             if key is not None and column == key:
-                check_unique(name, key, values)
+                check_unique(name, key, values, self.uri)
 
     def dedupe(self, name: str) -> int:
         """Keep the newest row of each key stored twice in an upserted table, then declare its key; rows deleted.
@@ -82,13 +82,13 @@ class Atlas:
             raise AtlasError(f"table {name} has no upsert key to deduplicate on")
         tbl = self.table(name)
         dropped = drop_duplicates(tbl, name, key)
-        declare_primary_key(tbl, name, key)
+        declare_primary_key(tbl, name, key, self.uri)
         return dropped
 
     def _declare_keys(self) -> None:
         """Declare the key of every upserted table made before keys were declared (once per atlas; metadata only).
 
-        A table whose key is already stored twice is left as it is and logged (`verify` and writes report it).
+        A table whose key is already stored twice is left as it is and logged (`verify` raises on it).
         """
         if self.get_meta(KEYS_DECLARED):
             return
@@ -101,7 +101,7 @@ class Atlas:
             if key not in tbl.schema.names:
                 continue
             try:
-                if declare_primary_key(tbl, name, key):
+                if declare_primary_key(tbl, name, key, self.uri):
                     log.info("atlas %s: declared %s the primary key of %s", self.uri, key, name)
             except Exception as exc:  # a damaged table, or a read-only atlas: it stays readable as it is
                 complete = False

@@ -31,7 +31,7 @@ def duplicated(keys: pa.ChunkedArray) -> list[str]:
     return sorted(str(v) for v in repeated.to_pylist())
 
 
-def check_unique(name: str, key: str, keys: pa.ChunkedArray) -> None:
+def check_unique(name: str, key: str, keys: pa.ChunkedArray, uri: str = "ATLAS") -> None:
     """Raise DuplicateKeyError naming the table and its duplicated keys, AtlasError for missing (null) keys."""
     if keys.null_count:
         raise AtlasError(f"table {name} has {keys.null_count} row(s) without a {key}; delete them "
@@ -42,7 +42,7 @@ def check_unique(name: str, key: str, keys: pa.ChunkedArray) -> None:
         raise DuplicateKeyError(
             f"table {name} holds {len(dups)} {key} value(s) more than once ({shown}), written by concurrent "
             f"writers before keys were declared; keep one row per key with "
-            f"`python -m embeddings dedupe --table {name} --atlas ATLAS`"
+            f"`python -m embeddings dedupe --table {name} --atlas {uri}`"
         )
 
 
@@ -52,14 +52,14 @@ def has_primary_key(tbl: Any, key: str) -> bool:
     return schema.is_primary_key(field) and not field.nullable
 
 
-def declare_primary_key(tbl: Any, name: str, key: str) -> bool:
+def declare_primary_key(tbl: Any, name: str, key: str, uri: str = "ATLAS") -> bool:
     """Declare `key` the table's primary key after checking it is unique; False when it already was.
 
     Raises DuplicateKeyError (naming the table and keys) and leaves the table untouched when it is not unique.
     """
     if has_primary_key(tbl, key):
         return False
-    check_unique(name, key, read_keys(tbl, key))
+    check_unique(name, key, read_keys(tbl, key), uri)
     if tbl.schema.field(key).nullable:
         with_retry(lambda: tbl.alter_columns({"path": key, "nullable": False}), name)
     if not schema.is_primary_key(tbl.schema.field(key)):

@@ -69,6 +69,8 @@ def merge_schema(base: pa.Schema, extra: pa.Schema) -> pa.Schema:
 def declare_key(table_schema: pa.Schema, key: str) -> pa.Schema:
     """`table_schema` with `key` non-nullable and marked as Lance's primary key (so concurrent upserts conflict)."""
     i = table_schema.get_field_index(key)
+    if i < 0:  # no such column: merge_insert will say so
+        return table_schema
     field = table_schema.field(i)
     if schema.is_primary_key(field) and not field.nullable:
         return table_schema
