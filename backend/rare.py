@@ -43,7 +43,7 @@ def tail_layout(X: np.ndarray, seed: int = 0) -> np.ndarray:
         return X
     import umap
 
-    return umap.UMAP(n_neighbors=15, min_dist=0.0, n_components=LAYOUT_DIMS, random_state=seed).fit_transform(X)
+    return umap.UMAP(n_neighbors=15, min_dist=0.0, n_components=LAYOUT_DIMS, random_state=seed, n_jobs=1).fit_transform(X)
 
 
 def rank_clusters(X: np.ndarray, labels: np.ndarray, ids: list[str] | np.ndarray, n_exemplars: int = N_EXEMPLARS) -> pd.DataFrame:
