@@ -64,15 +64,18 @@ def build_command(uri: str) -> str:
 
 
 _IN_FRAME: ContextVar[bool] = ContextVar("arp_in_frame", default=False)
+_RUN_VERSIONS: ContextVar[dict[tuple[str, str], int] | None] = ContextVar("arp_run_versions", default=None)
 
 
 @contextmanager
 def app_frame() -> Iterator[None]:
-    """Mark the pages run inside it as run by app.py's `st.navigation` (with the sidebar and menu around them)."""
-    token = _IN_FRAME.set(True)
+    """Mark the pages run inside it as run by app.py's `st.navigation` (with the sidebar and menu around them);
+    table versions are read once per run inside it."""
+    token, versions = _IN_FRAME.set(True), _RUN_VERSIONS.set({})
     try:
         yield
     finally:
+        _RUN_VERSIONS.reset(versions)
         _IN_FRAME.reset(token)
 
 
@@ -161,8 +164,16 @@ def spaces_or_stop(atlas: Atlas) -> list[str]:
 
 
 def table_version(atlas: Atlas, table: str) -> int:
-    """The current version of a table (0 when absent): part of cache keys so edits show up."""
-    return atlas.version(table)
+    """The current version of a table (0 when absent): part of cache keys so edits show up. Read once per script run
+    (each read opens the table: ~10 ms under load, and a Galaxy run asked six times); every write in a page is
+    followed by `st.rerun`, whose run reads the new version."""
+    seen = _RUN_VERSIONS.get()
+    if seen is None:
+        return atlas.version(table)
+    key = (atlas.uri, table)
+    if key not in seen:
+        seen[key] = atlas.version(table)
+    return seen[key]
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
