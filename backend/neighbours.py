@@ -69,12 +69,17 @@ class Direction:
         return " + ".join(q.name for q in self.query)
 
 
+def open_view(atlas: Atlas) -> View:
+    """A view to share between `directions` and `neighbours` calls that belong together (one page run)."""
+    return View(atlas)
+
+
 def search_params(atlas: Atlas, space: SpaceRef) -> dict:
     """Query settings for a space's index: metric, nprobes, refine_factor (from `index:<space>` meta when built).
 
     Read with the rest of the atlas context once per version of the metadata table.
     """
-    return _View(atlas).params(space)
+    return View(atlas).params(space)
 
 
 def _params(stored: dict) -> dict:
@@ -96,9 +101,10 @@ class _Context:
     label_columns: list[str]
 
 
-class _View:
-    """One call's view of an atlas: the table list read once, each table and its Lance dataset opened once,
-    and the metadata context cached per (table list, metadata version, objects version) across calls."""
+class View:
+    """A view of an atlas for one call, or for the calls of one page run (`open_view`): the table list read once,
+    each table and its Lance dataset opened once (at the version first seen), and the metadata context cached per
+    (table list, metadata version, objects version) across calls."""
 
     def __init__(self, atlas: Atlas) -> None:
         self.atlas = atlas
@@ -172,11 +178,11 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 def query_vector(atlas: Atlas, object_id: str, space: Space) -> np.ndarray:
     """The L2-normalised vector of an object in a space, or the normalised mean over several spaces (mixed)."""
     names = [space] if isinstance(space, str | SpaceInfo) else list(space)
-    view = _View(atlas)
+    view = View(atlas)
     return _query_vector(view, int(view.objects().offsets([object_id])[0]), object_id, [space_name(n) for n in names])
 
 
-def _query_vector(view: _View, me: int, object_id: str, names: list[str]) -> np.ndarray:
+def _query_vector(view: View, me: int, object_id: str, names: list[str]) -> np.ndarray:
     parts = []
     for name in names:
         table = space_table(name)
@@ -236,7 +242,7 @@ def search(
     matching vectors are read in one `take` and ranked exactly; broader filters query the index with
     oversampling and keep the candidates the filter allows.
     """
-    view = _View(atlas)
+    view = View(atlas)
     mask = None
     if where or allowed is not None:
         objects = view.objects()
@@ -248,7 +254,7 @@ def search(
 
 
 def _search(
-    view: _View,
+    view: View,
     vector: np.ndarray,
     space: SpaceRef,
     k: int,
@@ -353,6 +359,7 @@ def neighbours(
     exclude_same_source_arcsec: float | None = None,
     include_self: bool = False,
     columns: Sequence[str] | None = None,
+    view: View | None = None,
 ) -> pd.DataFrame:
     """k nearest neighbours of an object, with similarity and metadata.
 
@@ -360,8 +367,9 @@ def neighbours(
     `target_space` (default: `space`, or the first of the list) is searched, so an image space with a spectrum
     `target_space` of the same aligned pair is a cross-modal query. Filters: `where` (SQL over objects
     columns), `z_range`, `survey`, `tag`; `exclude_same_source_arcsec` drops other entries of the same sky source.
+    `view`: an `open_view` shared with other calls of the same page run (default: a fresh one).
     """
-    view = _View(atlas)
+    view = view or View(atlas)
     spaces = view.spaces()
     ensure_id_index(atlas, schema.OBJECTS)
     if space is None:
@@ -392,7 +400,7 @@ def neighbours(
 
 
 def _filter_mask(
-    view: _View, objects: rowmap.ObjectRows, where: str | None, z_range: tuple[float, float] | None,
+    view: View, objects: rowmap.ObjectRows, where: str | None, z_range: tuple[float, float] | None,
     survey: str | Sequence[str] | None, tag: str | None,
 ) -> np.ndarray | None:
     """Objects rows passing every given filter (None when nothing filters): numpy for redshift and survey."""
@@ -416,10 +424,10 @@ def _take_objects(ds: Any, objects: rowmap.ObjectRows, offsets: np.ndarray, colu
     return ds.take(off, columns=cols).to_pandas() if len(off) else pd.DataFrame(columns=cols)
 
 
-def directions(atlas: Atlas, object_id: str) -> list[Direction]:
+def directions(atlas: Atlas, object_id: str, view: View | None = None) -> list[Direction]:
     """The searches available for an object: same-space (shape spaces first, then unaligned, then aligned ones),
-    cross-modal (both ways) and mixed, per aligned group."""
-    view = _View(atlas)
+    cross-modal (both ways) and mixed, per aligned group. `view`: as in `neighbours`."""
+    view = view or View(atlas)
     spaces = {info.name: info for info in sorted(view.spaces().values(), key=lambda i: (not i.derived_from, bool(i.aligned_group)))}
     me = int(view.objects().offsets([object_id])[0])
     has = {name: me >= 0 and view.vector_rows(info.table).by_object[me] >= 0 for name, info in spaces.items()}

@@ -198,14 +198,15 @@ def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
     """Neighbours in the chosen direction: caption, spectra overlay (spectrum targets), thumbnail grid, export."""
     object_id = str(row["object_id"])
     st.subheader("Neighbours")
-    directions = nb.directions(atlas, object_id)
+    view = nb.open_view(atlas)  # one view of the atlas for both calls: each table opened once per run
+    directions = nb.directions(atlas, object_id, view=view)
     if not directions:
         st.info("No embedding space holds this object yet: run an embedding job (Jobs page).")
         return
     choice = direction_choice(directions)
     filters = neighbour_filters(atlas)
     try:
-        found = nb.neighbours(atlas, object_id, space=list(choice.query), target_space=choice.target, **filters)
+        found = nb.neighbours(atlas, object_id, space=list(choice.query), target_space=choice.target, view=view, **filters)
     except AtlasError as exc:  # a bad filter or a missing vector is the user's to fix, not a traceback
         st.error(f"Neighbour search failed: {md_escape(exc)}")
         return
