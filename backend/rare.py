@@ -4,9 +4,10 @@ Default (`on="anomalies"`): the most anomalous objects only (top `TOP_ANOMALIES`
 score), laid out by a 5-d UMAP of their features (n_neighbors 15, min_dist 0), then HDBSCAN (leaf
 selection, at least 5 members). Among them, odd objects of one kind (trails, rings, broad-line
 spectra) are a dense group while ordinary galaxies scattered into the tail are not, so the clusters
-are groups of similar oddities, ranked by the mean anomaly percentile of their members. HDBSCAN straight on the 64 PCA components surfaced no planted class of the
-seed-0 demo; through the UMAP layout, 3 of 7 (seed-0 demo, joint features). The combined ranking's
-clusters (`COMBINED`) are those of the joint features, stored as columns of the `anomalies` table.
+are groups of similar oddities, ranked by the mean anomaly percentile of their members. HDBSCAN
+straight on the 64 PCA components surfaced no planted class of the seed-0 demo; through the UMAP
+layout, 3 of 7 (seed-0 demo, joint features). The combined ranking's clusters (`COMBINED`) are
+those of the joint features, stored as columns of the `anomalies` table.
 Alternatives: `on="pca"` / `on="map"` cluster every object (PCA-reduced vectors / the 2-D map); their
 rarity is the mean percentile rank of small (few members), compact (small spread around the centre)
 and far from the bulk. Labels go into `maps__<space>` as `cluster` (-1 = noise or not clustered) and

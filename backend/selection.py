@@ -63,7 +63,7 @@ def by_cluster(atlas: Atlas, space: str, cluster: int) -> pd.DataFrame:
     frame = rare.cluster_frame(atlas, space)
     if frame is None:
         raise AtlasError(f"space {space} has no clusters yet (run the rare-object clustering first)")
-    ids = rare.members(atlas, space, cluster)
+    ids = list(frame.loc[frame["cluster"] == cluster, "object_id"])
     if not ids:
         known = sorted(int(c) for c in set(frame["cluster"]) if c >= 0)
         raise AtlasError(f"space {space} has no cluster {cluster}; clusters are {known[:20]}{' ...' if len(known) > 20 else ''}")

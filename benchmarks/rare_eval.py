@@ -89,9 +89,10 @@ def main() -> None:
          per_class={c: [round(v, 2), s] for c, (v, s) in best_cover.items()}, **common)
 
     surfaced: dict[str, dict] = {}
+    clustered = {}
     for name, fs in [(rare.COMBINED, joint), *sets.items()]:
         anomalous = joint_scores if name == rare.COMBINED else scores[name]
-        labels, table = rare.anomaly_clusters(fs.X, anomalous["anomaly"].to_numpy(), fs.ids)
+        labels, table = clustered[name] = rare.anomaly_clusters(fs.X, anomalous["anomaly"].to_numpy(), fs.ids)
         cls = objs.loc[fs.ids, "rare_class"].fillna("").to_numpy(str)
         for row in table.itertuples():
             members = cls[labels == row.cluster]
@@ -101,7 +102,7 @@ def main() -> None:
             if top_class and purity >= 0.5 and share >= 0.3 and top_class not in surfaced:
                 surfaced[top_class] = {"set": name, "rank": int(row.rank), "purity": round(float(purity), 2), "share": round(float(share), 2)}
     emit("discover.classes_surfaced_by_a_cluster", len(surfaced), "classes", target=">= 4 of 7", clusters=surfaced, **common)
-    labels, table = rare.anomaly_clusters(joint.X, joint_scores["anomaly"].to_numpy(), joint.ids)
+    labels, table = clustered[rare.COMBINED]  # the Rare page's clusters (joint rows: the order `truth` follows)
     first = [truth[labels == c].mean() for c in table["cluster"].head(5)]
     emit("discover.rare_page_top5_clusters_planted_fraction", float(np.mean(first)) if first else 0.0, "fraction",
          per_cluster=[round(float(f), 2) for f in first], **common)
