@@ -76,7 +76,8 @@ class ObjectRows:
         """Rows whose survey is one of `surveys`."""
         if self.survey is None:
             raise AtlasError("bad filter: the objects table has no survey column")
-        return np.asarray(self.survey.isin(list(surveys)))
+        codes = [self.survey.categories.get_loc(s) for s in surveys if s in self.survey.categories]
+        return np.isin(self.survey.codes, codes)
 
     def ids_mask(self, object_ids: Iterable[str]) -> np.ndarray:
         """Rows whose id is in `object_ids`."""

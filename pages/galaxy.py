@@ -206,7 +206,8 @@ def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
     choice = direction_choice(directions)
     filters = neighbour_filters(atlas)
     try:
-        found = nb.neighbours(atlas, object_id, space=list(choice.query), target_space=choice.target, view=view, **filters)
+        found = nb.neighbours(atlas, object_id, space=list(choice.query), target_space=choice.target, view=view,
+                              columns=(), **filters)  # the grid shows id, similarity and redshift only
     except AtlasError as exc:  # a bad filter or a missing vector is the user's to fix, not a traceback
         st.error(f"Neighbour search failed: {md_escape(exc)}")
         return
