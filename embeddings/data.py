@@ -121,20 +121,29 @@ class PageDataset:
         ids: list[str] = []
         inputs: list[Any] = []
         skipped: list[tuple[str, str]] = []
-        default = SurveyContext()
-        for row in self.read_rows(index):
-            oid = row["object_id"]
-            try:
-                x = self.preprocessor(row, self.surveys.get(row.get("survey") or "", default))
-                if inputs and x.shape != inputs[0].shape:
-                    raise ValueError(f"preprocessed shape {x.shape} differs from {inputs[0].shape}")
-            except ValueError as exc:
-                skipped.append((oid, str(exc)))
+        rows = self.read_rows(index)
+        for row, x in zip(rows, prepare_rows(self.preprocessor, rows, self.surveys), strict=True):
+            if isinstance(x, ValueError):
+                skipped.append((row["object_id"], str(x)))
                 continue
-            ids.append(oid)
+            ids.append(row["object_id"])
             inputs.append(x)
         batch = torch.from_numpy(np.stack(inputs)) if inputs else torch.empty(0)
         return {"ids": ids, "inputs": batch, "skipped": skipped}
+
+
+def prepare_rows(preprocessor: Preprocessor, rows: list[dict], surveys: dict[str, SurveyContext]) -> list[np.ndarray | ValueError]:
+    """Model inputs of rows, or the ValueError saying why a row cannot be used (every input of one shape)."""
+    default = SurveyContext()
+    out: list[np.ndarray | ValueError] = []
+    for row in rows:
+        try:
+            out.append(np.asarray(preprocessor(row, surveys.get(row.get("survey") or "", default))))
+        except ValueError as exc:
+            out.append(exc)
+    shape = next((x.shape for x in out if isinstance(x, np.ndarray)), None)
+    return [ValueError(f"preprocessed shape {x.shape} differs from {shape}")
+            if isinstance(x, np.ndarray) and x.shape != shape else x for x in out]
 
 
 def _column_values(col: pa.ChunkedArray) -> list:

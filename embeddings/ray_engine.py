@@ -51,27 +51,16 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
 
 def _preprocess(batch: pa.Table, preprocessor: Callable, surveys: dict, keep: frozenset | None) -> dict:
     """CPU task: rows -> model inputs; a row that cannot be used keeps its id with an error and a zero input."""
-    from embeddings.data import _column_values
-    from embeddings.encoders.base import SurveyContext
+    from embeddings.data import _column_values, prepare_rows
 
     cols = {name: _column_values(batch.column(name)) for name in batch.column_names}
-    ids, inputs, errors = [], [], []
-    shape = None
-    default = SurveyContext()
-    for i, oid in enumerate(cols["object_id"]):
-        if keep is not None and oid not in keep:
-            continue
-        row = {name: values[i] for name, values in cols.items()}
-        try:
-            x = np.asarray(preprocessor(row, surveys.get(row.get("survey") or "", default)), np.float32)
-            if shape is not None and x.shape != shape:
-                raise ValueError(f"preprocessed shape {x.shape} differs from {shape}")
-            shape, error = x.shape, ""
-        except ValueError as exc:
-            x, error = None, str(exc)
-        ids.append(oid)
-        inputs.append(x)
-        errors.append(error)
+    rows = [{name: values[i] for name, values in cols.items()} for i in range(batch.num_rows)]
+    rows = [row for row in rows if keep is None or row["object_id"] in keep]
+    ids = [row["object_id"] for row in rows]
+    prepared = prepare_rows(preprocessor, rows, surveys)
+    errors = [str(x) if isinstance(x, ValueError) else "" for x in prepared]
+    inputs = [None if isinstance(x, ValueError) else np.asarray(x, np.float32) for x in prepared]
+    shape = next((x.shape for x in inputs if x is not None), None)
     shape = shape or (1,)
     stacked = np.zeros((len(ids), *shape), np.float32)
     for i, x in enumerate(inputs):

@@ -158,11 +158,11 @@ def binned_spectrum(row: dict, survey: SurveyContext) -> tuple[np.ndarray, np.nd
     if ivar.shape != flux.shape:
         raise ValueError(f"spectrum_ivar has {ivar.size} values, spectrum_flux {flux.size}")
     grid = survey.wavelength
-    target = desi_grid()
-    if grid is not None and (len(grid) != DESI_NPIX or not np.allclose(grid, target, atol=0.05)):
+    if grid is not None and not on_desi_grid(grid):
         if len(grid) != flux.size:
             raise ValueError(f"spectrum has {flux.size} pixels but the survey grid has {len(grid)}")
         ok = np.isfinite(flux) & np.isfinite(ivar)
+        target = desi_grid()
         flux = np.interp(target, grid[ok], flux[ok], left=0.0, right=0.0)
         ivar = np.interp(target, grid[ok], ivar[ok], left=0.0, right=0.0)
     elif grid is None and flux.size != DESI_NPIX:
@@ -173,6 +173,22 @@ def binned_spectrum(row: dict, survey: SurveyContext) -> tuple[np.ndarray, np.nd
     wsum = w.sum(axis=1)
     fbin = np.divide((f * w).sum(axis=1), wsum, out=np.zeros(SPECTRUM_LENGTH), where=wsum > 0)
     return fbin, wsum
+
+
+_desi_checked: dict[int, tuple[np.ndarray, bool]] = {}
+
+
+def on_desi_grid(grid: np.ndarray) -> bool:
+    """Whether a survey's wavelength grid is the DESI grid (within 0.05 A), remembered per grid array: the
+    check costs as much as the rest of a spectrum's preprocessing."""
+    hit = _desi_checked.get(id(grid))
+    if hit is not None and hit[0] is grid:
+        return hit[1]
+    same = len(grid) == DESI_NPIX and bool(np.allclose(grid, desi_grid(), atol=0.05))
+    if len(_desi_checked) > 64:
+        _desi_checked.clear()
+    _desi_checked[id(grid)] = (grid, same)
+    return same
 
 
 def spectrum_amplitude(fbin: np.ndarray, wsum: np.ndarray) -> float:
