@@ -74,6 +74,9 @@ def test_filters_are_applied_before_ranking(toy):
     tags.add_tag(atlas, ["obj00100", "obj00200"], "merger")
     out = neighbours(atlas, oid, IMAGE.name, k=5, tag="merger")
     assert set(out["object_id"]) == {"obj00100", "obj00200"}
+    tags.add_tag(atlas, ["obj00300"], "merger")  # a tag added after a search joins the next one
+    tags.remove_tag(atlas, ["obj00100"], "merger")
+    assert set(neighbours(atlas, oid, IMAGE.name, k=5, tag="merger")["object_id"]) == {"obj00200", "obj00300"}
     with pytest.raises(AtlasError, match="bad filter"):
         neighbours(atlas, oid, IMAGE.name, where="no_such_column > 1")
 
