@@ -97,6 +97,7 @@ class EmbedSummary:
     objects_per_s: float | None = None
     forward_batch: int | None = None  # local engine: the forward batch after any out-of-memory halving
     oom_events: int | None = None
+    duplicates_dropped: int = 0  # Ray engine: rows another writer had also appended for the same ids, deleted after
     index: dict[str, Any] | None = None  # the ANN index entry, when this run built one
     recall: dict[str, Any] | None = None  # its measured recall
 

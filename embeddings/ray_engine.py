@@ -5,7 +5,8 @@ Ray Data reads the `objects` Lance dataset with only the columns the encoder nee
 as CPU tasks, an actor pool loads the encoder once per actor (GPU when `gpus_per_worker` > 0), write
 tasks turn vectors into Lance fragments (lance-ray's `write_fragment`), and the driver commits them
 with `LanceDataset.commit(Append)` every few fragments. Only ids without a vector are read, so a
-re-run after a crash embeds what is missing and never duplicates a row.
+re-run after a crash embeds what is missing and never duplicates a row; appends are not key-checked, so each
+run ends by deleting any id that a concurrent writer also stored (keeping the newest row).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from backend.config import storage_options
 from backend.jobs import JobStatus
 from backend.spaces import SpaceInfo, register_space, vectors_arrow
 from backend.store import Atlas, open_atlas, utcnow, where_in, with_retry
+from backend.store.keys import drop_duplicates
 from embeddings.embed_types import EmbedSummary, JobReporter, RayOptions, SkipLog
 from embeddings.encoders.base import Encoder
 
@@ -177,6 +179,8 @@ def run_embedding_ray(
     n_actors = opts.workers or 2
     if todo:
         n_actors = _embed_missing(atlas, encoder, kwargs, info, todo, n_objects, opts, summary, ctx)
+    if atlas.has_table(info.table):  # appended fragments are not key-checked: a concurrent job may have written an id too
+        summary.duplicates_dropped = drop_duplicates(atlas.table(info.table), info.table, "object_id")
     summary.record_time(time.perf_counter() - start, summary.embedded + summary.skipped)
     summary.vectors_in_space = atlas.count(info.table)
     return finish_space(atlas, summary, opts, ctx, build=lambda a, space: build_space_index(a, space, workers=n_actors))

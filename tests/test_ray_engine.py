@@ -53,6 +53,13 @@ def test_ray_job_resumes_with_only_the_missing_ids(local_ray: None, tmp_path: Pa
     assert again.embedded == 0 and again.already_embedded == 200
     ids, _ = read_vectors(atlas, "arp-pair-image__image")
     assert sorted(ids) == [f"obj{i:05d}" for i in range(200)]  # every object once, none twice
+    table = schema.vectors_table("arp-pair-image", "image")
+    atlas.table(table).add(atlas.table(table).search().limit(5).to_arrow())  # another writer appends 5 ids again
+    assert atlas.count(table) == 205
+    cleaned = run_embedding_ray(atlas, "arp-pair-image", batch_size=32, workers=1, progress=False, index=False)
+    assert cleaned.embedded == 0 and cleaned.duplicates_dropped == 5
+    ids, _ = read_vectors(atlas, "arp-pair-image__image")
+    assert sorted(ids) == [f"obj{i:05d}" for i in range(200)]
 
 
 def test_embed_job_with_the_ray_engine_reports_progress_to_done(local_ray: None, tmp_path: Path) -> None:
