@@ -60,13 +60,14 @@ def rgb_composite(image: np.ndarray, bands: list[str] | tuple[str, ...], *, q: f
     return np.clip(rgb, 0.0, 1.0)
 
 
-def png_bytes(rgb: np.ndarray, size: int | None = None) -> bytes:
-    """Encode an H x W x 3 float RGB in [0, 1] as PNG, optionally resized to size x size."""
+def png_bytes(rgb: np.ndarray, size: int | None = None, compress_level: int = 6) -> bytes:
+    """Encode an H x W x 3 float RGB in [0, 1] as PNG, optionally resized to size x size (zlib level 1: fast, for
+    display; 6: smaller, for storage)."""
     img = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8))
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
+    img.save(buf, format="PNG", optimize=False, compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -98,5 +99,5 @@ def with_scale_bar(rgb: np.ndarray, pixel_scale: float, out_size: int) -> bytes:
     draw.rectangle([x0, y0, x0 + round(px), y0 + max(2, out_size // 100)], fill=(255, 255, 255))
     draw.text((x0, y0 - max(12, out_size // 18)), f'{length:g}"', fill=(255, 255, 255))
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", compress_level=1)  # 8 ms instead of 45 for a 256 px cutout, 20% larger
     return buf.getvalue()

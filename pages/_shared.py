@@ -274,7 +274,7 @@ def thumbnail_grid(
             with col:
                 thumb = row.get("thumbnail")
                 if isinstance(thumb, bytes | bytearray) and thumb:
-                    st.image(bytes(thumb), width="stretch")
+                    st.image(bytes(thumb), width="stretch", output_format="PNG")  # "auto" re-encodes as JPEG
                 st.caption(md_escape(label(row)))
                 actions(row)
 
@@ -285,16 +285,18 @@ def open_button(row: pd.Series, *, key: str) -> None:
         open_galaxy(str(row["object_id"]))
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _tags_of(uri: str, object_id: str, version: int) -> list[str]:
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _tags_by_object(uri: str, version: int) -> dict[str, tuple[str, ...]]:
     from backend import tags
 
-    return tags.tags_of(_open(uri), object_id)
+    current = tags.current_tags(_open(uri))
+    return {str(oid): tuple(sorted(group)) for oid, group in current.groupby("object_id", sort=False)["tag"]}
 
 
 def tags_of(atlas: Atlas, object_id: str) -> list[str]:
-    """One object's current tags, cached per tags-table version (every tag written changes it)."""
-    return _tags_of(atlas.uri, object_id, table_version(atlas, schema.TAGS))
+    """One object's current tags, from the fold of the whole tag history kept per tags-table version (every tag
+    written changes it): opening one galaxy after another reads no tags."""
+    return list(_tags_by_object(atlas.uri, table_version(atlas, schema.TAGS)).get(object_id, ()))
 
 
 TAG_BUTTONS = {"ring": "ring", "merger": "merger", "lens": "lens", "artefact": "artefact",

@@ -16,7 +16,9 @@ import streamlit as st
 from backend import export, links, samp
 from backend import neighbours as nb
 from backend.imaging import png_bytes, rgb_composite, row_cube, with_scale_bar
+from backend.object_reads import object_row, object_rows
 from backend.spectra import label_levels, lines_in_range, rest_frame, smooth_spectrum
+from backend.spectrum_svg import Neighbour, neighbour_spectra_svg, normalised, spectrum_svg
 from backend.store import Atlas, AtlasError
 from pages import _state
 from pages._export import export_panel
@@ -34,12 +36,14 @@ from pages._shared import (
 )
 
 FLUX_UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"  # demo, SDSS and DESI spectra; a survey may name its own (`flux_unit`)
+INTERACTIVE = "spectrum_interactive"  # the toggle's key: spectra drawn with Plotly (zoom, hover) instead of as SVG
 
 
 def main() -> None:
     """The page, top to bottom: the object, its position and links, cutout and spectrum, then its neighbours."""
     atlas = get_atlas()
-    row = current_row(atlas)
+    view = nb.open_view(atlas)  # one view of the atlas for the whole run: each table opened once, datasets warm
+    row = current_row(atlas, view)
     object_id = str(row["object_id"])
     survey_meta = surveys(atlas).get(row.get("survey"), {})
     st.title(f"Galaxy {md_escape(object_id)}")
@@ -54,20 +58,14 @@ def main() -> None:
     with middle:
         spectrum_panel(atlas, row, survey_meta)
     st.divider()
-    neighbours_section(atlas, row)
+    neighbours_section(atlas, row, view)
 
 
-def object_row(atlas: Atlas, object_id: str) -> pd.Series | None:
-    """One object's full row (pixels and spectrum included), looked up by id; None when there is no such object."""
-    found = atlas.get_objects([object_id])
-    return found.iloc[0] if len(found) else None
-
-
-def current_row(atlas: Atlas) -> pd.Series:
+def current_row(atlas: Atlas, view: nb.View) -> pd.Series:
     """The object from `?object=ID` (or `?id=ID`), else the last one opened, else the first in the atlas (said when
     not found)."""
     wanted = st.query_params.get("object") or st.query_params.get("id") or st.session_state.get(_state.OBJECT_ID)
-    row = object_row(atlas, str(wanted)) if wanted else None
+    row = object_row(view, str(wanted)) if wanted else None
     if row is None:
         first = atlas.objects(["object_id"], limit=1)["object_id"]
         if first.empty:
@@ -75,7 +73,7 @@ def current_row(atlas: Atlas) -> pd.Series:
             st.stop()
         if wanted:
             st.warning(f"No object {md_escape(wanted)} in this atlas; showing the first one instead.")
-        row = object_row(atlas, str(first.iloc[0]))
+        row = object_row(view, str(first.iloc[0]))
     assert row is not None  # the first object exists: it was just listed
     st.query_params.pop("id", None)
     st.query_params["object"] = st.session_state[_state.OBJECT_ID] = str(row["object_id"])
@@ -134,7 +132,7 @@ def cutout_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
     scale = survey_meta.get("pixel_scale")
     png = composite_png(np.asarray(image), shape, bands, scale)
     size = f", {shape[-1]}×{shape[-2]} px at {scale:g}\"/px ({shape[-1] * scale:.1f}\" across)" if scale else ""
-    st.image(png)
+    st.image(png, output_format="PNG")  # as it is: "auto" would re-encode it as JPEG
     st.caption(md_escape(f"{row.get('survey')} {''.join(bands)} composite{size}"))
     st.download_button("Cutout (FITS)", object_fits(atlas, oid, "cutout"), file_name=f"{oid}_cutout.fits",
                        mime="application/fits", key="cutout_fits", icon=":material/download:", on_click="ignore")
@@ -154,12 +152,18 @@ def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
     if flux is None or not len(flux) or wave is None or len(wave) != len(flux):
         st.caption("No spectrum for this object.")
         return
-    controls = st.columns([3, 1, 1])
+    controls = st.columns([3, 1.4, 1.3])
     smooth = controls[0].slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
     rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
+    interactive = controls[1].toggle("Zoom", key=INTERACTIVE, help="Draw the spectra with Plotly: zoom and hover "
+                                     "(its script takes a few seconds to load in a new tab).")
     z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
     unit = survey_meta.get("flux_unit", FLUX_UNIT)
-    st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
+    if interactive:
+        st.plotly_chart(spectrum_figure(np.asarray(flux), np.asarray(ivar), wave, z, smooth, rest, unit), key="spectrum")
+    else:
+        with st.container(key="spectrum_svg"):
+            st.image(spectrum_svg(wave, np.asarray(flux), np.asarray(ivar), z, smooth, rest, unit), width="stretch")
     controls[2].download_button("Spectrum (FITS)", object_fits(atlas, oid, "spectrum"), file_name=f"{oid}_spectrum.fits",
                                 mime="application/fits", key="spectrum_fits", icon=":material/download:", on_click="ignore")
 
@@ -194,11 +198,10 @@ def neighbour_filters(atlas: Atlas) -> dict:
             "z_range": None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range)}
 
 
-def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
+def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
     """Neighbours in the chosen direction: caption, spectra overlay (spectrum targets), thumbnail grid, export."""
     object_id = str(row["object_id"])
     st.subheader("Neighbours")
-    view = nb.open_view(atlas)  # one view of the atlas for both calls: each table opened once per run
     directions = nb.directions(atlas, object_id, view=view)
     if not directions:
         st.info("No embedding space holds this object yet: run an embedding job (Jobs page).")
@@ -215,11 +218,18 @@ def neighbours_section(atlas: Atlas, row: pd.Series) -> None:
                          f"{len(found)} neighbours."))
     wave = wavelength(atlas, str(row["survey"])) if row.get("survey") else None
     if choice.target.modality == "spectrum" and wave is not None and len(found):
-        rows = atlas.get_objects(found["object_id"].tolist(), columns=["spectrum_flux", "spectrum_ivar", "redshift"])
+        rows = object_rows(view, found["object_id"].tolist(), ["spectrum_flux", "spectrum_ivar", "redshift"])
         flux, ivar = row.get("spectrum_flux"), row.get("spectrum_ivar")
-        st.plotly_chart(neighbour_spectra(rows, None if flux is None else np.asarray(flux),
-                                          None if ivar is None else np.asarray(ivar), wave, object_id),
-                        key="neighbour_spectra")
+        flux, ivar = (None, None) if flux is None or ivar is None else (np.asarray(flux), np.asarray(ivar))
+        if st.session_state.get(INTERACTIVE):
+            st.plotly_chart(neighbour_spectra(rows, flux, ivar, wave, object_id), key="neighbour_spectra")
+        else:
+            drawn = [Neighbour(str(r["object_id"]), float(r["redshift"]) if pd.notna(r["redshift"]) else None,
+                               np.asarray(r["spectrum_flux"]), np.asarray(r["spectrum_ivar"]))
+                     for _, r in rows.iterrows() if r["spectrum_flux"] is not None and len(r["spectrum_flux"])]
+            with st.container(key="neighbour_spectra_svg"):
+                st.image(neighbour_spectra_svg(wave, None if flux is None else (flux, ivar), drawn, object_id),
+                         width="stretch")
     thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
                    empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
     if len(found):
@@ -267,18 +277,12 @@ def spectrum_figure(
 def composite_png(image: np.ndarray, shape: tuple[int, ...], bands: tuple[str, ...], pixel_scale: float | None) -> bytes:
     """Legacy Survey style g,r,z composite of a cutout, as a 256 px PNG (with a scale bar when the scale is known)."""
     rgb = rgb_composite(row_cube({"image": image, "image_shape": shape}), list(bands))
-    return with_scale_bar(rgb, pixel_scale, 256) if pixel_scale else png_bytes(rgb, size=256)
-
-
-def _normalised(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
-    s, _ = smooth_spectrum(np.asarray(flux), np.asarray(ivar), 15)
-    s = s[::5]
-    return s / (np.nanpercentile(np.abs(s), 95) or 1.0)
+    return with_scale_bar(rgb, pixel_scale, 256) if pixel_scale else png_bytes(rgb, size=256, compress_level=1)
 
 
 def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndarray | None, wave: np.ndarray, oid: str) -> go.Figure:
     """Each neighbour's spectrum (normalised, offset) with this galaxy's spectrum drawn behind it in grey."""
-    query = _normalised(flux, ivar) if flux is not None and len(flux) == len(wave) else None
+    query = normalised(flux, ivar) if flux is not None and len(flux) == len(wave) else None
     x = np.asarray(wave[::5], dtype=np.float32)
     traces = []
     for i, (_, r) in enumerate(rows.iterrows()):
@@ -290,7 +294,7 @@ def neighbour_spectra(rows: pd.DataFrame, flux: np.ndarray | None, ivar: np.ndar
                            "legendgroup": "query", "showlegend": i == 0, "hoverinfo": "skip"})
         z_text = f" z={r['redshift']:.3f}" if pd.notna(r["redshift"]) else ""
         traces.append({"type": "scatter", "x": x, "mode": "lines", "line": {"width": 1},
-                       "y": (_normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i).astype(np.float32),
+                       "y": (normalised(r["spectrum_flux"], r["spectrum_ivar"]) + i).astype(np.float32),
                        "name": f"{plot_text(r['object_id'])}{z_text}"})
     layout = {"title": {"text": f"Neighbour spectra (normalised, offset) over {plot_text(oid)}'s in grey"},
               "height": 120 + 40 * len(rows), "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "showlegend": True,

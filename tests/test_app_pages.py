@@ -97,7 +97,8 @@ def test_cross_modal_direction_shows_neighbour_spectra(app_atlas: str) -> None:
     control.set_value("image -> spectrum").run()
     assert not errors(at), errors(at)
     assert any("against " in c.value and "spectrum" in c.value.split("against")[1] for c in at.caption)
-    assert len(at.get("plotly_chart")) == 2  # the galaxy's spectrum and the neighbours' spectra
+    svgs = [i for e in at.get("image") for i in e.proto.imgs if i.url.startswith("data:image/svg+xml")]
+    assert len(svgs) == 2  # the galaxy's spectrum and the neighbours' spectra
 
 
 def test_tag_button_writes_a_tag_row_and_undo_removes_it(app_atlas: str) -> None:

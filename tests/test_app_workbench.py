@@ -3,9 +3,11 @@ rare-page votes and tabs, home guide and counts, data sources, upload errors."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,13 @@ def plain(text: str) -> str:
 
 def chart_json(at, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def svg_images(at) -> list[str]:
+    """The SVG images of the page (st.image sends an SVG inline, as a data URI)."""
+    urls = [img.url for element in at.get("image") for img in element.proto.imgs]
+    prefix = "data:image/svg+xml;base64,"
+    return [base64.b64decode(u.removeprefix(prefix)).decode() for u in urls if u.startswith(prefix)]
 
 
 def test_find_box_opens_by_name_like_id_and_lists_a_cone(app_atlas: str) -> None:
@@ -76,12 +85,18 @@ def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) ->
     assert {"Cutout (FITS)", "Spectrum (FITS)"} <= set(downloads)
     assert any(d.startswith("Download 12") for d in downloads), "the neighbours can be taken away"
     assert any('"/px' in plain(c.value) for c in at.caption), "the cutout states its pixel scale"
-    spec = chart_json(at)
-    assert "observed wavelength" in json.dumps(spec["layout"]["xaxis"]) and "erg" in json.dumps(spec["layout"]["yaxis"])
-    labels = [a for a in spec["layout"]["annotations"]]
-    assert len({a["y"] for a in labels}) > 1, "close line labels are staggered"
+    assert not at.get("plotly_chart"), "the spectrum is a static SVG until the user asks to zoom"
+    spectrum = ET.fromstring(svg_images(at)[0])
+    texts = [t.text or "" for t in spectrum.iter("{http://www.w3.org/2000/svg}text")]
+    assert "observed wavelength (Å)" in texts and any("erg" in t for t in texts)
+    labels = [t.get("transform") for t in spectrum.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "line"]
+    assert len({t.split(",")[1].split(")")[0] for t in labels}) > 1, "close line labels are staggered"
     at.toggle(key="rest_frame").set_value(True).run()
-    assert "rest-frame wavelength" in json.dumps(chart_json(at)["layout"]["xaxis"])
+    assert "rest-frame wavelength (Å)" in svg_images(at)[0]
+    at.toggle(key="spectrum_interactive").set_value(True).run()  # zoom: the same spectrum in Plotly
+    spec = chart_json(at)
+    assert "rest-frame wavelength" in json.dumps(spec["layout"]["xaxis"]) and "erg" in json.dumps(spec["layout"]["yaxis"])
+    assert len({a["y"] for a in spec["layout"]["annotations"]}) > 1, "close line labels are staggered"
     assert not errors(at), errors(at)
 
 
@@ -217,5 +232,9 @@ def test_tag_buttons_have_keyboard_shortcuts_and_neighbour_spectra_overlay_the_q
     assert {k: v.lower() for k, v in keys.items()} == {"ring": "g", "merger": "m", "lens": "l", "artefact": "a",
                                                        "interesting": "i", "boring": "b"}
     at.get("segmented_control")[0].set_value("image -> spectrum").run()
+    overlay = svg_images(at)[1]
+    assert overlay.count('class="neighbour"') == 12 and overlay.count('class="query"') == 12, "this galaxy under each"
+    assert f"{oid} (this galaxy)" in overlay
+    at.toggle(key="spectrum_interactive").set_value(True).run()
     names = [t.get("name", "") for t in chart_json(at, 1)["data"]]
     assert any(n.endswith("(this galaxy)") for n in names) and len(names) > 12

@@ -51,8 +51,18 @@ def _open_galaxy(app_url: tuple[str, str], page: object, index: int) -> tuple[st
 def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], page: object) -> None:
     url, oid = _open_galaxy(app_url, page, 2)
     page.get_by_role("radio", name="image → spectrum").click()
-    page.get_by_text("Neighbour spectra").wait_for(timeout=120_000)
-    page.get_by_text("image → spectrum: query").wait_for(timeout=60_000)
+    page.get_by_text("image → spectrum: query").wait_for(timeout=120_000)
+    page.locator(".st-key-neighbour_spectra_svg img").wait_for(timeout=60_000)
+    wait_app_idle(page)
+    overlay = page.evaluate("() => atob(document.querySelector('.st-key-neighbour_spectra_svg img').src.split(',')[1])")
+    assert overlay.count('class="neighbour"') == 12 and overlay.count('class="query"') == 12
+    drawn = page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain] img')].filter(i => i.src.startsWith("
+                          "'data:image/svg') && i.complete && i.naturalWidth > 0).length")
+    assert drawn == 2, "the spectrum and the neighbours' spectra are drawn as images"
+    assert page.locator(".js-plotly-plot").count() == 0, "no Plotly on the Galaxy page until the user asks to zoom"
+    page.locator(".st-key-spectrum_interactive label").first.click()
+    page.get_by_text("Neighbour spectra").first.wait_for(timeout=120_000)
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=120_000)
     wait_app_idle(page)
     traces = page.evaluate(
         "() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => gd.layout && gd.layout.title"
