@@ -425,16 +425,20 @@ def _result_rows(view: View, objects: rowmap.ObjectRows, found: pd.DataFrame, of
     for col in columns:
         values = from_map.get(col)
         if isinstance(values, pd.Categorical):
-            data[col] = np.where(known, np.asarray(values[at], dtype=object), None)
+            labels = np.asarray(values[at], dtype=object)
+            labels[~known] = None
+            data[col] = labels
         elif values is not None:
             data[col] = np.where(known, values[at], np.nan)
     if taken:
         unique = np.unique(offsets[known])
         got = view.dataset(schema.OBJECTS).take(unique, columns=taken) if len(unique) else None
-        where = np.searchsorted(unique, at)
+        where = np.minimum(np.searchsorted(unique, at), max(len(unique) - 1, 0))
         for col in taken:
-            values = np.asarray(got.column(col).to_pandas(), dtype=object) if got is not None else np.zeros(0, object)
-            data[col] = np.where(known, values[np.minimum(where, len(values) - 1)] if len(values) else None, None)
+            values = np.full(len(at), None, dtype=object)
+            if got is not None:
+                values[known] = np.asarray(got.column(col).to_pandas(), dtype=object)[where[known]]
+            data[col] = values
     return pd.DataFrame(data)
 
 
