@@ -73,10 +73,10 @@ def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) ->
     at = app(app_atlas, object=row["object_id"])
     at.switch_page("pages/galaxy.py").run()
     assert not errors(at), errors(at)
-    codes = [c.value for c in at.code]
-    assert f"{row['ra']:.6f} {row['dec']:+.6f}" in codes  # 1e-6 degree, not 6 significant figures
-    assert any(c.count(":") == 4 for c in codes), "sexagesimal coordinates"
-    meta = [d.value for d in at.dataframe if "column" in d.value.columns][0].set_index("column")["value"]
+    copyable = json.loads(next(c for c in at.get("bidi_component") if c.proto.component_name == "arp_copy_text").proto.json)
+    assert f"{row['ra']:.6f} {row['dec']:+.6f}" in copyable["values"]  # 1e-6 degree, not 6 significant figures
+    assert any(c.count(":") == 4 for c in copyable["values"]), "sexagesimal coordinates"
+    meta = at.table[0].value["value"]
     assert meta["ra"] == f"{row['ra']:.6f}" and meta["dec"] == f"{row['dec']:.6f}", "the metadata keeps 1e-6 degree"
     links = {b.proto.label: b.proto.url for b in at.get("link_button")}
     assert set(links) == {"Legacy Survey viewer", "SDSS SkyServer", "NED", "SIMBAD"}

@@ -52,7 +52,11 @@ def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None
     legacy = page.get_by_role("link", name="Legacy Survey viewer")
     assert f"ra={row['ra']:.6f}" in legacy.get_attribute("href")
     assert page.get_by_role("link", name="SIMBAD").count() == 1 and page.get_by_role("link", name="NED").count() == 1
-    page.get_by_text(f"{row['ra']:.6f} {row['dec']:+.6f}").first.wait_for(timeout=60_000)
+    degrees = f"{row['ra']:.6f} {row['dec']:+.6f}"
+    page.get_by_text(degrees).first.wait_for(timeout=60_000)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+    page.get_by_role("button", name=f"Copy {degrees}").click()  # the coordinates' copy button
+    assert page.evaluate("() => navigator.clipboard.readText()") == degrees
     screenshot(page, "galaxy_links", docs=True)
     # take it away: the neighbours as a VOTable, the cutout as FITS with a WCS on the object
     with page.expect_download() as got:
