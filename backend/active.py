@@ -7,13 +7,23 @@ found through the spectrum space also steers objects that only the image space t
 
 Methods (`method=`):
 
-- `"neighbour"` (default): Astronomaly's neighbour score (Lochner & Bassett 2021, Astron. Comput.
+- `"search"` (default): active search for a rare category with an exploration share, the
+  interleaving of Pelleg & Moore (2004, "Active learning for anomaly and rare-category detection",
+  NIPS 17): each page of `ROUND` objects to review takes `ROUND - EXPLORE` from a relevance list
+  and `EXPLORE` from a novelty list, alternating. Relevance (exploitation, what Protege-style active
+  search does): a class-balanced random forest's P(interesting) fitted on the labelled objects, plus
+  the anomaly rank, plus the nearest-label vote ``d_neg / (d_pos + d_neg)`` (distance to the nearest
+  rejected and confirmed object: "more like my finds"). Novelty (exploration): the anomaly rank
+  times the distance to the nearest labelled object (in units of its median, capped at
+  `NOVELTY_CAP`), so odd objects unlike anything reviewed still come up and a new kind of oddity
+  can be found. On the seed-0 demo (200 reviewed, rounds of 10) this found 124 planted rare objects
+  against 115 for `"neighbour"` and 99 in the unsupervised top 200; relevance alone found 111.
+- `"neighbour"`: Astronomaly's neighbour score (Lochner & Bassett 2021, Astron. Comput.
   36, 100481; `NeighbourScore` in the astronomaly package): a random forest regresses the user score,
   and the anomaly score a is modulated as ``a * tanh(exp(d / mean(d)) - 1 + arctanh(f_u))``,
   ``f_u = 0.1 + 0.85 u``, d = distance to the nearest labelled object: far from labels the
   anomaly score stands, near them the predicted user score u rules. Then, as a relevance term for
-  the next page to review, the forest's predicted probability of "interesting" is added (the
-  exploitation of Protege-style active search: objects like confirmed finds come next).
+  the next page to review, the forest's predicted probability of "interesting" is added.
 - `"knn"`: distance-weighted kNN of the labels moves the anomaly rank up or down, trusted more near
   labelled objects (``w = f + (1 - f) exp(-(d / d0)^2)``; score = anomaly + w (2 u - 1)).
 
@@ -32,7 +42,12 @@ from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, ranking_sets
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
-METHODS = ("neighbour", "knn")
+METHODS = ("search", "neighbour", "knn")
+DEFAULT_METHOD = "search"
+ROUND = 10  # search: objects per page of review the interleaving is laid out for
+EXPLORE = 2  # search: of each ROUND, picks from the novelty list (seed-0 demo: 0 -> 111 found, 1 -> 121, 2 -> 124, 5 -> 108)
+INTERLEAVED = 100  # search: the head of the list that is interleaved; the rest follows in relevance order
+NOVELTY_CAP = 3.0  # search: distance to the nearest label counts up to this many median distances
 LABEL_NEIGHBOURS = 5  # labelled objects the kNN user-score regressor averages (distance-weighted)
 TRUST_FLOOR = 0.5  # kNN method: weight of the regressor far from every label
 SCALE_NEIGHBOURS = 20  # kNN method: local length scale d0, median distance of labelled objects to their 20th neighbour
@@ -85,15 +100,71 @@ def _neighbour_blend(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: n
     return neighbour_score + relevance, predicted
 
 
+def _nearest(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Distance of every row of X to the nearest of `rows`."""
+    return NearestNeighbors(n_neighbors=1).fit(X[rows]).kneighbors(X)[0][:, 0]
+
+
+def _relevance(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exploitation score (forest P(interesting) + anomaly rank + nearest-label vote) and the forest's P."""
+    pos, neg = labelled[y > 0.5], labelled[y <= 0.5]
+    if len(pos) == 0:
+        return base.astype(np.float64), np.zeros(len(X))
+    if len(neg) == 0:
+        return base + 1.0 + anomaly.percentile_rank(-_nearest(X, pos)), np.ones(len(X))
+    clf = RandomForestClassifier(n_estimators=200, class_weight="balanced", random_state=seed, n_jobs=1)
+    proba = clf.fit(X[labelled], y > 0.5).predict_proba(X)[:, 1]
+    d_pos, d_neg = _nearest(X, pos), _nearest(X, neg)
+    return proba + base + d_neg / np.maximum(d_pos + d_neg, 1e-12), proba
+
+
+def _novelty(X: np.ndarray, base: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Exploration score: anomaly rank times the distance to the nearest labelled object (median units, capped)."""
+    d = _nearest(X, labelled)
+    return base * np.minimum(d / max(float(np.median(d)), 1e-12), NOVELTY_CAP)
+
+
+def interleave(orders: list[np.ndarray], shares: list[float], skip: np.ndarray, n: int) -> np.ndarray:
+    """The first n distinct rows taken from several orderings in turn, each by its share (smooth weighted round robin)."""
+    seen = set(skip.tolist())
+    weights = np.asarray(shares, np.float64)
+    credit = np.zeros(len(orders))
+    cursor = [0] * len(orders)
+    out: list[int] = []
+    while len(out) < n and any(c < len(o) for c, o in zip(cursor, orders, strict=True)):
+        credit += weights
+        k = int(np.argmax(credit))
+        credit[k] -= weights.sum()
+        order = orders[k]
+        while cursor[k] < len(order) and int(order[cursor[k]]) in seen:
+            cursor[k] += 1
+        if cursor[k] < len(order):
+            out.append(int(order[cursor[k]]))
+            seen.add(out[-1])
+    return np.array(out, dtype=np.int64)
+
+
+def _search_blend(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    relevance, proba = _relevance(X, base, labelled, y, seed)
+    orders = [np.argsort(-relevance, kind="stable"), np.argsort(-_novelty(X, base, labelled), kind="stable")]
+    head = interleave(orders, [ROUND - EXPLORE, EXPLORE], labelled, min(INTERLEAVED, len(X) - len(labelled)))
+    # the interleaved head first (in its order), then everything else by relevance; scores stay below the confirmed 10
+    score = relevance / max(float(relevance.max()), 1e-12)
+    score[head] = 2.0 + (len(head) - np.arange(len(head))) / max(len(head), 1)
+    return score, proba
+
+
 def blend(
-    X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, *, method: str = "neighbour", seed: int = 0
+    X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray, *, method: str = DEFAULT_METHOD, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Re-ranked scores from base anomaly ranks in [0, 1] and labels y at row indices `labelled`: (score, predicted)."""
     if method not in METHODS:
         raise ValueError(f"unknown active-learning method {method!r}; choose from {METHODS}")
     if len(labelled) == 0:
         return base.astype(np.float64).copy(), np.full(len(base), np.nan)
-    if method == "knn":
+    if method == "search":
+        score, predicted = _search_blend(X, base, labelled, y, seed)
+    elif method == "knn":
         score, predicted = _knn_blend(X, base, labelled, y)
     else:
         score, predicted = _neighbour_blend(X, base, labelled, y, seed)
@@ -118,7 +189,7 @@ def _base_and_features(atlas: Atlas, space: str | None, n_components: int) -> tu
 
 
 def rerank(
-    atlas: Atlas, space: str | None = None, *, n_components: int = DEFAULT_COMPONENTS, method: str = "neighbour",
+    atlas: Atlas, space: str | None = None, *, n_components: int = DEFAULT_COMPONENTS, method: str = DEFAULT_METHOD,
     seed: int = 0, store: bool = True,
 ) -> pd.DataFrame:
     """The anomaly list re-ranked by the user's tags: object_id, anomaly, user_score, predicted, score (desc).

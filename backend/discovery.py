@@ -41,7 +41,7 @@ def discover(
     labels, table = rare.anomaly_clusters(joint_fs.X, joint_scores["anomaly"].to_numpy(), joint_fs.ids)
     ranking = anomaly.store_combined(atlas, {name: per_set[name] for name in names}, joint_scores,
                                      rare.label_columns(joint_fs.ids, labels, table))
-    rare.store_table(atlas, rare.COMBINED, table, on="anomalies", min_cluster_size=5, min_samples=None)
+    rare.store_table(atlas, rare.COMBINED, table, on="anomalies", min_cluster_size=rare.TAIL_MIN_CLUSTER, min_samples=None)
     say(f"combined anomaly ranking over {', '.join(names)} and {len(table)} clusters stored")
     return ranking
 
@@ -57,7 +57,7 @@ def discover_space(
     labels, table = rare.anomaly_clusters(fs.X, scores["anomaly"].to_numpy(), fs.ids)
     frame = scores.assign(x=xy[:, 0], y=xy[:, 1]).merge(rare.label_columns(fs.ids, labels, table), on="object_id")
     maps.store_map(atlas, fs.name, frame, params)
-    rare.store_table(atlas, fs.name, table, on="anomalies", min_cluster_size=5, min_samples=None)
+    rare.store_table(atlas, fs.name, table, on="anomalies", min_cluster_size=rare.TAIL_MIN_CLUSTER, min_samples=None)
     atlas.set_meta(f"anomaly:{fs.name}", {"methods": list(anomaly.DEFAULT_METHODS), "k": k,
                                            "n_components": fs.X.shape[1], "seed": 0})
     say(f"map {fs.name}: UMAP, anomaly scores and {len(table)} clusters stored")

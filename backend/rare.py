@@ -2,12 +2,14 @@
 
 Default (`on="anomalies"`): the most anomalous objects only (top `TOP_ANOMALIES` of the `anomaly`
 score), laid out by a 5-d UMAP of their features (n_neighbors 15, min_dist 0), then HDBSCAN (leaf
-selection, at least 5 members). Among them, odd objects of one kind (trails, rings, broad-line
+selection, at least `TAIL_MIN_CLUSTER` members). Among them, odd objects of one kind (trails, rings, broad-line
 spectra) are a dense group while ordinary galaxies scattered into the tail are not, so the clusters
 are groups of similar oddities, ranked by the mean anomaly percentile of their members. HDBSCAN
 straight on the 64 PCA components surfaced no planted class of the seed-0 demo; through the UMAP
-layout, 3 of 7 (seed-0 demo, joint features). The combined ranking's clusters (`COMBINED`) are
-those of the joint features, stored as columns of the `anomalies` table.
+layout of the top 300 with 5 members at least, 3 of 7 (seed-0 demo, joint features); of the top 600 with
+8 at least, 5 of 7 over the Rare page's spaces (the combined ranking and each feature set; a class counts
+when a cluster >= 50% pure holds >= 30% of it). The combined ranking's clusters (`COMBINED`) are those of
+the joint features, stored as columns of the `anomalies` table.
 Alternatives: `on="pca"` / `on="map"` cluster every object (PCA-reduced vectors / the 2-D map); their
 rarity is the mean percentile rank of small (few members), compact (small spread around the centre)
 and far from the bulk. Labels go into `maps__<space>` as `cluster` (-1 = noise or not clustered) and
@@ -24,7 +26,8 @@ from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank, score
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
-TOP_ANOMALIES = 300  # objects clustered by the default method
+TOP_ANOMALIES = 600  # objects clustered by the default method (seed-0 demo, classes surfaced: 300 -> 3, 400 -> 4, 500-600 -> 4-5)
+TAIL_MIN_CLUSTER = 8  # HDBSCAN min_cluster_size in the anomalous tail (top 600: 8 and 10 both surfaced 5 of 7 classes)
 LAYOUT_DIMS = 5  # UMAP dimensions the anomalous tail is clustered in
 COMBINED = "combined"  # the clusters of the combined ranking (joint features)
 CLUSTER_ON = ("anomalies", "pca", "map")
@@ -81,7 +84,7 @@ def rank_clusters(X: np.ndarray, labels: np.ndarray, ids: list[str] | np.ndarray
 
 def anomaly_clusters(
     X: np.ndarray, anomaly: np.ndarray, ids: list[str] | np.ndarray, *, top: int = TOP_ANOMALIES,
-    min_cluster_size: int = 5, n_exemplars: int = N_EXEMPLARS,
+    min_cluster_size: int = TAIL_MIN_CLUSTER, n_exemplars: int = N_EXEMPLARS,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Cluster the `top` most anomalous rows of X; labels (-1 elsewhere) and the table ranked by rarity.
 
@@ -135,7 +138,7 @@ def find_clusters(
     if on == "anomalies":
         stored = frame.set_index("object_id")["anomaly"].reindex(ids) if "anomaly" in frame.columns else None
         base = stored.to_numpy(np.float64) if stored is not None and stored.notna().all() else score(X)["anomaly"].to_numpy()
-        labels, table = anomaly_clusters(X, base, ids, min_cluster_size=min_cluster_size or 5, n_exemplars=n_exemplars)
+        labels, table = anomaly_clusters(X, base, ids, min_cluster_size=min_cluster_size or TAIL_MIN_CLUSTER, n_exemplars=n_exemplars)
     else:
         Z = frame.set_index("object_id").loc[ids, ["x", "y"]].to_numpy(np.float64) if on == "map" else X
         labels = cluster_labels(Z, min_cluster_size=min_cluster_size or 10, min_samples=min_samples)

@@ -117,7 +117,9 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
     undo_button(atlas, key="rare_undo", container=cols[2])
     try:
         if space in reranked:
-            st.caption("Re-ranked by your tags; objects you have not labelled yet come first.")
+            st.caption(f"Re-ranked by your tags; objects you have not labelled yet come first: of every {active.ROUND}, "
+                       f"{active.ROUND - active.EXPLORE} are like your finds, {active.EXPLORE} are odd objects unlike "
+                       "anything labelled yet (exploration).")
             top, score_col = with_thumbnails(atlas, active.next_to_review(reranked[space], n_top)), "score"
         else:
             st.caption("Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
