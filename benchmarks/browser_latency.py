@@ -14,7 +14,8 @@ Starts `streamlit run app.py` on a free 127.0.0.1 port and drives headless Chrom
 - box_select_to_gallery: drag a box on the map until the selection heading and its first thumbnails show.
 Medians and p90 with the 1-minute load average at the start. Goals (issue 10, quiet machine): click <= 0.5 s,
 first paint <= 1.5 s, recolour <= 1 s, box select <= 1.5 s, cold start <= 5 s.
-Usage: python benchmarks/browser_latency.py [--atlas DIR] [--repeats N]
+`--galaxy-only`: the Galaxy page alone (its first paint and click -> next galaxy), e.g. on the 1M atlas.
+Usage: python benchmarks/browser_latency.py [--atlas DIR] [--repeats N] [--galaxy-only | --map-only]
 """
 
 from __future__ import annotations
@@ -198,12 +199,22 @@ def main() -> None:
     parser.add_argument("--atlas", default=default_atlas_uri())
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--map-only", action="store_true", help="Only recolour and box select (after one warm-up of each).")
+    parser.add_argument("--galaxy-only", action="store_true",
+                        help="Only the Galaxy page: first paint and click -> next galaxy (after one warm-up of each).")
     args = parser.parse_args()
     atlas = open_atlas(args.atlas)
     n = atlas.count("objects")
     first_id = str(atlas.objects(["object_id"], limit=1)["object_id"].iloc[0])
     log = Path(tempfile.mkdtemp(prefix="arp-bench-")) / "streamlit.log"
     columns = ["redshift", "rare_class", "cluster", "anomaly", "morphology", "density"]
+    if args.galaxy_only:
+        with streamlit_server(args.atlas, log) as url, chromium_context(1400, 1000) as ctx:
+            query = f"?object={first_id}"
+            first_paint(ctx, url, "galaxy", query)  # warm-up
+            report("app_first_paint_galaxy", [first_paint(ctx, url, "galaxy", query) for _ in range(args.repeats)], 1.5, n)
+            clicks = click_to_neighbours(ctx, url, first_id, args.repeats * 2 + 1)[1:]  # first click warms the path
+            report("app_click_to_next_galaxy", clicks, 0.5, n)
+        return
     if args.map_only:
         with streamlit_server(args.atlas, log) as url, chromium_context(1400, 1000) as ctx:
             box_select(ctx, url, 1)  # warm-up
