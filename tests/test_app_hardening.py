@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from backend.store import open_atlas
 from tests.page_alone import page_alone
 from tests.synthetic import build_synthetic
 
-BEACON = "![x](http://beacon.example/p.png) **bold**"
+BEACON = "![x](http://beacon.example/p.png) **bold** <img src=http://beacon.example/i.png>"
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,10 @@ def test_label_values_are_shown_as_data_not_markdown(hostile_atlas: str) -> None
     at = page_alone("pages/galaxy.py", hostile_atlas, object="obj00001")
     assert not at.exception, at.exception
     assert not [t for t in markdown_text(at) if "](http" in t or "**bold**" in t]
-    shown = [d.value for d in at.dataframe if "value" in d.value.columns]
-    assert shown and BEACON in set(shown[0]["value"])
+    body = next(h.proto.body for h in at.get("html") if "arp-meta" in h.proto.body)  # the metadata table
+    assert "<img" not in body, "values are escaped, never HTML"
+    cells = {r.find("th").text: r.find("td").text for r in ET.fromstring(body.split("<style>")[0]).iter("tr")}
+    assert cells["remark"] == BEACON
 
 
 def test_object_id_from_the_url_is_escaped(hostile_atlas: str) -> None:

@@ -76,7 +76,8 @@ def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) ->
     copyable = json.loads(next(c for c in at.get("bidi_component") if c.proto.component_name == "arp_copy_text").proto.json)
     assert f"{row['ra']:.6f} {row['dec']:+.6f}" in copyable["values"]  # 1e-6 degree, not 6 significant figures
     assert any(c.count(":") == 4 for c in copyable["values"]), "sexagesimal coordinates"
-    meta = at.table[0].value["value"]
+    table = ET.fromstring(next(h.proto.body for h in at.get("html") if "arp-meta" in h.proto.body).split("<style>")[0])
+    meta = {r.find("th").text: r.find("td").text for r in table.iter("tr")}
     assert meta["ra"] == f"{row['ra']:.6f}" and meta["dec"] == f"{row['dec']:.6f}", "the metadata keeps 1e-6 degree"
     links = {b.proto.label: b.proto.url for b in at.get("link_button")}
     assert set(links) == {"Legacy Survey viewer", "SDSS SkyServer", "NED", "SIMBAD"}
