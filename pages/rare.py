@@ -122,9 +122,9 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
                        "anything labelled yet (exploration).")
             top, score_col = with_thumbnails(atlas, active.next_to_review(reranked[space], n_top)), "score"
         else:
-            st.caption("Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
-                       + ("; each object's highest score over the spaces and the morphology parameters."
-                          if space is None else "."))
+            st.caption(f"kNN distance (pyod, {anomaly.JOINT_NEIGHBOURS} neighbours) in all feature sets together: the "
+                       "unimodal spaces and the morphology parameters side by side." if space is None else
+                       "Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged).")
             top, score_col = anomaly.top_anomalies(atlas, space, n=n_top), "anomaly"
     except AtlasError as exc:
         st.info(str(exc))
