@@ -46,10 +46,10 @@ class Box:
     y1: float
 
     def px(self, x: np.ndarray | float) -> np.ndarray:
-        return self.left + (np.asarray(x, dtype=np.float64) - self.x0) / (self.x1 - self.x0) * self.width
+        return self.left + (np.asarray(x, dtype=np.float64) - self.x0) / ((self.x1 - self.x0) or 1.0) * self.width
 
     def py(self, y: np.ndarray | float) -> np.ndarray:
-        return self.top + (self.y1 - np.asarray(y, dtype=np.float64)) / (self.y1 - self.y0) * self.height
+        return self.top + (self.y1 - np.asarray(y, dtype=np.float64)) / ((self.y1 - self.y0) or 1.0) * self.height
 
 
 def nice_ticks(lo: float, hi: float, count: int = 6) -> list[float]:
@@ -143,6 +143,7 @@ def spectrum_svg(
 ) -> str:
     """The spectrum smoothed (inverse-variance weighted) with its 1-sigma band and the lines in range marked, labels
     staggered over three rows so close lines do not overlap; observed frame, or rest frame at `redshift`."""
+    smooth = max(1, min(int(smooth), len(flux)))  # a window longer than the spectrum would lengthen it
     smoothed, error = smooth_spectrum(flux, ivar, smooth)
     step = max(1, smooth // 3)
     x = (rest_frame(wave, redshift) if rest else np.asarray(wave, dtype=np.float64))[::step]

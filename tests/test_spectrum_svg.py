@@ -92,3 +92,12 @@ def test_nice_ticks_are_round_and_inside_the_range() -> None:
     assert nice_ticks(3600, 9824, 8) == [4000.0, 5000.0, 6000.0, 7000.0, 8000.0, 9000.0]
     assert nice_ticks(0.13, 0.61, 5) == [0.2, 0.3, 0.4, 0.5, 0.6]
     assert nice_ticks(1.0, 1.0) == [1.0]
+
+
+def test_a_short_or_empty_spectrum_still_gives_a_valid_image() -> None:
+    wave = 3600 + np.arange(5.0)  # shorter than the smoothing window
+    short = ET.fromstring(spectrum_svg(wave, np.ones(5), np.ones(5), 0.1, 51, False, UNIT))
+    curve = next(p for p in short.iter(f"{SVG}path") if p.get("class") == "flux")
+    assert curve.get("d").startswith("M") and len(curve.get("d").split()) == 10, "five points, each drawn once"
+    empty = spectrum_svg(3600 + np.arange(100.0), np.full(100, np.nan), np.zeros(100), 0.1, 9, True, UNIT)
+    assert "rest-frame wavelength (Å)" in [t.text for t in _texts(empty)] and "nan" not in empty
