@@ -52,9 +52,10 @@ def test_image_to_spectrum_shows_neighbour_spectra(app_url: tuple[str, str], pag
     url, oid = _open_galaxy(app_url, page, 2)
     page.get_by_role("radio", name="image → spectrum").click()
     page.get_by_text("image → spectrum: query").wait_for(timeout=120_000)
-    page.locator(".st-key-neighbour_spectra_svg img").wait_for(timeout=60_000)
+    svg = ".st-key-neighbour_spectra_svg img[src^='data:image/svg']"  # not the thumbnails a rerun may still show there
+    page.locator(svg).wait_for(timeout=60_000)
     wait_app_idle(page)
-    overlay = page.evaluate("() => atob(document.querySelector('.st-key-neighbour_spectra_svg img').src.split(',')[1])")
+    overlay = page.evaluate(f"() => atob(document.querySelector(\"{svg}\").src.split(',')[1])")
     assert overlay.count('class="neighbour"') == 12 and overlay.count('class="query"') == 12
     drawn = page.evaluate("() => [...document.querySelectorAll('[data-testid=stMain] img')].filter(i => i.src.startsWith("
                           "'data:image/svg') && i.complete && i.naturalWidth > 0).length")
