@@ -303,7 +303,7 @@ def _search(
         rows = rows[rows >= 0]  # sorted only for an exact read below (sorting 700k offsets: ~40 ms)
         found = pd.DataFrame(columns=cols)
         if len(rows) > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
-            limit = int(min(fetch * view.dataset(table_name).count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
+            limit = int(min(fetch * ds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
             while True:
                 hits = ann(limit)
                 off = objects.offsets(hits["object_id"].to_numpy())
@@ -312,7 +312,7 @@ def _search(
                     break
                 limit = min(limit * 4, ANN_LIMIT)
         if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
-            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, view.dataset(table_name), np.sort(rows))
+            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, np.sort(rows))
             found = _exact(ids, mat, vector, fetch, metric)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
     dist = found["_distance"].to_numpy(dtype=np.float64)
@@ -431,13 +431,10 @@ def _result_rows(view: View, objects: rowmap.ObjectRows, found: pd.DataFrame, of
         elif values is not None:
             data[col] = np.where(known, values[at], np.nan)
     if taken:
-        unique = np.unique(offsets[known])
-        got = view.dataset(schema.OBJECTS).take(unique, columns=taken) if len(unique) else None
-        where = np.minimum(np.searchsorted(unique, at), max(len(unique) - 1, 0))
+        got = rowmap.take_rows(view.dataset(schema.OBJECTS), offsets[known], taken)
         for col in taken:
             values = np.full(len(at), None, dtype=object)
-            if got is not None:
-                values[known] = np.asarray(got.column(col).to_pandas(), dtype=object)[where[known]]
+            values[known] = got[col].to_numpy(dtype=object)
             data[col] = values
     return pd.DataFrame(data)
 

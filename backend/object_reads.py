@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
-from backend import schema
+from backend import rowmap, schema
 from backend.neighbours import View
 
 
@@ -18,12 +17,8 @@ def object_rows(view: View, object_ids: Sequence[str], columns: Sequence[str] | 
     if schema.OBJECTS not in view.names:
         return pd.DataFrame(columns=["object_id", *(columns or [])])
     offsets = view.objects().offsets(list(object_ids))
-    offsets = offsets[offsets >= 0]
-    ds = view.dataset(schema.OBJECTS)
     cols = None if columns is None else list(dict.fromkeys(["object_id", *columns]))
-    unique, back = np.unique(offsets, return_inverse=True)  # take wants sorted, distinct offsets
-    frame = ds.take(unique, columns=cols).to_pandas() if len(unique) else pd.DataFrame(columns=cols or ds.schema.names)
-    return frame.iloc[back].reset_index(drop=True) if len(unique) else frame
+    return rowmap.take_rows(view.dataset(schema.OBJECTS), offsets[offsets >= 0], cols)
 
 
 def object_row(view: View, object_id: str) -> pd.Series | None:

@@ -104,6 +104,16 @@ def _lookup(sorted_ids: np.ndarray, sorted_rows: np.ndarray, object_ids: Sequenc
     return np.where(sorted_ids[pos] == keys, sorted_rows[pos], -1).astype(np.int64)
 
 
+def take_rows(ds: Any, offsets: np.ndarray, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of a Lance dataset at row offsets (>= 0; any order, repeats allowed), in that order, in one projected
+    `take` of the distinct sorted offsets; all columns when `columns` is None."""
+    unique, back = np.unique(np.asarray(offsets, np.int64), return_inverse=True)
+    cols = None if columns is None else list(columns)
+    if not len(unique):
+        return pd.DataFrame(columns=cols if cols is not None else ds.schema.names)
+    return ds.take(unique, columns=cols).to_pandas().iloc[back].reset_index(drop=True)
+
+
 def objects_dataset(atlas: Atlas) -> Any:
     """The objects table as a Lance dataset at its current version (offsets of the maps refer to it)."""
     return atlas.table(schema.OBJECTS).to_lance()
