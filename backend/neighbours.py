@@ -7,8 +7,10 @@ survey, built once per process for tables of ID_INDEX_MIN_ROWS rows and more), a
 Up to EXACT_MAX matching vectors are read in one projected `take` by row offset and ranked exactly in numpy
 (at 1M rows the former `object_id IN (...)` prefilter spent over a second finding 3,000 rows by id; probing the
 IVF index under the mask instead finds only 3 of the 10 true neighbours of a filter selecting 0.3% of a 1M table
-evenly). Broader filters query the ANN index with oversampling (k x total/matches x 2) and keep the candidates
-the mask allows (post-filter). Filter columns are deliberately not denormalised into the vectors tables:
+evenly). Broader filters query the ANN index with oversampling (k x total/matches x 2, more partitions when the
+probed ones run out of matches) and keep the candidates the mask allows (post-filter). Every index query asks for
+PQ distances only and re-ranks its first refine_factor x k candidates exactly on their stored vectors, read in one
+take: at 1M rows that is 2-3x faster than Lance's own refine step. Filter columns are deliberately not denormalised into the vectors tables:
 rewriting them (merge_insert of new columns) moves every row out of the IVF_PQ index until it is rebuilt.
 Atlas metadata (spaces, index settings, label columns) is read once per metadata version, not per call.
 """
@@ -29,6 +31,7 @@ from backend.store import Atlas, AtlasError, where_all, where_between, where_in,
 T = TypeVar("T")
 EXACT_MAX = 50_000  # filters matching up to this many vectors are ranked exactly (the subset is cached)
 ANN_LIMIT = 20_000  # most candidates one oversampled index query returns
+MAX_PROBE_GROWTH = 16  # a broad filter short of matches probes up to this many times the index's partitions
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
 FILTER_INDEXES = {"object_id": "BTREE", "redshift": "BTREE", "ra": "BTREE", "dec": "BTREE", "survey": "BITMAP"}
 _id_indexed: set[tuple[str, str]] = set()
@@ -285,32 +288,41 @@ def _search(
     refine_factor = refine_factor or params["refine_factor"]
     vector = _normalise(np.asarray(vector, np.float32))
     metric = params["metric"]
-    cols = ["object_id", "_distance"] if metric == "cosine" else ["object_id", "vector", "_distance"]
     fetch = k + len(exclude)
 
     ds = view.dataset(table_name)  # the shared, warm dataset: a freshly opened table costs 5-15 ms a query at 1M
+    budget = refine_factor * fetch  # candidates re-ranked exactly, as Lance's refine_factor would
+    vectors = view.vector_rows(table_name)
 
-    def ann(limit: int) -> pd.DataFrame:
-        refine = max(2, refine_factor * fetch // limit)  # oversampled (filter) queries re-rank as many rows as a plain one
-        nearest = {"column": "vector", "q": vector, "k": limit, "nprobes": nprobes, "refine_factor": refine, "metric": metric}
-        return ds.to_table(columns=cols, nearest=nearest).to_pandas()
+    def ann(limit: int, probes: int) -> np.ndarray:
+        """Vector offsets of the index's `limit` nearest by PQ distance, nearest first. Row ids and no refine: taking
+        the candidates' object ids (Lance's projection) or vectors (its refine) costs 3-4x the index search at 1M."""
+        nearest = {"column": "vector", "q": vector, "k": limit, "nprobes": probes, "metric": metric}
+        hits = ds.to_table(columns=["_distance"], with_row_id=True, nearest=nearest).column("_rowid").to_numpy()
+        offsets = vectors.offsets_of_row_ids(hits)
+        return offsets[offsets >= 0]
 
     if mask is None:
-        found = ann(fetch)
+        found = _reranked(ds, vector, ann(budget, nprobes), fetch, metric)
     else:
-        objects = view.objects()
-        rows = view.vector_rows(table_name).by_object[mask]
+        rows = vectors.by_object[mask]
         rows = rows[rows >= 0]  # sorted only for an exact read below (sorting 700k offsets: ~40 ms)
-        found = pd.DataFrame(columns=cols)
+        found = pd.DataFrame(columns=["object_id", "vector", "_distance"])
         if len(rows) > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
-            limit = int(min(fetch * ds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT))
+            limit, probes = int(min(budget * ds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT)), nprobes
             while True:
-                hits = ann(limit)
-                off = objects.offsets(hits["object_id"].to_numpy())
-                found = hits[(off >= 0) & mask[np.maximum(off, 0)]]
-                if len(found) >= fetch or len(hits) < limit or limit >= ANN_LIMIT:
+                hits = ann(limit, probes)
+                owner = vectors.object_of[hits]
+                matched = hits[(owner >= 0) & mask[np.maximum(owner, 0)]]
+                if len(matched) >= fetch:
+                    found = _reranked(ds, vector, matched[:budget], fetch, metric)
                     break
-                limit = min(limit * 4, ANN_LIMIT)
+                if len(hits) < limit and probes < nprobes * MAX_PROBE_GROWTH:  # the probed partitions ran out
+                    probes *= 4
+                elif limit < ANN_LIMIT:
+                    limit = min(limit * 4, ANN_LIMIT)
+                else:
+                    break
         if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
             ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, np.sort(rows))
             found = _exact(ids, mat, vector, fetch, metric)
@@ -323,6 +335,15 @@ def _search(
     else:
         sim = np.zeros(0)
     return pd.DataFrame({"object_id": found["object_id"].to_numpy(), "similarity": sim, "distance": dist})
+
+
+def _reranked(ds: Any, vector: np.ndarray, rows: np.ndarray, fetch: int, metric: str) -> pd.DataFrame:
+    """The `fetch` nearest of candidate vector rows, ranked exactly on their stored vectors (one projected take)."""
+    if not len(rows):
+        return _exact(np.zeros(0, object), np.zeros((0, 0), np.float32), vector, fetch, metric)
+    got = ds.take(np.unique(rows), columns=["object_id", "vector"])
+    ids = np.asarray(got.column("object_id").to_pylist(), object)
+    return _exact(ids, rowmap.vector_matrix(got.column("vector")), vector, fetch, metric)
 
 
 def _exact(ids: np.ndarray, mat: np.ndarray, vector: np.ndarray, fetch: int, metric: str) -> pd.DataFrame:

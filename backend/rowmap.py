@@ -89,11 +89,22 @@ class ObjectRows:
 
 @dataclass(frozen=True)
 class VectorRows:
-    """One vectors table at one version: for each objects offset, the offset of its vector (-1: none)."""
+    """One vectors table at one version: for each objects offset the offset of its vector (-1: none), and back."""
 
     version: int
     objects_version: int
     by_object: np.ndarray  # int64, one entry per objects row
+    object_of: np.ndarray  # int64, the objects offset of each vector row (-1: no such object)
+    sorted_row_ids: np.ndarray  # uint64, Lance's _rowid of each vector row, sorted
+    row_order: np.ndarray  # int64, the vector offset of each sorted row id
+
+    def offsets_of_row_ids(self, row_ids: np.ndarray) -> np.ndarray:
+        """Vector offsets of Lance row ids (as an index query returns them; -1 for an id not in this version)."""
+        row_ids = np.asarray(row_ids, np.uint64)
+        if not len(self.sorted_row_ids) or not len(row_ids):
+            return np.full(len(row_ids), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self.sorted_row_ids, row_ids), len(self.sorted_row_ids) - 1)
+        return np.where(self.sorted_row_ids[pos] == row_ids, self.row_order[pos], -1)
 
 
 def _lookup(sorted_ids: np.ndarray, sorted_rows: np.ndarray, object_ids: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -162,12 +173,14 @@ def vector_rows(atlas: Atlas, table: str, ds: Any, objects: ObjectRows) -> Vecto
         hit = _vectors.get(key)
         if hit is not None and hit.version == ds.version and hit.objects_version == objects.version:
             return hit
-        ids = _id_bytes(ds.to_table(columns=["object_id"]).column("object_id"))
+        table_ids = ds.to_table(columns=["object_id"], with_row_id=True)
+        off = objects.offsets(_id_bytes(table_ids.column("object_id")))
         by_object = np.full(objects.n, -1, np.int64)
-        off = objects.offsets(ids)
         ok = off >= 0
         by_object[off[ok]] = np.flatnonzero(ok)
-        rows = VectorRows(ds.version, objects.version, by_object)
+        row_ids = table_ids.column("_rowid").to_numpy().astype(np.uint64, copy=False)
+        order = np.argsort(row_ids, kind="stable").astype(np.int64)
+        rows = VectorRows(ds.version, objects.version, by_object, off, row_ids[order], order)
         _vectors[key] = rows
         return rows
 

@@ -136,6 +136,24 @@ def test_large_objects_tables_get_filter_indexes_and_filters_stay_exact(atlas, m
     assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]
 
 
+def test_an_indexed_search_whose_nearest_rows_all_fail_the_filter_still_finds_the_filtered_nearest(atlas, monkeypatch):
+    import backend.neighbours as nb
+    from backend.index import build_index
+    from backend.neighbours import search
+
+    build_synthetic(atlas, n=1200)
+    build_index(atlas, IMAGE.name, flat_threshold=0)  # IVF_PQ: candidates by PQ distance, re-ranked exactly
+    monkeypatch.setattr(nb, "EXACT_MAX", 50)  # the index path, as for a broad filter at 1M
+    ids, mat = read_vectors(atlas, IMAGE.name)
+    query = mat[10] / np.linalg.norm(mat[10])
+    order = np.argsort(-(mat / np.linalg.norm(mat, axis=1, keepdims=True)) @ query)
+    far = {ids[i] for i in order[600:]}  # the 600 rows farthest from the query: its index neighbours are all filtered out
+    out = search(atlas, query, IMAGE.name, k=10, allowed=far)
+    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, query, far)[:10]
+    plain = search(atlas, query, IMAGE.name, k=10)
+    assert list(plain["object_id"]) == _exact(atlas, IMAGE.name, query)[:10]
+
+
 def test_filtered_search_sees_objects_and_vectors_added_after_a_search(toy):
     atlas, objs = toy
     oid = "obj00030"
