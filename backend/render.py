@@ -205,3 +205,19 @@ def points_in_box(frame: pd.DataFrame, x_range: tuple[float, float], y_range: tu
     """Ids of ALL points inside a box selection."""
     (x0, x1), (y0, y1) = sorted(x_range), sorted(y_range)
     return list(frame.loc[frame[x].between(x0, x1) & frame[y].between(y0, y1), "object_id"])
+
+
+def nearest_point(frame: pd.DataFrame, at: tuple[float, float], unit: tuple[float, float], *, x: str = "x",
+                  y: str = "y") -> tuple[str, float] | None:
+    """The object nearest to `at` among ALL points, and its distance in `unit`s (data units per pixel along x and y:
+    the distance is in screen pixels); None for an empty frame."""
+    if frame.empty:
+        return None
+    ux, uy = (abs(float(u)) or 1.0 for u in unit)
+    dx = (frame[x].to_numpy(np.float64) - float(at[0])) / ux
+    dy = (frame[y].to_numpy(np.float64) - float(at[1])) / uy
+    dist = np.hypot(dx, dy)
+    i = int(np.nanargmin(dist)) if np.isfinite(dist).any() else -1
+    if i < 0:
+        return None
+    return str(frame["object_id"].iloc[i]), float(dist[i])

@@ -3,7 +3,7 @@
 Starts `streamlit run app.py` on a free 127.0.0.1 port and drives headless Chromium (Playwright):
 - cold page load: a new tab and app session opens /map until the map (background + clickable points) is drawn
   and the script has finished; measured in a returning browser (the app's JS in the HTTP cache) and in a new
-  browser profile (empty cache: ~5 MB of plotly.js to fetch and parse); the first load after server start
+  browser profile (empty cache: the app's scripts to fetch and parse); the first load after server start
   (imports, numba JIT) is reported separately;
 - click_to_neighbours: on a galaxy page, click one neighbour's Open button until that galaxy's page shows
   its 12 neighbour thumbnails.
@@ -34,13 +34,17 @@ from bench_common import emit  # noqa: E402
 
 from backend.config import default_atlas_uri  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
-from tests.browser import chromium_context, streamlit_server, wait_app_idle  # noqa: E402
+from tests.browser import (  # noqa: E402
+    BACKGROUND_JS,
+    MAP,
+    MAP_DRAWN_JS,
+    chromium_context,
+    map_plot_box,
+    streamlit_server,
+    wait_app_idle,
+)
 
-MAP_READY_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  return !!(gd && gd._fullData && gd._fullData.some(t => t.name === 'objects' && t.x && t.x.length)
-            && gd.querySelector('image'));
-}"""
+MAP_READY_JS = MAP_DRAWN_JS  # the map component has drawn its background and holds its hover points
 NEIGHBOURS_JS = """([id, before]) => {
   const h = [...document.querySelectorAll('h1')].some(e => e.innerText.trim() === 'Galaxy ' + id);
   const keys = [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
@@ -102,10 +106,6 @@ def first_paint(ctx: object, url: str, name: str, query: str = "") -> float:
     return elapsed
 
 
-BACKGROUND_JS = """() => { const i = document.querySelector('.js-plotly-plot image');
-  const h = i ? (i.getAttribute('href') || i.getAttribute('xlink:href') || '') : ''; return h.length + ':' + h.slice(-80); }"""
-
-
 def background_src(page: object) -> str:
     """A fingerprint of the map's background image (changes when it is redrawn)."""
     return page.evaluate(BACKGROUND_JS)
@@ -142,11 +142,9 @@ def box_select(ctx: object, url: str, repeats: int) -> list[float]:
         page.goto(f"{url}/map")
         page.wait_for_function(MAP_READY_JS, timeout=300_000, polling=50)
         wait_app_idle(page, 300_000)
-        plot = page.locator(".js-plotly-plot").first
-        plot.scroll_into_view_if_needed()
-        plot.hover()
-        page.locator(".js-plotly-plot .modebar-btn[data-title='Box Select']").first.click()
-        area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+        page.locator(MAP).scroll_into_view_if_needed()
+        page.get_by_test_id("arp-map-mode-box").click()
+        area = map_plot_box(page)
         f = 0.30 + 0.04 * i
         x0, y0 = area["x"] + f * area["width"], area["y"] + f * area["height"]
         x1, y1 = area["x"] + (f + 0.3) * area["width"], area["y"] + (f + 0.3) * area["height"]

@@ -1,8 +1,9 @@
-"""Thumbnail on map hover: a local Streamlit component (no network) that listens to the map's Plotly hover events.
+"""Thumbnail on map hover: a local Streamlit component (no network) fed by the map component's hover events.
 
-The component's JavaScript (pages/assets/map_hover.js) runs in the page itself, listens to `plotly_hover` on the
-map charts and sets its state `hovered` to the object under the cursor (debounced); that reruns only the fragment
-below, which sends back the object's thumbnail as a PNG data URI for the card drawn beside the cursor.
+The component's JavaScript (pages/assets/map_hover.js) runs in the page itself, listens to the `arp-map-hover` events
+the map (pages/assets/map_canvas.js) sends with the object under the cursor, and sets its state `hovered` to it
+(debounced); that reruns only the fragment below, which sends back the object's thumbnail as a PNG data URI for the
+card drawn beside the cursor.
 """
 
 from __future__ import annotations

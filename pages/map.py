@@ -1,4 +1,5 @@
-"""Map: every object drawn by datashader behind a clickable WebGL sample; click opens a galaxy, lasso/box selects.
+"""Map: every object drawn by datashader on a light canvas component; a click opens the object under the cursor
+(found among all objects on the server), box or lasso selects every object inside.
 
 Frames are shared between reruns without a copy (maps, sky positions, colour columns) and the background image is
 cached by what it shows (atlas, view, table versions, colour, filter, extent), so a rerun never hashes or copies the
@@ -12,7 +13,6 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from backend import maps, probes, render, schema, similar
@@ -22,9 +22,9 @@ from backend.store import Atlas, AtlasError
 from pages import _state
 from pages._export import export_panel
 from pages._hover import hover_thumbnails
+from pages._map_canvas import action_of, map_canvas, map_data
 from pages._shared import (
     _open,
-    fast_figure,
     get_atlas,
     md_escape,
     open_button,
@@ -36,10 +36,13 @@ from pages._shared import (
 )
 
 WIDTH, HEIGHT = 900, 620
-CLICKABLE_DEFAULT = 20_000  # every object of a 10k atlas is clickable; larger maps sample the view
+HOVER_DEFAULT = 20_000  # every object of a 10k atlas shows its thumbnail on hover; larger maps sample the view
 ZOOM_STEP = 2.0
 GALLERY_MAX = 60
 MORE_LIKE_THESE_N = 24
+CLICK_PX = 8  # a click opens the nearest object within this many screen pixels
+UNDER_CURSOR_PX = 3  # ... and says what it opened when that is further than this from the cursor
+MAP_NOTICE = "map_notice"  # what a click on the map did not do (nothing near it), shown once above the map
 
 
 def main() -> None:
@@ -52,8 +55,9 @@ def main() -> None:
     space = space_choice(spaces, controls[0])
     frame = map_or_offer_to_compute(atlas, space)
     colour = colour_choice(atlas, frame, controls[1])
-    cap = int(controls[2].number_input("Clickable points", 500, 50_000, CLICKABLE_DEFAULT, step=500,
-                                       help="Points drawn as clickable markers; beyond this a random sample of those in view."))
+    cap = int(controls[2].number_input("Hover points", 100, 50_000, HOVER_DEFAULT, step=500,
+                                       help="Points that show their thumbnail on hover; beyond this a random sample of "
+                                            "those in view. A click opens the object under the cursor among all."))
     shown, kept, where = map_filter(atlas, frame)
     draw_maps(atlas, space, shown, kept, where, colour, cap)
     hover_thumbnails()
@@ -239,52 +243,9 @@ def zoom_controls(name: str, frame: pd.DataFrame) -> tuple[tuple[float, float], 
     return zooms.get(name, full)
 
 
-def map_figure(bg: dict, sample: pd.DataFrame, chosen: pd.DataFrame, current: pd.DataFrame, colour: str,
-               x_range: tuple[float, float], y_range: tuple[float, float], labels: tuple[str, str]) -> go.Figure:
-    """Background image, clickable sample, selection, current galaxy, and the legend or colour bar."""
-    traces: list[dict] = [{
-        "type": "scattergl", "x": sample["x"].to_numpy(np.float32), "y": sample["y"].to_numpy(np.float32),
-        "customdata": sample["object_id"].to_numpy(object), "mode": "markers", "name": "objects",
-        "marker": {"size": 6, "color": "rgba(255,255,255,0.08)", "line": {"width": 0}},  # float32: 4-byte binary
-        "hovertemplate": "%{customdata}<extra></extra>", "showlegend": False,
-    }]
-    if len(chosen):
-        traces.append({"type": "scattergl", "x": chosen["x"].to_numpy(np.float32), "y": chosen["y"].to_numpy(np.float32),
-                       "customdata": chosen["object_id"].to_numpy(object), "mode": "markers", "name": "selection",
-                       "marker": {"size": 5, "color": "rgba(255,80,80,0.9)"},
-                       "hovertemplate": "%{customdata}<extra></extra>", "showlegend": False})
-    if len(current):  # the galaxy opened last, so the map shows where it sits
-        traces.append({"type": "scatter", "x": current["x"].to_numpy(np.float64), "y": current["y"].to_numpy(np.float64),
-                       "customdata": current["object_id"].to_numpy(object), "mode": "markers", "name": "current galaxy",
-                       "marker": {"size": 16, "symbol": "star", "color": "#ffd166", "line": {"width": 1.5, "color": "#000"}},
-                       "hovertemplate": "current: %{customdata}<extra></extra>", "showlegend": False})
-    for label, colour_hex in (bg["legend"] or {}).items():  # a labelled legend for categorical colouring
-        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": label, "hoverinfo": "skip",
-                       "marker": {"size": 10, "color": colour_hex}, "showlegend": True})
-    if bg["value_range"] is not None:
-        lo, hi = bg["value_range"]
-        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "markers", "showlegend": False,
-                       "hoverinfo": "skip", "marker": {"colorscale": [[i / (len(render.CONTINUOUS_CMAP) - 1), c] for i, c in
-                                                                      enumerate(render.CONTINUOUS_CMAP)],
-                                                       "cmin": lo, "cmax": hi, "color": [lo], "showscale": True,
-                                                       "colorbar": {"title": {"text": colour}, "thickness": 12}}})
-    layout = {
-        "images": [{"source": bg["src"], "xref": "x", "yref": "y", "x": x_range[0], "y": y_range[1],
-                    "sizex": x_range[1] - x_range[0], "sizey": y_range[1] - y_range[0], "sizing": "stretch",
-                    "layer": "below"}],
-        "height": HEIGHT, "margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "dragmode": "zoom",
-        "showlegend": bool(bg["legend"]),
-        "legend": {"title": {"text": colour}, "itemclick": False, "itemdoubleclick": False},
-        "xaxis": {"range": list(x_range), "title": {"text": labels[0]}, "showgrid": False, "zeroline": False},
-        "yaxis": {"range": list(y_range), "title": {"text": labels[1]}, "showgrid": False, "zeroline": False},
-        "plot_bgcolor": "rgba(0,0,0,0)",
-    }
-    return fast_figure(traces, layout)
-
-
 def map_view(atlas: Atlas, name: str, frame: pd.DataFrame, colour: str, cap: int, labels: tuple[str, str],
              umap: pd.DataFrame, versions: tuple) -> None:
-    """One map: background image + clickable sample; a click or selection is handled by `on_chart_select`."""
+    """One map: background image + hover sample; a click, box, lasso or zoom is handled by `on_map_action`."""
     x_range, y_range = zoom_controls(name, frame)
     colour_col = None if colour == "density" else colour
 
@@ -297,43 +258,73 @@ def map_view(atlas: Atlas, name: str, frame: pd.DataFrame, colour: str, cap: int
     selected = st.session_state.get(_state.MAP_SELECTION) or []
     chosen = frame[frame["object_id"].isin(set(selected))] if selected else frame.iloc[:0]
     current = frame[frame["object_id"] == st.session_state.get(_state.OBJECT_ID)]
-    fig = map_figure(bg, sample, chosen, current, colour, x_range, y_range, labels)
-    sampled = len(sample) < inside
+    if notice := st.session_state.pop(MAP_NOTICE, None):
+        st.info(md_escape(notice), icon=":material/info:")
     st.caption(
-        f"{inside:,} objects in view, all drawn and all clickable. Click a point to open it; lasso or box to select "
-        "every object inside. Hover a point to see its thumbnail." if not sampled else
-        f"{inside:,} objects in view (all drawn), {len(sample):,} of them clickable: a click opens the nearest clickable "
-        "point and says so. Zoom in (or raise 'Clickable points') to reach every object; lasso or box selects them all."
+        f"{inside:,} objects in view, all drawn and all clickable. Click a point to open it; Box select or Lasso "
+        "select (above the map, or shift-/alt-drag) selects every object inside; in Zoom mode a drag zooms in. "
+        "Hover a point to see its thumbnail." if len(sample) == inside else
+        f"{inside:,} objects in view, all drawn and all clickable: a click opens the object under the cursor. "
+        f"{len(sample):,} of them show their thumbnail on hover (raise 'Hover points' or zoom in for more). Box or "
+        "lasso selects every object inside."
     )
-    key = f"chart_{name}"
-    st.plotly_chart(fig, key=key, on_select=partial(on_chart_select, key, frame, sampled),
-                    selection_mode=("points", "box", "lasso"), config={"scrollZoom": False, "displaylogo": False})
+    key = "map_" + name.replace("__", "-")  # a component's key may not hold "__" (space names do)
+    map_canvas(map_data(bg, sample, chosen, current, colour, x_range, y_range, labels), key=key,
+               on_action=partial(on_map_action, key, name, frame))
 
 
-def on_chart_select(key: str, frame: pd.DataFrame, sampled: bool) -> None:
-    """Chart callback, before the rerun: a box or lasso selects ALL objects inside (server side); a single clicked
-    point is opened (first thing on the next run), several clicked points are selected."""
-    event = st.session_state.get(key)
-    sel = (event or {}).get("selection") or {}
-    points, boxes, lassos = sel.get("points", []), sel.get("box", []), sel.get("lasso", [])
-    if boxes or lassos:
-        ids: list[str] = []
-        for box in boxes:
-            ids += render.points_in_box(frame, tuple(box["x"]), tuple(box["y"]))
-        for lasso in lassos:
-            ids += render.points_in_polygon(frame, list(zip(lasso["x"], lasso["y"], strict=True)))
-        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
+def on_map_action(key: str, name: str, frame: pd.DataFrame) -> None:
+    """Map callback, before the rerun: a box or lasso selects ALL objects inside (server side), a drag in Zoom mode
+    zooms, a click opens the object under the cursor (first thing on the next run)."""
+    action = action_of(key)
+    try:
+        if action is None:
+            return
+        if action["kind"] == "box":
+            ids = render.points_in_box(frame, _pair(action["x"]), _pair(action["y"]))
+        elif action["kind"] == "lasso":
+            ids = render.points_in_polygon(frame, list(zip(_numbers(action["x"]), _numbers(action["y"]), strict=True)))
+        elif action["kind"] == "zoom":
+            (x0, x1), (y0, y1) = _pair(action["x"]), _pair(action["y"])
+            if x1 > x0 and y1 > y0:
+                st.session_state.setdefault(_state.MAP_ZOOM, {})[name] = ((x0, x1), (y0, y1))
+            return
+        else:
+            open_under_cursor(frame, (float(action["x"]), float(action["y"])), _pair(action["unit"]))
+            return
+    except (KeyError, TypeError, ValueError):  # a malformed action from the browser is ignored
         return
-    ids = [str(p["customdata"]) for p in points if p.get("customdata") is not None]
-    if len(ids) == 1:
-        if sampled:
-            st.session_state[_state.OPENED_NOTICE] = (
-                f"Opened {ids[0]}, the clickable point nearest to your click: this view shows a sample of its objects "
-                "as clickable points. Zoom in on the map to reach every object."
-            )
-        st.session_state[_state.MAP_OPEN] = ids[0]
-    elif ids:
-        st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
+    st.session_state[_state.MAP_SELECTION] = list(dict.fromkeys(ids))
+
+
+def _numbers(values: object) -> list[float]:
+    """Finite floats from a browser's list (ValueError for anything else)."""
+    out = [float(v) for v in values]  # type: ignore[attr-defined]
+    if not all(np.isfinite(out)):
+        raise ValueError("not finite")
+    return out
+
+
+def _pair(values: object) -> tuple[float, float]:
+    """Two finite floats, in increasing order."""
+    a, b = sorted(_numbers(values))
+    return a, b
+
+
+def open_under_cursor(frame: pd.DataFrame, at: tuple[float, float], unit: tuple[float, float]) -> None:
+    """Open the object nearest to a click among ALL objects of the map (not only the hover sample), if it lies within
+    CLICK_PX screen pixels; say what opened when it is not right under the cursor, and when nothing is near."""
+    found = render.nearest_point(frame, at, unit)
+    if found is None or found[1] > CLICK_PX:
+        st.session_state[MAP_NOTICE] = f"No object within {CLICK_PX} px of your click: click on a point, or zoom in."
+        return
+    object_id, px = found
+    if px > UNDER_CURSOR_PX:
+        st.session_state[_state.OPENED_NOTICE] = (
+            f"Opened {object_id}, the object nearest to your click ({px:.0f} px away): no object lies right under the "
+            "cursor. Zoom in on the map to click dense regions precisely."
+        )
+    st.session_state[_state.MAP_OPEN] = object_id
 
 
 # ----------------------------------------------------------------------------------------------- selection
@@ -350,7 +341,7 @@ def selection_section(atlas: Atlas, space: str) -> list[str]:
     selection = list(st.session_state.get(_state.MAP_SELECTION) or [])
     st.subheader(f"Selection: {len(selection):,} objects")
     if not selection:
-        st.caption("Lasso or box-select on either map (toolbar top right of the plot) to select objects.")
+        st.caption("Box select or Lasso select (buttons above the map, or shift-/alt-drag on it) to select objects.")
         return selection
     export_panel(atlas, pd.DataFrame({"object_id": selection}), name=f"map selection of {space}", key="export_selection")
     if st.button("Clear selection", key="clear_selection", icon=":material/deselect:"):

@@ -19,23 +19,22 @@ CHROMIUM = os.environ.get("ARP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-quic",
-    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # software WebGL for plotly's Scattergl
+    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # software WebGL for the Plotly charts
 ]
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_SHOTS = REPO / "docs" / "screenshots" / "browser"
 
 
-# Pixel position (in the page) of one clickable point of the map's WebGL sample layer, read from plotly's axes.
-POINT_JS = """() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  if (!gd || !gd._fullLayout || !gd._fullData) return null;
-  const tr = gd._fullData.find(t => t.name === 'objects');
-  if (!tr || !tr.x || tr.x.length === 0) return null;
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-  const i = Math.floor(tr.x.length / 3);
-  return {id: String(tr.customdata[i]), x: box.left + xa.l2p(tr.x[i]), y: box.top + ya.l2p(tr.y[i])};
-}"""
+# The Map page's map component (pages/assets/map_canvas.js): drawn once its root carries the background it drew.
+MAP = "[data-testid='arp-map']"
+MAP_DRAWN_JS = f"""() => {{ const r = document.querySelector("{MAP}");
+  return !!(r && r.dataset.bg && Number(r.dataset.points) > 0); }}"""
+# Pixel position (in the page) of one point of the map's hover sample, from the component's own transform.
+POINT_JS = f"""() => {{ const r = document.querySelector("{MAP}");
+  if (!r || !r.dataset.bg || !r.arpPoint || !(Number(r.dataset.points) > 0)) return null;
+  return r.arpPoint(Math.floor(Number(r.dataset.points) / 3)); }}"""
+# A fingerprint of the background image the map drew last (changes when a recolour or zoom is drawn).
+BACKGROUND_JS = f"""() => {{ const r = document.querySelector("{MAP}"); return (r && r.dataset.bg) || ''; }}"""
 
 
 @contextmanager
@@ -123,3 +122,23 @@ def screenshot(page: object, name: str, *, docs: bool = False) -> Path:
         img = Image.open(io.BytesIO(page.screenshot())).convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT)
         img.save(DOCS_SHOTS / f"{name}.png", optimize=True)
     return path
+
+
+def map_plot_box(page: object) -> dict:
+    """The map's plot area (inside the axes) in page pixels: x, y, width, height."""
+    return page.evaluate(f"() => document.querySelector(\"{MAP}\").arpPlotBox()")
+
+
+def map_to_data(page: object, points: list[tuple[float, float]]) -> list[list[float]]:
+    """Page pixels to the map's data coordinates, as the component converts them."""
+    return page.evaluate(f"(ps) => ps.map(([x, y]) => document.querySelector(\"{MAP}\").arpToData(x, y))", points)
+
+
+def shown_space(page: object, spaces: list[str]) -> str:
+    """The embedding space the Map page's Space box shows."""
+    text = page.evaluate(
+        """() => [...document.querySelectorAll("[data-testid='stSelectbox']")].filter(e => e.innerText.includes('Space'))
+                 .map(e => (e.querySelector('[data-baseweb=select]') || e).textContent
+                            + ' ' + ((e.querySelector('input') || {}).value || '')).join(' ')"""
+    )
+    return max((s for s in spaces if s in text), key=len)

@@ -40,6 +40,11 @@ def chart_json(at, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
 
 
+def map_json(at) -> dict:
+    """What the Map page sends its map component: background, legend or colour bar, hover sample, star."""
+    return next(json.loads(e.proto.json) for e in at.get("bidi_component") if e.proto.component_name == "arp_map_canvas")
+
+
 def svg_images(at) -> list[str]:
     """The SVG images of the page (st.image sends an SVG inline, as a data URI)."""
     urls = [img.url for element in at.get("image") for img in element.proto.imgs]
@@ -120,11 +125,10 @@ def test_map_categorical_legend_filter_and_current_galaxy(app_atlas: str) -> Non
     at.session_state[_state.MAP_COLOUR] = "rare_class"
     at.switch_page("pages/map.py").run()
     assert not errors(at), errors(at)
-    spec = chart_json(at)
-    names = [t.get("name") for t in spec["data"] if t.get("showlegend")]
+    spec = map_json(at)
+    names = [label for label, _ in spec["legend"]]
     assert names[-1] == "(none)" and len(names) >= 3, names  # rare classes labelled, the common empty value last (grey)
-    star = [t for t in spec["data"] if t.get("name") == "current galaxy"]
-    assert star and star[0]["customdata"] == [oid]
+    assert spec["current"]["id"] == oid and spec["colourbar"] is None
     assert any("all drawn and all clickable" in plain(c.value) for c in at.caption)
     lo, hi = at.slider(key="map_z_range").value
     at.slider(key="map_z_range").set_value((lo, (lo + hi) / 2)).run()
@@ -132,8 +136,7 @@ def test_map_categorical_legend_filter_and_current_galaxy(app_atlas: str) -> Non
     z = atlas.objects(["redshift"])["redshift"]
     expected = int(((z >= lo) & (z <= (lo + hi) / 2)).sum())
     assert any(f"{expected:,} objects match" in plain(c.value) for c in at.caption)
-    clickable = [t for t in chart_json(at)["data"] if t.get("name") == "objects"][0]
-    assert len(clickable["customdata"]) == expected
+    assert len(map_json(at)["points"]["ids"].split("\n")) == expected
     at.text_input(key="map_condition").input("no_such_column = 1").run()
     assert any("is not valid" in plain(e.value) for e in at.error) and not at.exception
 
@@ -143,9 +146,8 @@ def test_cluster_is_coloured_as_categories(app_atlas: str) -> None:
     at.session_state[_state.MAP_COLOUR] = "cluster"
     at.switch_page("pages/map.py").run()
     assert not errors(at), errors(at)
-    spec = chart_json(at)
-    names = [t.get("name") for t in spec["data"] if t.get("showlegend")]
-    assert "noise" in names and not any(t.get("marker", {}).get("showscale") for t in spec["data"])
+    spec = map_json(at)
+    assert "noise" in [label for label, _ in spec["legend"]] and spec["colourbar"] is None
 
 
 def test_map_selection_gallery_labels_redshift_and_exports(app_atlas: str) -> None:

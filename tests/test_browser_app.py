@@ -8,7 +8,7 @@ import pytest
 
 from backend import tags
 from backend.store import open_atlas
-from tests.browser import POINT_JS, screenshot, wait_app_idle
+from tests.browser import MAP, MAP_DRAWN_JS, POINT_JS, map_plot_box, map_to_data, screenshot, shown_space, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -17,8 +17,10 @@ def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str
     page.goto(f"{url}/map")
     page.wait_for_function(POINT_JS, timeout=120_000)
     wait_app_idle(page)
-    assert page.locator(".js-plotly-plot image").count() >= 1, "the datashader background image is missing"
-    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    drawn = page.evaluate(f"() => document.querySelector(\"{MAP}\").__arp.data.bg.startsWith('data:image/png')")
+    assert drawn, "the datashader background image is missing"
+    assert page.locator(".js-plotly-plot").count() == 0, "the map loads no Plotly"
+    page.locator(MAP).scroll_into_view_if_needed()
     time.sleep(0.5)
     screenshot(page, "map")
     point = page.evaluate(POINT_JS)
@@ -100,47 +102,106 @@ def test_probe_job_launched_from_the_page_reaches_done_with_metrics(app_url: tup
     screenshot(page, "probes_done")
 
 
-def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, str], page: object) -> None:
-    from backend import maps, render
+def _map_page(page: object, url: str) -> dict:
+    """Open the Map page until its map is drawn; returns the plot area in page pixels."""
+    page.goto(f"{url}/map")
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
+    wait_app_idle(page)
+    page.locator(MAP).scroll_into_view_if_needed()
+    return map_plot_box(page)
+
+
+def _selected(page: object) -> int:
+    """The count in the Selection heading, once it shows one or more objects."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('h2, h3')].some(h => /Selection: [1-9]/.test(h.innerText))",
+        timeout=120_000,
+    )
+    return int(page.get_by_role("heading", name="Selection:").inner_text().split(":")[1].split()[0].replace(",", ""))
+
+
+def _stored_map(page: object, uri: str):
+    """The stored UMAP map of the space the page draws (every object, not only the hover sample)."""
+    from backend import maps
     from backend.spaces import list_spaces
 
+    atlas = open_atlas(uri)
+    return maps.load_map(atlas, shown_space(page, list(list_spaces(atlas))))
+
+
+def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, str], page: object) -> None:
+    from backend import render
+
     url, uri = app_url
-    page.goto(f"{url}/map")
-    page.wait_for_function(POINT_JS, timeout=120_000)
-    wait_app_idle(page)
-    plot = page.locator(".js-plotly-plot").first
-    plot.scroll_into_view_if_needed()
-    plot.hover()
-    page.locator(".js-plotly-plot .modebar-btn[data-title='Box Select']").first.click()
-    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    area = _map_page(page, url)
+    page.get_by_test_id("arp-map-mode-box").click()
     x0, y0 = area["x"] + 0.15 * area["width"], area["y"] + 0.15 * area["height"]
     x1, y1 = area["x"] + 0.75 * area["width"], area["y"] + 0.85 * area["height"]
     # The box in data coordinates, read before the drag: the gallery drawn after it can add a scrollbar that
-    # narrows the chart, and every object of the stored map inside the box is counted (not only the drawn sample).
-    xs, ys = page.evaluate(
-        """([a, b, c, d]) => { const gd = document.querySelector('.js-plotly-plot');
-             const fl = gd._fullLayout; return [[fl.xaxis.p2l(a), fl.xaxis.p2l(c)], [fl.yaxis.p2l(b), fl.yaxis.p2l(d)]]; }""",
-        [x0 - area["x"], y0 - area["y"], x1 - area["x"], y1 - area["y"]],
-    )
+    # narrows the map, and every object of the stored map inside the box is counted (not only the hover sample).
+    (ax, ay), (bx, by) = map_to_data(page, [(x0, y0), (x1, y1)])
     page.mouse.move(x0, y0)
     page.mouse.down()
     page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
     page.mouse.move(x1, y1, steps=5)
     page.mouse.up()
-    heading = page.get_by_role("heading", name="Selection:")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('h2, h3')].some(h => /Selection: [1-9]/.test(h.innerText))",
-        timeout=120_000,
-    )
-    shown = int(heading.inner_text().split(":")[1].split()[0].replace(",", ""))
-    atlas = open_atlas(uri)
-    shown_space = page.evaluate(
-        """() => [...document.querySelectorAll("[data-testid='stSelectbox']")].filter(e => e.innerText.includes('Space'))
-                 .map(e => (e.querySelector('[data-baseweb=select]') || e).textContent
-                            + ' ' + ((e.querySelector('input') || {}).value || '')).join(' ')"""
-    )
-    space = max((s for s in list_spaces(atlas) if s in shown_space), key=len)  # the space the page draws
-    expected = len(render.points_in_box(maps.load_map(atlas, space), tuple(xs), tuple(ys)))
+    shown = _selected(page)
+    expected = len(render.points_in_box(_stored_map(page, uri), (ax, bx), (ay, by)))
     assert shown > 0 and abs(shown - expected) <= 1, (shown, expected)
     page.get_by_text("Send to TOPCAT/Aladin").first.wait_for(timeout=30_000)  # the selection can be taken away
+    wait_app_idle(page)
+    assert page.evaluate(f"() => Number(document.querySelector(\"{MAP}\").dataset.selected)") == shown, "drawn red"
     screenshot(page, "map_box_selection")
+
+
+def test_lasso_on_the_map_selects_every_object_inside(app_url: tuple[str, str], page: object) -> None:
+    from backend import render
+
+    url, uri = app_url
+    area = _map_page(page, url)
+    page.get_by_test_id("arp-map-mode-lasso").click()
+    corners = [(0.1, 0.1), (0.9, 0.2), (0.6, 0.9), (0.15, 0.7)]  # a quadrilateral, not a box
+    pixels = [(area["x"] + fx * area["width"], area["y"] + fy * area["height"]) for fx, fy in corners]
+    polygon = map_to_data(page, pixels)
+    page.mouse.move(*pixels[0])
+    page.mouse.down()
+    for x, y in [*pixels[1:], pixels[0]]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    shown = _selected(page)
+    frame = _stored_map(page, uri)
+    expected = len(render.points_in_polygon(frame, polygon))
+    xs, ys = zip(*polygon, strict=True)
+    in_box = len(render.points_in_box(frame, (min(xs), max(xs)), (min(ys), max(ys))))
+    assert shown > 0 and abs(shown - expected) <= 1 and expected < in_box, (shown, expected, in_box)
+    screenshot(page, "map_lasso_selection")
+
+
+def test_a_click_opens_the_object_under_the_cursor_outside_the_hover_sample(app_url: tuple[str, str],
+                                                                          page: object) -> None:
+    import numpy as np
+
+    url, uri = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
+    wait_app_idle(page)
+    hover = page.get_by_role("spinbutton", name="Hover points")
+    hover.fill("100")  # fewer hover points than objects: most objects are only in the background image
+    hover.press("Enter")
+    page.wait_for_function(f"() => Number(document.querySelector(\"{MAP}\").dataset.points) === 100", timeout=120_000)
+    wait_app_idle(page)
+    page.locator(MAP).scroll_into_view_if_needed()
+    sample = set(page.evaluate(f"() => document.querySelector(\"{MAP}\").__arp.data.ids"))
+    frame = _stored_map(page, uri)
+    pixels = np.array([[p["x"], p["y"]] for p in page.evaluate(
+        f"(xy) => xy.map(([x, y]) => document.querySelector(\"{MAP}\").arpToPage(x, y))",
+        frame[["x", "y"]].to_numpy().tolist())])
+    gaps = np.linalg.norm(pixels[:, None] - pixels[None], axis=2) + np.eye(len(pixels)) * 1e9
+    outside = np.flatnonzero(~frame["object_id"].isin(sample).to_numpy())
+    target = outside[np.argmax(gaps[outside].min(1))]  # the most isolated object outside the hover sample
+    oid = str(frame["object_id"].iloc[target])
+    assert gaps[target].min() > 12, "an object with no other within the click tolerance"
+    page.mouse.click(pixels[target][0] + 5, pixels[target][1])  # 5 px beside it: it opens, and the page says so
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
+    page.get_by_text(f"Opened {oid}, the object nearest to your click (5 px away)").wait_for(timeout=30_000)
+    screenshot(page, "map_click_outside_sample")

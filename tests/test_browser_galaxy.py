@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from backend.store import open_atlas
-from tests.browser import POINT_JS, screenshot, wait_app_idle
+from tests.browser import BACKGROUND_JS, MAP, MAP_DRAWN_JS, POINT_JS, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -51,9 +51,8 @@ def test_open_a_neighbour_moves_the_page_and_its_url(app_url: tuple[str, str], p
 
 CARD_JS = """() => {
   const card = document.getElementById('arp-hover-card'), img = card && card.querySelector('img');
-  const label = document.querySelector('.js-plotly-plot .hoverlayer .hovertext');
-  if (!card || card.style.display === 'none' || !img || !img.complete || !img.naturalWidth || !label) return null;
-  return {id: img.dataset.id, label: label.textContent.trim(), src: img.getAttribute('src'), text: card.innerText};
+  if (!card || card.style.display === 'none' || !img || !img.complete || !img.naturalWidth) return null;
+  return {id: img.dataset.id, src: img.getAttribute('src'), text: card.innerText};
 }"""
 
 
@@ -62,31 +61,27 @@ def test_hovering_a_map_point_shows_its_thumbnail_and_a_click_still_opens_it(app
     page.goto(f"{url}/map")
     page.wait_for_function(POINT_JS, timeout=120_000)
     wait_app_idle(page)
-    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    page.locator(MAP).scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     point = page.evaluate(POINT_JS)
-    page.mouse.move(point["x"] - 4, point["y"])
+    page.mouse.move(point["x"] - 40, point["y"] - 40)
     page.mouse.move(point["x"], point["y"])
     card = page.wait_for_function(CARD_JS, timeout=60_000).json_value()
-    assert card["id"] == card["label"], "the card shows the object plotly reports under the cursor"
+    assert card["id"] == point["id"], "the card shows the object under the cursor"
     stored = open_atlas(uri).get_objects([card["id"]], ["thumbnail"])["thumbnail"].iloc[0]
     assert card["src"] == "data:image/png;base64," + base64.b64encode(bytes(stored)).decode()
     assert card["id"] in card["text"]
     screenshot(page, "map_hover", docs=True)
-    page.mouse.click(point["x"], point["y"])  # hovering left the chart's own click alone
-    page.get_by_role("heading", name=f"Galaxy {card['label']}").wait_for(timeout=120_000)
+    page.mouse.click(point["x"], point["y"])  # hovering left the map's own click alone
+    page.get_by_role("heading", name=f"Galaxy {card['id']}").wait_for(timeout=120_000)
     assert not page.locator("#arp-hover-card").is_visible(), "the card goes with the map"
-
-
-BACKGROUND_JS = """() => { const i = document.querySelector('.js-plotly-plot image');
-  return i ? (i.getAttribute('href') || i.getAttribute('xlink:href') || '').slice(-120) : ''; }"""
 
 
 @pytest.mark.flaky(reruns=3, reruns_delay=2)  # intermittent in 1 of 3 fresh-clone runs (both tries): open in issue 10
 def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], page: object) -> None:
     url, _ = app_url
     page.goto(f"{url}/map")
-    page.wait_for_function(POINT_JS, timeout=120_000)
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
     wait_app_idle(page)
     for column in ("redshift", "rare_class"):  # the second pick used to be lost (the box became a new widget)
         before = page.evaluate(BACKGROUND_JS)
@@ -94,5 +89,5 @@ def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], pa
         page.get_by_role("option", name=column, exact=True).click()
         page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=120_000)
         wait_app_idle(page)
-    legend = page.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout.legend.title.text")
+    legend = page.get_by_test_id("arp-map-legend").locator(".arp-map-key-title").inner_text()
     assert legend == "rare_class", "the map shows the second pick"

@@ -9,7 +9,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from backend.store import open_atlas
-from tests.browser import screenshot, wait_app_idle
+from tests.browser import MAP_DRAWN_JS, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object)
         page.locator("h1").first.wait_for(timeout=120_000)
         wait_app_idle(page)
         if name == "map":
-            page.wait_for_selector(".js-plotly-plot image", timeout=120_000)
+            page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
         page.wait_for_timeout(800)
         assert not page.evaluate(NOT_FOUND_JS), f"/{name} shows 'Page not found'"
         assert not page.locator("[data-testid='stException']").count(), f"/{name} raised"
@@ -101,12 +101,16 @@ def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str]
 def test_map_coloured_by_a_rare_class_has_a_legend(app_url: tuple[str, str], page: object) -> None:
     url, _ = app_url
     page.goto(f"{url}/map")
-    page.wait_for_selector(".js-plotly-plot image", timeout=120_000)
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
     wait_app_idle(page)
     page.get_by_label("Colour by").click()
     page.get_by_role("option", name="rare_class").click()
-    page.wait_for_selector(".js-plotly-plot .legend", timeout=120_000)
+    page.get_by_test_id("arp-map-legend").wait_for(timeout=120_000)
     wait_app_idle(page)
-    legend = page.locator(".js-plotly-plot .legend").first.text_content()
-    assert "(none)" in legend and "ring" in legend
+    legend = page.get_by_test_id("arp-map-legend")
+    assert legend.locator(".arp-map-key-title").inner_text() == "rare_class"
+    items = legend.locator(".arp-map-key-item").all_inner_texts()
+    assert items[-1] == "(none)" and "ring" in items, items  # rare classes labelled, the common value last
+    swatches = legend.locator(".arp-map-swatch").evaluate_all("es => es.map(e => getComputedStyle(e).backgroundColor)")
+    assert len(set(swatches)) == len(items), "each class its own colour"
     screenshot(page, "map_rare_class", docs=True)

@@ -122,6 +122,14 @@ def test_selection_returns_all_points_not_only_the_sample():
         render.points_in_polygon(frame, [(0, 0), (1, 1)])
 
 
+def test_nearest_point_is_found_among_all_points_in_screen_pixels():
+    frame = pd.DataFrame({"object_id": ["a", "b", "c"], "x": [0.0, 10.0, 0.0], "y": [0.0, 0.0, 1.0]})
+    # x spans 100 units per pixel, y 0.1: "c" is 10 px away on screen, "b" 0.1 px, although "c" is nearer in data units
+    assert render.nearest_point(frame, (9.0, 0.0), (10.0, 0.1)) == ("b", pytest.approx(0.1))
+    assert render.nearest_point(frame, (0.0, 0.9), (1.0, 1.0)) == ("c", pytest.approx(0.1))
+    assert render.nearest_point(frame.iloc[:0], (0.0, 0.0), (1.0, 1.0)) is None
+
+
 def test_sky_map_and_missing_map(toy):
     atlas, objs = toy
     sky = maps.sky_map(atlas, ["redshift"])

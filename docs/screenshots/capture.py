@@ -21,9 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from backend.config import default_atlas_uri  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
-from tests.browser import chromium_context, streamlit_server, wait_app_idle  # noqa: E402
-
-MAP_READY_JS = "() => !!document.querySelector('.js-plotly-plot image')"
+from tests.browser import MAP, MAP_DRAWN_JS, chromium_context, streamlit_server, wait_app_idle  # noqa: E402
 
 
 def save(page: object, name: str, scroll_to: str | None = None) -> None:
@@ -58,14 +56,14 @@ def main() -> None:
 
         visit("home")
         save(page, "home")
-        visit("map", MAP_READY_JS)
+        visit("map", MAP_DRAWN_JS)
         page.locator("[data-testid='stSelectbox']").nth(1).click()  # Colour by
         page.keyboard.type("redshift")
         page.keyboard.press("Enter")
-        page.wait_for_function("() => !!document.querySelector('.js-plotly-plot .colorbar')", timeout=120_000)
+        page.wait_for_selector("[data-testid='arp-map-colourbar']", timeout=120_000)
         wait_app_idle(page)
         time.sleep(1.0)
-        save(page, "map", ".js-plotly-plot")
+        save(page, "map", MAP)
         visit(f"galaxy?object={galaxy}")
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
         wait_app_idle(page)

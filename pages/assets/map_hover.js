@@ -1,10 +1,9 @@
-// Thumbnail beside the cursor on the Map page. Listens to the Plotly hover events of the map charts
-// (elements keyed `chart_*`) in this same document, asks Python for a hovered object's thumbnail (debounced)
-// through the component state `hovered`, and draws what comes back as `data` ({id, src, text}) in a floating
-// card. Only listens: the chart's own click, box and lasso handling is left as it is.
+// Thumbnail beside the cursor on the Map page. Listens to the window event `arp-map-hover` ({id, x, y}; id null when
+// no point is under the cursor) that the map (map_canvas.js) sends, asks Python for a hovered object's thumbnail
+// (debounced) through the component state `hovered`, and draws what comes back as `data` ({id, src, text}) in a
+// floating card.
 const S = window.__arpMapHover || (window.__arpMapHover = { cache: new Map(), want: null, x: 0, y: 0, timer: null, send: null });
 const DEBOUNCE_MS = 90;
-const CHARTS = "[class*='st-key-chart_'] .js-plotly-plot";
 
 function card() {
   let box = document.getElementById("arp-hover-card");
@@ -46,24 +45,15 @@ function hide() {
 }
 
 function onHover(ev) {
-  const point = ev && ev.points && ev.points.find((p) => p.customdata !== undefined && p.customdata !== null);
-  if (!point) return;
-  const id = String(Array.isArray(point.customdata) ? point.customdata[0] : point.customdata);
-  if (ev.event) { S.x = ev.event.clientX; S.y = ev.event.clientY; }
+  const { id, x, y } = (ev && ev.detail) || {};
+  if (!id) { hide(); return; }
+  S.x = x;
+  S.y = y;
+  if (S.want === id) { if (S.cache.has(id)) show(); return; }
   S.want = id;
   clearTimeout(S.timer);
   if (S.cache.has(id)) { show(); return; }
   S.timer = setTimeout(() => { if (S.want === id && S.send) S.send(id); }, DEBOUNCE_MS);
-}
-
-function attach() {
-  document.querySelectorAll(CHARTS).forEach((gd) => {
-    if (gd.__arpHover || typeof gd.on !== "function") return;
-    gd.__arpHover = true;
-    gd.on("plotly_hover", onHover);
-    gd.on("plotly_unhover", hide);
-    gd.addEventListener("mouseleave", hide);
-  });
 }
 
 export default function (component) {
@@ -74,7 +64,9 @@ export default function (component) {
     if (S.cache.size > 500) S.cache.delete(S.cache.keys().next().value);
     if (S.want === data.id) show();
   }
-  attach();
-  const poll = setInterval(attach, 500);  // the chart is redrawn (a new element) when the page reruns
-  return () => clearInterval(poll);
+  if (!S.listening) {  // once per page: the map (map_canvas.js) announces the point under the cursor
+    S.listening = true;
+    window.addEventListener("arp-map-hover", onHover);
+  }
+  return () => { S.listening = false; window.removeEventListener("arp-map-hover", onHover); hide(); };
 }
