@@ -13,6 +13,7 @@ from pages._shared import (  # backend.store quiets Lance's log
     app_frame,
     atlas_uri,
     get_atlas,
+    html_table,
     light_objects,
     surveys,
     tagged_object_count,
@@ -56,11 +57,13 @@ def surveys_table(objects: pd.DataFrame) -> None:
     if len(objects):
         st.subheader("Surveys")
         per_survey = objects.groupby("survey", dropna=False).size().rename("objects").reset_index()
-        st.dataframe(per_survey, hide_index=True, width="content")
+        html_table(per_survey, cls="arp-narrow")
 
 
 def spaces_table(atlas: Atlas, spaces: dict[str, SpaceInfo]) -> None:
     """Each embedding space with its encoder, size and provenance, or how to make the first one."""
+    import pandas as pd
+
     st.subheader("Embedding spaces")
     if not spaces:
         st.info("No embedding space yet: run an embedding job from the Jobs page or `python -m embeddings embed`.")
@@ -79,7 +82,7 @@ def spaces_table(atlas: Atlas, spaces: dict[str, SpaceInfo]) -> None:
         }
         for name, info in spaces.items()
     ]
-    st.dataframe(rows, hide_index=True)
+    html_table(pd.DataFrame(rows))
 
 
 def running_jobs(atlas: Atlas) -> None:
@@ -90,7 +93,7 @@ def running_jobs(atlas: Atlas) -> None:
     all_jobs = jobs.list_jobs(atlas)
     running = all_jobs[all_jobs["status"].isin(jobs.ACTIVE)] if len(all_jobs) else all_jobs
     if len(running):
-        st.dataframe(running[["job_id", "kind", "status", "progress", "message"]], hide_index=True)
+        html_table(running[["job_id", "kind", "status", "progress", "message"]])
     else:
         st.caption("No job running.")
 

@@ -15,7 +15,8 @@ Starts `streamlit run app.py` on a free 127.0.0.1 port and drives headless Chrom
 Medians and p90 with the 1-minute load average at the start. Goals (issue 10, quiet machine): click <= 0.5 s,
 first paint <= 1.5 s, recolour <= 1 s, box select <= 1.5 s, cold start <= 5 s.
 `--galaxy-only`: the Galaxy page alone (its first paint and click -> next galaxy), e.g. on the 1M atlas.
-Usage: python benchmarks/browser_latency.py [--atlas DIR] [--repeats N] [--galaxy-only | --map-only]
+`--only cold_start,home,rare,click`: just those figures (cold start, the named pages' first paints, click -> next galaxy).
+Usage: python benchmarks/browser_latency.py [--atlas DIR] [--repeats N] [--galaxy-only | --map-only | --only LIST]
 """
 
 from __future__ import annotations
@@ -192,6 +193,23 @@ def click_to_neighbours(ctx: object, url: str, start_id: str, clicks: int) -> li
     return times
 
 
+def only(atlas_uri: str, log: Path, names: list[str], repeats: int, first_id: str, n: int) -> None:
+    """The figures named: cold start, first paints of some pages (each warmed up once first), click -> next galaxy."""
+    if "cold_start" in names:
+        report("app_cold_start_to_home", [cold_start(atlas_uri, log) for _ in range(repeats)], 5.0, n)
+    pages = [name for name in PAGE_READY if name in names]
+    if not pages and "click" not in names:
+        return
+    with streamlit_server(atlas_uri, log) as url, chromium_context(1400, 1000) as ctx:
+        for name in pages:
+            query = f"?object={first_id}" if name == "galaxy" else ""
+            first_paint(ctx, url, name, query)  # warm-up
+            report(f"app_first_paint_{name}", [first_paint(ctx, url, name, query) for _ in range(repeats)], 1.5, n)
+        if "click" in names:
+            clicks = click_to_neighbours(ctx, url, first_id, repeats * 2 + 1)[1:]  # first click warms the path
+            report("app_click_to_next_galaxy", clicks, 0.5, n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atlas", default=default_atlas_uri())
@@ -199,7 +217,11 @@ def main() -> None:
     parser.add_argument("--map-only", action="store_true", help="Only recolour and box select (after one warm-up of each).")
     parser.add_argument("--galaxy-only", action="store_true",
                         help="Only the Galaxy page: first paint and click -> next galaxy (after one warm-up of each).")
+    parser.add_argument("--only", type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
+                        help=f"Comma-separated: cold_start, click and/or pages ({', '.join(PAGE_READY)}).")
     args = parser.parse_args()
+    if args.only and (unknown := set(args.only) - {"cold_start", "click", *PAGE_READY}):
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
     atlas = open_atlas(args.atlas)
     n = atlas.count("objects")
     first_id = str(atlas.objects(["object_id"], limit=1)["object_id"].iloc[0])
@@ -213,6 +235,9 @@ def main() -> None:
             report("app_first_paint_galaxy", paints, 3.0 if large else 1.5, n)
             clicks = click_to_neighbours(ctx, url, first_id, args.repeats * 2 + 1)[1:]  # first click warms the path
             report("app_click_to_next_galaxy", clicks, 1.0 if large else 0.5, n)
+        return
+    if args.only:
+        only(args.atlas, log, args.only, args.repeats, first_id, n)
         return
     if args.map_only:
         with streamlit_server(args.atlas, log) as url, chromium_context(1400, 1000) as ctx:

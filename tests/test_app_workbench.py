@@ -3,7 +3,6 @@ rare-page votes and tabs, home guide and counts, data sources, upload errors."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shutil
@@ -17,7 +16,7 @@ from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
 from tests.app_atlas import shared_app_atlas
-from tests.test_app_pages import app, errors
+from tests.test_app_pages import app, errors, svg_images
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +42,6 @@ def chart_json(at, index: int = 0) -> dict:
 def map_json(at) -> dict:
     """What the Map page sends its map component: background, legend or colour bar, hover sample, star."""
     return next(json.loads(e.proto.json) for e in at.get("bidi_component") if e.proto.component_name == "arp_map_canvas")
-
-
-def svg_images(at) -> list[str]:
-    """The SVG images of the page (st.image sends an SVG inline, as a data URI)."""
-    urls = [img.url for element in at.get("image") for img in element.proto.imgs]
-    prefix = "data:image/svg+xml;base64,"
-    return [base64.b64decode(u.removeprefix(prefix)).decode() for u in urls if u.startswith(prefix)]
 
 
 def test_find_box_opens_by_name_like_id_and_lists_a_cone(app_atlas: str) -> None:

@@ -8,6 +8,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from backend.spaces import list_spaces
 from backend.store import open_atlas
 from tests.browser import MAP_DRAWN_JS, screenshot, wait_app_idle
 
@@ -37,6 +38,11 @@ def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object)
     page.get_by_text("Where to start").wait_for(timeout=60_000)
     assert page.get_by_role("heading", name="Arp").count() == 1, "the page is drawn once, not twice"
     page.get_by_text("Open a random galaxy").wait_for(timeout=60_000)
+    spaces = page.locator("table.arp-table").filter(has_text="encoder")  # escaped HTML, not a data grid
+    header = spaces.locator("thead th").all_inner_texts()
+    names = spaces.locator("tbody tr").evaluate_all("rows => rows.map(r => r.cells[0].innerText)")
+    assert header[:2] == ["space", "encoder"] and set(names) == set(list_spaces(open_atlas(uri)))
+    assert not page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").count()
 
 
 def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None:
@@ -89,6 +95,9 @@ def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str]
     )
     wait_app_idle(page)
     assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
+    curve = page.locator(".st-key-found_curve img")  # the found-vs-inspected curve counts the vote, as an SVG image
+    assert curve.get_attribute("src").startswith("data:image/svg+xml")
+    assert not page.locator("[data-testid='stVegaLiteChart']").count()
     screenshot(page, "rare_voted", docs=True)
     page.locator(f".st-key-anom_up_{oid.replace('.', chr(92) + '.')} button").first.click()  # take the vote back: the atlas is shared
     page.wait_for_function(
