@@ -14,7 +14,8 @@ Starts `streamlit run app.py` on a free 127.0.0.1 port and drives headless Chrom
 - box_select_to_gallery: drag a box on the map until the selection heading and its first thumbnails show.
 Medians and p90 with the 1-minute load average at the start. Goals (issue 10, quiet machine): click <= 0.5 s,
 first paint <= 1.5 s, recolour <= 1 s, box select <= 1.5 s, cold start <= 5 s.
-`--galaxy-only`: the Galaxy page alone (its first paint and click -> next galaxy), e.g. on the 1M atlas.
+`--galaxy-only`: the Galaxy page alone (its first paint and click -> next galaxy), e.g. on the 1M atlas;
+`--map-only`: the Map page alone (its first paint, box select and recolour).
 `--only cold_start,home,rare,click`: just those figures (cold start, the named pages' first paints, click -> next galaxy).
 Usage: python benchmarks/browser_latency.py [--atlas DIR] [--repeats N] [--galaxy-only | --map-only | --only LIST]
 """
@@ -214,7 +215,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--atlas", default=default_atlas_uri())
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--map-only", action="store_true", help="Only recolour and box select (after one warm-up of each).")
+    parser.add_argument("--map-only", action="store_true",
+                        help="Only the Map page: first paint, box select and recolour (after one warm-up of each).")
     parser.add_argument("--galaxy-only", action="store_true",
                         help="Only the Galaxy page: first paint and click -> next galaxy (after one warm-up of each).")
     parser.add_argument("--only", type=lambda text: [w.strip() for w in text.split(",") if w.strip()],
@@ -241,6 +243,8 @@ def main() -> None:
         return
     if args.map_only:
         with streamlit_server(args.atlas, log) as url, chromium_context(1400, 1000) as ctx:
+            first_paint(ctx, url, "map")  # warm-up
+            report("app_first_paint_map", [first_paint(ctx, url, "map") for _ in range(args.repeats)], 1.5, n)
             box_select(ctx, url, 1)  # warm-up
             report("app_box_select_to_gallery", box_select(ctx, url, args.repeats), 1.5, n)
             recolour(ctx, url, columns)  # warm-up: every colour kind once (numba JIT, caches)

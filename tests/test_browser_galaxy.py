@@ -1,5 +1,5 @@
 """The Galaxy and Map pages in headless Chromium: opening a neighbour, the atlas field on a page opened by its URL,
-the thumbnail shown on map hover, and two recolours in a row."""
+the thumbnail shown on map hover, two recolours in a row, and a drag that zooms the map."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import base64
 import pytest
 
 from backend.store import open_atlas
-from tests.browser import BACKGROUND_JS, MAP, MAP_DRAWN_JS, POINT_JS, screenshot, wait_app_idle
+from tests.browser import (
+    BACKGROUND_JS,
+    MAP,
+    MAP_DRAWN_JS,
+    POINT_JS,
+    map_plot_box,
+    map_to_data,
+    screenshot,
+    wait_app_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -91,3 +100,29 @@ def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], pa
         wait_app_idle(page)
     legend = page.get_by_test_id("arp-map-legend").locator(".arp-map-key-title").inner_text()
     assert legend == "rare_class", "the map shows the second pick"
+
+
+def test_a_drag_in_zoom_mode_zooms_the_map_and_reset_view_undoes_it(app_url: tuple[str, str], page: object) -> None:
+    url, _ = app_url
+    page.goto(f"{url}/map")
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
+    wait_app_idle(page)
+    page.locator(MAP).scroll_into_view_if_needed()
+    extent = "() => { const d = document.querySelector(\"" + MAP + "\").__arp.data; return [d.x, d.y]; }"
+    full = page.evaluate(extent)
+    area = map_plot_box(page)
+    a = (area["x"] + 0.3 * area["width"], area["y"] + 0.3 * area["height"])
+    b = (area["x"] + 0.6 * area["width"], area["y"] + 0.7 * area["height"])
+    (ax, ay), (bx, by) = map_to_data(page, [a, b])
+    before = page.evaluate(BACKGROUND_JS)
+    assert page.get_by_test_id("arp-map-mode-zoom").get_attribute("aria-pressed") == "true", "Zoom is the default mode"
+    page.mouse.move(*a)
+    page.mouse.down()
+    page.mouse.move(*b, steps=6)
+    page.mouse.up()
+    page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=120_000)  # re-rendered by the server
+    wait_app_idle(page)
+    (x0, x1), (y0, y1) = page.evaluate(extent)
+    assert (x0, x1) == pytest.approx((ax, bx), rel=1e-5) and (y0, y1) == pytest.approx((by, ay), rel=1e-5)
+    page.get_by_role("button", name="Reset view").click()
+    page.wait_for_function(f"(f) => JSON.stringify(({extent})()) === JSON.stringify(f)", arg=full, timeout=120_000)
