@@ -142,3 +142,12 @@ def shown_space(page: object, spaces: list[str]) -> str:
                             + ' ' + ((e.querySelector('input') || {}).value || '')).join(' ')"""
     )
     return max((s for s in spaces if s in text), key=len)
+
+
+def open_map(page: object, url: str) -> dict:
+    """Open the Map page until its map is drawn and the script idle, scrolled into view; returns its plot area."""
+    page.goto(f"{url}/map")
+    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
+    wait_app_idle(page)
+    page.locator(MAP).scroll_into_view_if_needed()
+    return map_plot_box(page)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from backend import tags
 from backend.store import open_atlas
-from tests.browser import MAP, MAP_DRAWN_JS, POINT_JS, map_plot_box, map_to_data, screenshot, shown_space, wait_app_idle
+from tests.browser import MAP, MAP_DRAWN_JS, POINT_JS, map_to_data, open_map, screenshot, shown_space, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -102,15 +103,6 @@ def test_probe_job_launched_from_the_page_reaches_done_with_metrics(app_url: tup
     screenshot(page, "probes_done")
 
 
-def _map_page(page: object, url: str) -> dict:
-    """Open the Map page until its map is drawn; returns the plot area in page pixels."""
-    page.goto(f"{url}/map")
-    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
-    wait_app_idle(page)
-    page.locator(MAP).scroll_into_view_if_needed()
-    return map_plot_box(page)
-
-
 def _selected(page: object) -> int:
     """The count in the Selection heading, once it shows one or more objects."""
     page.wait_for_function(
@@ -133,7 +125,7 @@ def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, s
     from backend import render
 
     url, uri = app_url
-    area = _map_page(page, url)
+    area = open_map(page, url)
     page.get_by_test_id("arp-map-mode-box").click()
     x0, y0 = area["x"] + 0.15 * area["width"], area["y"] + 0.15 * area["height"]
     x1, y1 = area["x"] + 0.75 * area["width"], area["y"] + 0.85 * area["height"]
@@ -158,7 +150,7 @@ def test_lasso_on_the_map_selects_every_object_inside(app_url: tuple[str, str], 
     from backend import render
 
     url, uri = app_url
-    area = _map_page(page, url)
+    area = open_map(page, url)
     page.get_by_test_id("arp-map-mode-lasso").click()
     corners = [(0.1, 0.1), (0.9, 0.2), (0.6, 0.9), (0.15, 0.7)]  # a quadrilateral, not a box
     pixels = [(area["x"] + fx * area["width"], area["y"] + fy * area["height"]) for fx, fy in corners]
@@ -203,5 +195,8 @@ def test_a_click_opens_the_object_under_the_cursor_outside_the_hover_sample(app_
     assert gaps[target].min() > 12, "an object with no other within the click tolerance"
     page.mouse.click(pixels[target][0] + 5, pixels[target][1])  # 5 px beside it: it opens, and the page says so
     page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
-    page.get_by_text(f"Opened {oid}, the object nearest to your click (5 px away)").wait_for(timeout=30_000)
+    notice = page.locator("[data-testid='stAlert']", has_text=f"Opened {oid}, the object nearest to your click")
+    notice.wait_for(timeout=30_000)
+    away = int(re.search(r"\((\d+) px away\)", notice.inner_text()).group(1))
+    assert 4 <= away <= 6, notice.inner_text()  # the browser reports the click at whole pixels
     screenshot(page, "map_click_outside_sample")

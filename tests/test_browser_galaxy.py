@@ -13,8 +13,8 @@ from tests.browser import (
     MAP,
     MAP_DRAWN_JS,
     POINT_JS,
-    map_plot_box,
     map_to_data,
+    open_map,
     screenshot,
     wait_app_idle,
 )
@@ -67,10 +67,7 @@ CARD_JS = """() => {
 
 def test_hovering_a_map_point_shows_its_thumbnail_and_a_click_still_opens_it(app_url: tuple[str, str], page: object) -> None:
     url, uri = app_url
-    page.goto(f"{url}/map")
-    page.wait_for_function(POINT_JS, timeout=120_000)
-    wait_app_idle(page)
-    page.locator(MAP).scroll_into_view_if_needed()
+    open_map(page, url)
     page.wait_for_timeout(500)
     point = page.evaluate(POINT_JS)
     page.mouse.move(point["x"] - 40, point["y"] - 40)
@@ -103,14 +100,9 @@ def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], pa
 
 
 def test_a_drag_in_zoom_mode_zooms_the_map_and_reset_view_undoes_it(app_url: tuple[str, str], page: object) -> None:
-    url, _ = app_url
-    page.goto(f"{url}/map")
-    page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
-    wait_app_idle(page)
-    page.locator(MAP).scroll_into_view_if_needed()
+    area = open_map(page, app_url[0])
     extent = "() => { const d = document.querySelector(\"" + MAP + "\").__arp.data; return [d.x, d.y]; }"
     full = page.evaluate(extent)
-    area = map_plot_box(page)
     a = (area["x"] + 0.3 * area["width"], area["y"] + 0.3 * area["height"])
     b = (area["x"] + 0.6 * area["width"], area["y"] + 0.7 * area["height"])
     (ax, ay), (bx, by) = map_to_data(page, [a, b])
