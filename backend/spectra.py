@@ -46,11 +46,12 @@ def lines_in_range(redshift: float, wave_min: float, wave_max: float) -> list[tu
 
 
 def smooth_spectrum(flux: np.ndarray, ivar: np.ndarray, width: int = 9) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-variance weighted boxcar smoothing; returns (flux, 1-sigma error), NaN where no valid pixel."""
+    """Inverse-variance weighted boxcar smoothing; returns (flux, 1-sigma error) as long as `flux`, NaN where no
+    valid pixel. A window longer than the spectrum is cut to its length."""
     flux = np.nan_to_num(np.asarray(flux, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     ivar = np.asarray(ivar, dtype=np.float64)
     ivar = np.where(np.isfinite(ivar) & (ivar > 0), ivar, 0.0)
-    kernel = np.ones(max(1, int(width)))
+    kernel = np.ones(max(1, min(int(width), len(flux))))
     weight = np.convolve(ivar, kernel, mode="same")
     weighted = np.convolve(flux * ivar, kernel, mode="same")
     with np.errstate(divide="ignore", invalid="ignore"):

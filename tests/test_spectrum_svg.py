@@ -6,8 +6,9 @@ import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import pytest
 
-from backend.spectra import desi_wavelength
+from backend.spectra import desi_wavelength, smooth_spectrum
 from backend.spectrum_svg import LABEL_FONT, Neighbour, neighbour_spectra_svg, nice_ticks, spectrum_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -101,3 +102,12 @@ def test_a_short_or_empty_spectrum_still_gives_a_valid_image() -> None:
     assert curve.get("d").startswith("M") and len(curve.get("d").split()) == 10, "five points, each drawn once"
     empty = spectrum_svg(3600 + np.arange(100.0), np.full(100, np.nan), np.zeros(100), 0.1, 9, True, UNIT)
     assert "rest-frame wavelength (Å)" in [t.text for t in _texts(empty)] and "nan" not in empty
+
+
+def test_smoothing_wider_than_the_spectrum_keeps_its_length_and_its_weighted_mean():
+    flux = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    ivar = np.array([1.0, 1.0, 0.0, 1.0, 1.0])  # the masked pixel carries no weight
+    smoothed, error = smooth_spectrum(flux, ivar, 51)  # the Galaxy page's widest smoothing on a 5-pixel spectrum
+    assert smoothed.shape == error.shape == flux.shape
+    assert np.all(np.isfinite(smoothed))
+    assert smoothed[2] == pytest.approx(3.0)  # the centre window spans all 5 pixels: (1 + 2 + 4 + 5) / 4
