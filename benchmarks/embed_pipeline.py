@@ -5,6 +5,10 @@ forward, vector upserts; index building off). Forward-only = `encoder.embed` on 
 already preprocessed into an in-memory tensor, same batch size, same device. Prints JSON lines.
 
     python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu] [--engine local|ray]
+        [--encoders arp-pair-image,arp-pair-spectrum | astroclip-image,astroclip-spectrum,zoobot,astropt]
+
+The pretrained families run at their published size with random weights (local engine only: Ray's actors build
+encoders by name from their weights).
 
 With `--engine ray` the end-to-end run is `embeddings.ray_engine.run_embedding_ray` on a local Ray instance
 (`--workers` = encoder actors, at least 1); Ray's start-up is outside the timed runs.
@@ -51,6 +55,12 @@ def synthetic_atlas(path: str, n: int, seed: int = 0):
 
 
 def make_encoder(name: str):
+    """A builtin encoder with its committed weights; a pretrained family at its published size, random weights
+    (throughput does not depend on the values, and nothing is downloaded: see benchmarks/encoders_cpu.py)."""
+    if not name.startswith("arp-"):
+        from encoders_cpu import build
+
+        return build(name)
     return get_encoder(name) if DEFAULT_WEIGHTS.is_file() else get_encoder(name, random_init=True)
 
 
