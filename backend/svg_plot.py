@@ -14,6 +14,7 @@ import numpy as np
 
 FOREGROUND, GRID, FLUX = "#fafafa", "#31333f", "#4aa3ff"  # on Streamlit's dark theme
 WIDTH = 600  # px: about a wide page's half, so text is drawn near its size
+MARKERS = 60  # a line plot of this many points or fewer marks each point
 LABEL_FONT = 10  # px; a glyph is at most ~0.62 of it wide in the sans-serif fonts the browser picks
 
 
@@ -138,9 +139,14 @@ def line_svg(x: np.ndarray, y: np.ndarray, *, title: str, xlabel: str, ylabel: s
              integer: bool = False) -> str:
     """One curve y(x) with axes and round ticks (`integer`: counts, whole-number ticks only)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    x0, x1 = (float(x.min()), float(x.max())) if len(x) else (0.0, 1.0)
+    x0, x1 = (float(np.nanmin(x)), float(np.nanmax(x))) if np.isfinite(x).any() else (0.0, 1.0)
+    x0, x1 = (x0, x1) if x1 > x0 else (x0 - 0.5, x0 + 0.5)  # one point: centred
     y0, y1 = data_range(y)
-    box = Box(56.0, 30.0, WIDTH - 72.0, height - 76.0, x0, x1 if x1 > x0 else x0 + 1.0, y0, y1)
+    box = Box(56.0, 30.0, WIDTH - 72.0, height - 76.0, x0, x1, y0, y1)
+    px, py = box.px(x), box.py(y)
     body = [clip_path(box, "line"), *axes(box, xlabel, ylabel, integer=integer),
-            curve(path_data(box.px(x), box.py(y)), "line", f'fill="none" stroke="{FLUX}" stroke-width="20"', cls="curve")]
+            curve(path_data(px, py), "line", f'fill="none" stroke="{FLUX}" stroke-width="20"', cls="curve")]
+    if len(x) <= MARKERS:  # few points: each one drawn, so a single point shows
+        body += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{FLUX}" class="point"/>'
+                 for a, b in zip(px.tolist(), py.tolist(), strict=True) if np.isfinite(a) and np.isfinite(b)]
     return svg(height, body, title)

@@ -218,14 +218,14 @@ def gallery(atlas: Atlas, frame: pd.DataFrame, votes: dict[str, str], *, key: st
     def actions(row: pd.Series) -> None:
         oid = str(row["object_id"])
         mine = votes.get(oid)
-        # one row of plain buttons: a tooltip each (help=) and a column each cost a new tab ~0.7 s of script over
-        # a gallery of 30 cards on the 2-core box; the page's legend says what the icons do
-        with st.container(horizontal=True, gap="small"):
-            up = st.button("", key=f"{key}_up_{oid}", icon=":material/thumb_up:", width="stretch",
-                           type="primary" if mine == "interesting" else "secondary")
-            down = st.button("", key=f"{key}_down_{oid}", icon=":material/thumb_down:", width="stretch",
-                             type="primary" if mine == "not-interesting" else "secondary")
-            focus = st.button("", key=f"{key}_focus_{oid}", icon=":material/sell:", width="stretch")
+        # no tooltip per button (help=): 90 of them cost a new tab ~0.7 s of script on the loaded 2-core box; the
+        # page's legend says what the icons do
+        b = st.columns(3)
+        up = b[0].button("", key=f"{key}_up_{oid}", icon=":material/thumb_up:",
+                         type="primary" if mine == "interesting" else "secondary")
+        down = b[1].button("", key=f"{key}_down_{oid}", icon=":material/thumb_down:",
+                           type="primary" if mine == "not-interesting" else "secondary")
+        focus = b[2].button("", key=f"{key}_focus_{oid}", icon=":material/sell:")
         if up or down:
             vote(atlas, oid, "interesting" if up else "boring", mine)
         if focus:

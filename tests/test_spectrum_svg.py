@@ -111,3 +111,20 @@ def test_smoothing_wider_than_the_spectrum_keeps_its_length_and_its_weighted_mea
     assert smoothed.shape == error.shape == flux.shape
     assert np.all(np.isfinite(smoothed))
     assert smoothed[2] == pytest.approx(3.0)  # the centre window spans all 5 pixels: (1 + 2 + 4 + 5) / 4
+
+
+def test_line_plot_marks_each_point_with_whole_number_ticks_and_shows_a_single_point() -> None:
+    from backend.svg_plot import line_svg
+
+    found = np.array([0, 1, 1, 2, 3])
+    svg = line_svg(np.arange(1, 6), found, title="Interesting found: 3 of 5 inspected", xlabel="inspected",
+                   ylabel="found", integer=True)
+    root = ET.fromstring(svg)
+    points = [(float(c.get("cx")), float(c.get("cy"))) for c in root.iter(f"{SVG}circle")]
+    assert len(points) == 5 and [x for x, _ in points] == sorted(x for x, _ in points)
+    assert points[0][1] > points[1][1] == points[2][1] > points[3][1] > points[4][1], "found rises up the plot"
+    ticks = [t.text for t in _texts(svg) if t.get("class") == "tick"]
+    assert ticks and all(t.lstrip("-").isdigit() for t in ticks), "counts: whole-number ticks only"
+    one = ET.fromstring(line_svg(np.array([1]), np.array([1]), title="t", xlabel="x", ylabel="y", integer=True))
+    (cx, cy), = [(float(c.get("cx")), float(c.get("cy"))) for c in one.iter(f"{SVG}circle")]
+    assert 56 < cx < 600 - 16 and 30 < cy < 220 - 46, "a single labelled object is drawn inside the plot"
