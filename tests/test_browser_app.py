@@ -9,7 +9,17 @@ import pytest
 
 from backend import tags
 from backend.store import open_atlas
-from tests.browser import MAP, MAP_DRAWN_JS, POINT_JS, map_to_data, open_map, screenshot, shown_space, wait_app_idle
+from tests.browser import (
+    MAP,
+    MAP_DRAWN_JS,
+    POINT_JS,
+    map_plot_box,
+    map_to_data,
+    open_map,
+    screenshot,
+    shown_space,
+    wait_app_idle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -193,7 +203,18 @@ def test_a_click_opens_the_object_under_the_cursor_outside_the_hover_sample(app_
     target = outside[np.argmax(gaps[outside].min(1))]  # the most isolated object outside the hover sample
     oid = str(frame["object_id"].iloc[target])
     assert gaps[target].min() > 12, "an object with no other within the click tolerance"
-    page.mouse.click(pixels[target][0] + 5, pixels[target][1])  # 5 px beside it: it opens, and the page says so
+    area = map_plot_box(page)  # a click far from every object opens nothing and says so
+    empty = max(((area["x"] + fx * area["width"], area["y"] + fy * area["height"]) for fx in np.linspace(0.02, 0.98, 25)
+                 for fy in np.linspace(0.02, 0.98, 25)), key=lambda p: np.linalg.norm(pixels - p, axis=1).min())
+    assert np.linalg.norm(pixels - empty, axis=1).min() > 12
+    page.mouse.click(*empty)
+    page.get_by_text("No object within 8 px of your click").wait_for(timeout=60_000)
+    wait_app_idle(page)
+    assert page.locator("h1").first.inner_text() == "Map"
+    page.evaluate(f"() => document.querySelector(\"{MAP}\").scrollIntoView({{block: 'center'}})")  # the notice moved it
+    x, y = frame[["x", "y"]].iloc[target].tolist()
+    spot = page.evaluate(f"([x, y]) => document.querySelector(\"{MAP}\").arpToPage(x, y)", [x, y])
+    page.mouse.click(spot["x"] + 5, spot["y"])  # 5 px beside it: it opens, and the page says so
     page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
     notice = page.locator("[data-testid='stAlert']", has_text=f"Opened {oid}, the object nearest to your click")
     notice.wait_for(timeout=30_000)
