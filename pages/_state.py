@@ -10,7 +10,6 @@ MAP_COLOUR = "map_colour"  # the map's colour column (`probe:<id>` for a probe's
 MAP_ZOOM = "map_zoom"  # per map view: ((x0, x1), (y0, y1))
 MAP_SELECTION = "map_selection"  # object ids selected by lasso/box
 OPENED_NOTICE = "opened_notice"  # what a map click opened when it could not open exactly the dot under the cursor
-MAP_HANDLED = "map_handled"  # per map view: the last chart selection already acted on
 RARE_FOCUS = "rare_focus"  # the object whose full tag bar the rare page shows
 RERANKED = "reranked"  # per space: the ranking re-ranked from this session's tags
 MORE_LIKE_THESE = "more_like_these_result"  # the last "more like these" result on the rare page (object_id, score)

@@ -65,7 +65,7 @@ def main() -> None:
         time.sleep(1.0)
         save(page, "map", MAP)
         visit(f"galaxy?object={galaxy}")
-        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.wait_for_selector(".st-key-spectrum_svg img[src^='data:image/svg']", timeout=120_000)
         wait_app_idle(page)
         save(page, "galaxy")
         page.get_by_role("radio", name="image → spectrum").click()
