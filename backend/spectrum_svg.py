@@ -24,7 +24,6 @@ from backend.svg_plot import (
     clip_path,
     curve,
     data_range,
-    nice_ticks,
     path_data,
     svg,
 )
@@ -32,7 +31,6 @@ from backend.svg_plot import (
 BAND, QUERY = "#969696", "#a0a0a0"
 EMISSION, ABSORPTION = "#ff6b6b", "#ffd166"
 PALETTE = ("#83c9ff", "#ff8c8c", "#7defa1", "#ffd16a", "#d5dae5", "#ff6692", "#b6e880", "#ff97ff", "#fecb52", "#00cc96")
-__all__ = ["LABEL_FONT", "Neighbour", "neighbour_spectra_svg", "nice_ticks", "normalised", "spectrum_svg"]
 
 
 @dataclass(frozen=True)

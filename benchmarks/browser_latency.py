@@ -46,7 +46,6 @@ from tests.browser import (  # noqa: E402
     wait_app_idle,
 )
 
-MAP_READY_JS = MAP_DRAWN_JS  # the map component has drawn its background and holds its hover points
 NEIGHBOURS_JS = """([id, before]) => {
   const h = [...document.querySelectorAll('h1')].some(e => e.innerText.trim() === 'Galaxy ' + id);
   const keys = [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
@@ -66,7 +65,7 @@ def load_map(ctx: object, url: str) -> float:
     page = ctx.new_page()
     start = time.perf_counter()
     page.goto(f"{url}/map")
-    page.wait_for_function(MAP_READY_JS, timeout=300_000, polling=50)
+    page.wait_for_function(MAP_DRAWN_JS, timeout=300_000, polling=50)
     wait_app_idle(page, 300_000)
     elapsed = time.perf_counter() - start
     page.close()
@@ -87,7 +86,7 @@ def report(name: str, values: list[float], goal_s: float, objects: int, **extra:
 
 PAGE_READY = {
     "home": "() => document.body.innerText.includes('Where to start')",
-    "map": MAP_READY_JS,
+    "map": MAP_DRAWN_JS,
     "galaxy": "() => document.querySelectorAll(\"[class*='st-key-nb_']\").length >= 12",
     "rare": "() => !!document.querySelector('.st-key-recluster button')",  # the open tab (clusters) drawn to its end
     "probes": "() => !!document.querySelector('h1')",
@@ -117,7 +116,7 @@ def recolour(ctx: object, url: str, columns: list[str]) -> list[float]:
     """Seconds from choosing a colour column to the new background drawn, for each column in turn."""
     page = ctx.new_page()
     page.goto(f"{url}/map")
-    page.wait_for_function(MAP_READY_JS, timeout=300_000, polling=50)
+    page.wait_for_function(MAP_DRAWN_JS, timeout=300_000, polling=50)
     wait_app_idle(page, 300_000)
     times = []
     for column in columns:
@@ -142,7 +141,7 @@ def box_select(ctx: object, url: str, repeats: int) -> list[float]:
     for i in range(repeats):
         page = ctx.new_page()
         page.goto(f"{url}/map")
-        page.wait_for_function(MAP_READY_JS, timeout=300_000, polling=50)
+        page.wait_for_function(MAP_DRAWN_JS, timeout=300_000, polling=50)
         wait_app_idle(page, 300_000)
         page.locator(MAP).scroll_into_view_if_needed()
         page.get_by_test_id("arp-map-mode-box").click()

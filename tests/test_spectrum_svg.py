@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from backend.spectra import desi_wavelength, smooth_spectrum
-from backend.spectrum_svg import LABEL_FONT, Neighbour, neighbour_spectra_svg, nice_ticks, spectrum_svg
+from backend.spectrum_svg import Neighbour, neighbour_spectra_svg, spectrum_svg
+from backend.svg_plot import LABEL_FONT, nice_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"
