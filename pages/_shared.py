@@ -72,6 +72,17 @@ def html_table(frame: pd.DataFrame, *, header: bool = True, row_headers: bool = 
     st.html(f'<table class="{classes}">{head}<tbody>{body}</tbody></table><style>{TABLE_CSS}</style>')
 
 
+HTML_TABLE_ROWS = 100  # longer tables get the data grid (scrolling, sorting), worth its cost there
+
+
+def table(frame: pd.DataFrame, **column_config: object) -> None:
+    """A table: escaped HTML up to HTML_TABLE_ROWS rows (light for a new tab), the data grid when longer."""
+    if len(frame) <= HTML_TABLE_ROWS:
+        html_table(frame)
+    else:
+        st.dataframe(frame, hide_index=True, column_config=column_config or None)
+
+
 def plot_text(value: object) -> str:
     """Data for a Plotly title, legend or label, which read <b>, <a href> and other tags: tags shown as text."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -13,7 +13,7 @@ from backend.catalogue import sources
 from backend.config import DATA_DIR
 from backend.store import Atlas
 from pages import _state
-from pages._shared import get_atlas, light_objects, md_escape, surveys
+from pages._shared import get_atlas, light_objects, md_escape, surveys, table
 
 MAX_UPLOAD_MB = 200  # matches server.maxUploadSize in .streamlit/config.toml
 
@@ -37,10 +37,10 @@ def sources_section(atlas: Atlas, catalogue: pd.DataFrame) -> None:
     if catalogue.empty:
         st.info("No objects yet: upload a file below or run `python -m embeddings ingest SOURCE --atlas DIR`.")
     else:
-        st.dataframe(sources(catalogue), hide_index=True)
+        table(sources(catalogue))
     survey_meta = surveys(atlas)
     if survey_meta:
-        st.dataframe(
+        table(pd.DataFrame(
             [
                 {
                     "survey": name,
@@ -50,9 +50,8 @@ def sources_section(atlas: Atlas, catalogue: pd.DataFrame) -> None:
                     "spectral pixels": len(meta.get("wavelength", []) or []),
                 }
                 for name, meta in survey_meta.items()
-            ],
-            hide_index=True,
-        )
+            ]
+        ))
 
 
 def ingest_reports(atlas: Atlas) -> None:
@@ -63,7 +62,7 @@ def ingest_reports(atlas: Atlas) -> None:
     reports = atlas.scan("ingest_reports").sort_values("created_at", ascending=False)
     reports["source"] = [Path(s).name for s in reports["source"]]  # file names only: no server paths in the browser
     reports["status"] = [json.loads(r or "{}").get("status", "done") for r in reports["report"]]
-    st.dataframe(reports[["created_at", "source", "kind", "status", "added", "skipped"]], hide_index=True)
+    table(reports[["created_at", "source", "kind", "status", "added", "skipped"]])
     for _, rep in reports.head(5).iterrows():
         with st.expander(md_escape(f"{rep['source']} — {rep['added']} added, {rep['skipped']} skipped")):
             st.json(json.loads(rep["report"] or "{}"))

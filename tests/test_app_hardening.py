@@ -11,6 +11,7 @@ import pytest
 from backend.store import open_atlas
 from tests.page_alone import page_alone
 from tests.synthetic import build_synthetic
+from tests.test_app_pages import html_tables
 
 BEACON = "![x](http://beacon.example/p.png) **bold** <img src=http://beacon.example/i.png>"
 
@@ -99,6 +100,6 @@ def test_data_page_names_ingest_sources_without_server_paths(hostile_atlas: str,
     run_ingest(source, hostile_atlas, progress=False)
     at = page_alone("pages/data.py", hostile_atlas)
     assert not at.exception, at.exception
-    table = next(d.value for d in at.dataframe if "skipped" in d.value.columns)
+    table = next(t for t in html_tables(at) if "skipped" in t.columns)
     assert list(table["source"]) == ["labels.csv"] and list(table["status"]) == ["done"]
     assert str(tmp_path) not in " ".join(str(e.label) for e in at.expander)
