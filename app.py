@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -20,6 +21,9 @@ from pages._shared import (  # backend.store quiets Lance's log
     vector_counts,
 )
 from pages._shared import spaces as cached_spaces
+
+ICON = str(Path(__file__).parent / "pages" / "assets" / "arp_icon.png")  # served by the app: a Material icon as
+# page_icon made every tab fetch its SVG from fonts.gstatic.com
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,7 +182,7 @@ def app_pages() -> list[st.Page]:
 
 def main() -> None:
     """The frame around every page: page config, atlas picker, navigation; then the chosen page."""
-    st.set_page_config(page_title="Arp", page_icon=":material/flare:", layout="wide")
+    st.set_page_config(page_title="Arp", page_icon=ICON, layout="wide")
     sidebar_picker()
     try:
         with app_frame():

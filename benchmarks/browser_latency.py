@@ -92,7 +92,7 @@ PAGE_READY = {
     "rare": "() => !!document.querySelector('.st-key-recluster button')",  # the open tab (clusters) drawn to its end
     "probes": "() => !!document.querySelector('h1')",
     "jobs": "() => !!document.querySelector('h1')",
-    "data": "() => !!document.querySelector('[data-testid=\"stDataFrame\"]')",
+    "data": "() => !!document.querySelector('table.arp-table')",
 }
 
 

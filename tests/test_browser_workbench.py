@@ -21,6 +21,8 @@ NOT_FOUND_JS = "() => document.body.innerText.includes('Page not found')"
 def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object) -> None:
     url, uri = app_url
     oid = open_atlas(uri).objects(["object_id"], limit=1)["object_id"].iloc[0]
+    elsewhere: list[str] = []  # the app works offline and tells no third party who looks at what
+    page.on("request", lambda r: elsewhere.append(r.url) if not r.url.startswith((url, "data:", "blob:", "about:")) else None)
     for name in PAGES:
         page.goto(f"{url}/{name}" + (f"?object={oid}" if name == "galaxy" else ""))
         page.locator("h1").first.wait_for(timeout=120_000)
@@ -32,6 +34,7 @@ def test_every_page_opens_by_its_own_url(app_url: tuple[str, str], page: object)
         assert not page.locator("[data-testid='stException']").count(), f"/{name} raised"
         assert page.locator("h1").count() == 1, f"/{name} drew its title more than once"
         screenshot(page, name, docs=True)
+    assert not elsewhere, f"pages asked other hosts: {sorted(set(elsewhere))[:3]}"
     page.goto(f"{url}/home")
     page.get_by_role("heading", name="Arp").first.wait_for(timeout=60_000)
     wait_app_idle(page)
