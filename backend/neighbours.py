@@ -305,11 +305,10 @@ def _search(
     if mask is None:
         found = _reranked(ds, vector, ann(budget, nprobes), fetch, metric)
     else:
-        rows = vectors.by_object[mask]
-        rows = rows[rows >= 0]  # sorted only for an exact read below (sorting 700k offsets: ~40 ms)
+        allowed = int(np.count_nonzero(mask))  # an upper bound on the matching vectors, without gathering them
         found = pd.DataFrame(columns=["object_id", "vector", "_distance"])
-        if len(rows) > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
-            limit, probes = int(min(budget * ds.count_rows() / len(rows) * 2 + 10, ANN_LIMIT)), nprobes
+        if allowed > EXACT_MAX:  # broad: the index, oversampled, then keep what the filter allows
+            limit, probes = int(min(budget * len(vectors.object_of) / allowed * 2 + 10, ANN_LIMIT)), nprobes
             while True:
                 hits = ann(limit, probes)
                 owner = vectors.object_of[hits]
@@ -324,7 +323,8 @@ def _search(
                 else:
                     break
         if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
-            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, np.sort(rows))
+            rows = vectors.by_object[mask]
+            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, np.sort(rows[rows >= 0]))
             found = _exact(ids, mat, vector, fetch, metric)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
     dist = found["_distance"].to_numpy(dtype=np.float64)
