@@ -39,6 +39,7 @@ from backend.config import default_atlas_uri  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
 from tests.browser import (  # noqa: E402
     BACKGROUND_JS,
+    CARDS_DRAWN_JS,
     MAP,
     MAP_DRAWN_JS,
     chromium_context,
@@ -89,7 +90,8 @@ PAGE_READY = {
     "home": "() => document.body.innerText.includes('Where to start')",
     "map": MAP_DRAWN_JS,
     "galaxy": "() => document.querySelectorAll(\"[class*='st-key-nb_']\").length >= 12",
-    "rare": "() => !!document.querySelector('.st-key-recluster button')",  # the open tab (clusters) drawn to its end
+    # the open tab (clusters) drawn to its end, and its card galleries with their thumbnails
+    "rare": f"() => !!document.querySelector('.st-key-recluster button') && ({CARDS_DRAWN_JS})()",
     "probes": "() => !!document.querySelector('h1')",
     "jobs": "() => !!document.querySelector('h1')",
     "data": "() => !!document.querySelector('table.arp-table')",

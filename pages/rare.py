@@ -14,16 +14,16 @@ from backend.discovery import discover
 from backend.store import Atlas, AtlasError
 from backend.svg_plot import WIDTH, line_svg
 from pages import _state
+from pages._cards import card, card_gallery
 from pages._export import export_panel
 from pages._shared import (
     TAG_BUTTONS,
     get_atlas,
     html_table,
     md_escape,
-    open_button,
+    open_galaxy,
     spaces_or_stop,
     tag_bar,
-    thumbnail_grid,
     undo_button,
 )
 
@@ -35,6 +35,7 @@ LEGEND = (":material/thumb_up: interesting · :material/thumb_down: boring (clic
 def main() -> None:
     """The page, top to bottom: the space, the focused object's tag bar, then four tabs."""
     atlas = get_atlas()
+    card_action(atlas)
     st.title("Rare objects")
     spaces = spaces_or_stop(atlas)
     choice = space_picker(spaces)
@@ -69,6 +70,20 @@ def space_picker(spaces: list[str]) -> str:
                              "all unimodal spaces and the morphology parameters together.")
 
 
+def card_action(atlas: Atlas) -> None:
+    """What a card's button asked, before anything is drawn: a vote, the full tag bar for it, or its Galaxy page."""
+    action = st.session_state.pop(_state.RARE_ACTION, None)
+    if not action:
+        return
+    oid = action["id"]
+    if action["kind"] == "open":
+        open_galaxy(oid)
+    elif action["kind"] == "tag":
+        st.session_state[_state.RARE_FOCUS] = oid
+    else:
+        vote(atlas, oid, "interesting" if action["kind"] == "up" else "boring", current_votes(atlas).get(oid))
+
+
 def focus_tag_bar(atlas: Atlas) -> None:
     """The full tag bar of the object whose tag button was clicked last."""
     focus = st.session_state.get(_state.RARE_FOCUS)
@@ -94,7 +109,7 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
         for _, cl in top.iterrows():
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
             exemplars = [o for o in cl["exemplars"] if o in thumbs.index]
-            gallery(atlas, thumbs.loc[exemplars].reset_index(), votes, key=f"cl{cl['cluster']}")
+            gallery(thumbs.loc[exemplars].reset_index(), votes, key=f"cl{cl['cluster']}")
         pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
                             format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
         export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
@@ -122,7 +137,7 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
             st.info(str(exc))
     if space in reranked and cols[1].button("Back to unsupervised ranking", key="unrank"):
         reranked.pop(space)
-    undo_button(atlas, key="rare_undo", container=cols[2])
+    undo_button(atlas, key="anom_undo", container=cols[2])  # the tag bar above has its own (rare_undo)
     try:
         if space in reranked:
             st.caption(f"Re-ranked by your tags; objects you have not labelled yet come first: of every {active.ROUND}, "
@@ -138,7 +153,7 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
         st.info(str(exc))
         compute_anomalies_button(atlas, space)
         return
-    gallery(atlas, top, votes, key="anom", score=score_col)
+    gallery(top, votes, key="anom", score=score_col)
     st.caption("Take this list away:")
     export_panel(atlas, top[["object_id", score_col]], name=f"top {len(top)} anomalies of {choice}", key="anom_export")
 
@@ -182,7 +197,7 @@ def similar_section(atlas: Atlas, space: str | None, choice: str, votes: dict[st
         except AtlasError as exc:
             st.info(str(exc))
     if st.session_state.get(_state.MORE_LIKE_THESE) is not None:
-        gallery(atlas, with_thumbnails(atlas, st.session_state[_state.MORE_LIKE_THESE]), votes, key="mlt", score="score")
+        gallery(with_thumbnails(atlas, st.session_state[_state.MORE_LIKE_THESE]), votes, key="mlt", score="score")
 
 
 def tagged_section(atlas: Atlas) -> None:
@@ -208,32 +223,20 @@ def tagged_file(atlas: Atlas, tag: str | None, suffix: str) -> bytes:
         return tags.export_tagged(atlas, Path(tmp) / f"arp_tagged{suffix}", tag).read_bytes()
 
 
-def gallery(atlas: Atlas, frame: pd.DataFrame, votes: dict[str, str], *, key: str, score: str | None = None,
-            columns: int = 6) -> None:
-    """Thumbnails with quick 'interesting' / 'boring' votes, a focus button (full tag bar) and Open."""
+def gallery(frame: pd.DataFrame, votes: dict[str, str], *, key: str, score: str | None = None) -> None:
+    """Cards of thumbnails, 6 a row, with quick 'interesting' / 'boring' votes, a focus button (full tag bar) and Open:
+    one component a gallery (a card's buttons as Streamlit elements cost a new tab ~20 ms each)."""
+    if frame.empty:
+        return
+    shown = {tags.INTERESTING: "up", tags.NOT_INTERESTING: "down"}
 
-    def label(row: pd.Series) -> str:
-        return str(row["object_id"]) if score is None else f"{row['object_id']} · {row[score]:.3f}"
-
-    def actions(row: pd.Series) -> None:
+    def one(row: pd.Series) -> dict:
         oid = str(row["object_id"])
-        mine = votes.get(oid)
-        # no tooltip per button (help=): 90 of them cost a new tab ~0.7 s of script on the loaded 2-core box; the
-        # page's legend says what the icons do
-        b = st.columns(3)
-        up = b[0].button("", key=f"{key}_up_{oid}", icon=":material/thumb_up:",
-                         type="primary" if mine == "interesting" else "secondary")
-        down = b[1].button("", key=f"{key}_down_{oid}", icon=":material/thumb_down:",
-                           type="primary" if mine == "not-interesting" else "secondary")
-        focus = b[2].button("", key=f"{key}_focus_{oid}", icon=":material/sell:")
-        if up or down:
-            vote(atlas, oid, "interesting" if up else "boring", mine)
-        if focus:
-            st.session_state[_state.RARE_FOCUS] = oid
-            st.rerun()
-        open_button(row, key=f"{key}_open")
+        return card(oid, oid if score is None else f"{oid} · {row[score]:.3f}", row.get("thumbnail"),
+                    shown.get(votes.get(oid, "")))
 
-    thumbnail_grid(frame, label=label, actions=actions, columns=columns, empty=None)
+    cards = [one(row) for _, row in frame.iterrows()]
+    card_gallery(cards, key=f"cards_{key}", action_key=_state.RARE_ACTION)
 
 
 def current_votes(atlas: Atlas) -> dict[str, str]:
@@ -251,13 +254,12 @@ def vote(atlas: Atlas, oid: str, button: str, mine: str | None) -> None:
         tags.remove_tag(atlas, oid, tag)
         undo.append(("remove", oid, tag))
         st.toast(md_escape(f"{oid}: vote taken back"))
-        st.rerun()
+        return
     if mine is not None:
         tags.remove_tag(atlas, oid, mine)
     tags.add_tag(atlas, oid, tag)
     undo.append(("add", oid, tag))
     st.toast(md_escape(f"{oid}: {button}"))
-    st.rerun()  # redraw the cards with the vote shown; the stateful tabs keep this tab open
 
 
 def with_thumbnails(atlas: Atlas, frame: pd.DataFrame) -> pd.DataFrame:

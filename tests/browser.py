@@ -33,6 +33,13 @@ MAP_DRAWN_JS = f"""() => {{ const r = document.querySelector("{MAP}");
 POINT_JS = f"""() => {{ const r = document.querySelector("{MAP}");
   if (!r || !r.dataset.bg || !r.arpPoint || !(Number(r.dataset.points) > 0)) return null;
   return r.arpPoint(Math.floor(Number(r.dataset.points) / 3)); }}"""
+# The Rare page's card galleries (pages/assets/cards.js): every component of the main area drawn, at least one gallery
+# among them, and every card's thumbnail decoded.
+CARDS_DRAWN_JS = """() => {
+  const parts = [...document.querySelectorAll("[data-testid='stMain'] [data-testid='stBidiComponentRegular']")];
+  const galleries = [...document.querySelectorAll("[data-testid='arp-cards'][data-cards]")];
+  return galleries.length > 0 && parts.every(e => e.childElementCount > 0)
+    && galleries.every(g => [...g.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)); }"""
 # A fingerprint of the background image the map drew last (changes when a recolour or zoom is drawn).
 BACKGROUND_JS = f"""() => {{ const r = document.querySelector("{MAP}"); return (r && r.dataset.bg) || ''; }}"""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -188,23 +189,37 @@ def test_upload_with_wrong_content_is_refused(atlas_copy: str) -> None:
     assert not (Path(atlas_copy) / "uploads").exists()
 
 
+def rare_cards(at: AppTest, gallery: str) -> list[dict]:
+    """The cards one Rare gallery's component draws (pages/_cards.py): id, caption, thumbnail data URI and vote."""
+    return next(json.loads(e.proto.json)["cards"] for e in at.get("bidi_component") if e.key == f"cards_{gallery}")
+
+
+def click_card(at: AppTest, kind: str, object_id: str) -> AppTest:
+    """A click on a card's button as its gallery's callback hands it to the page (the click itself, inside the
+    component, is Chromium's: tests/test_browser_workbench.py)."""
+    at.session_state[_state.RARE_ACTION] = {"kind": kind, "id": object_id}
+    return at.run()
+
+
 def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
     at = app(atlas_copy)
     at.switch_page("pages/rare.py").run()
     assert not errors(at), errors(at)
-    assert not [b for b in at.button if (b.key or "").startswith("anom_up_")], "only the open tab (clusters) is drawn"
+    galleries = [e.key for e in at.get("bidi_component") if e.proto.component_name == "arp_cards"]
+    assert galleries and all(k.startswith("cards_cl") for k in galleries), "only the open tab (clusters) is drawn"
     at.session_state["rare_tab"] = "Anomalies"
     at.run()
-    ups = [b for b in at.button if (b.key or "").startswith("anom_up_")]
-    assert len(ups) == 24, "the anomaly gallery shows the top 24 with a vote button each"
-    fresh = [b for b in ups if b.proto.type != "primary"]  # a card not voted up yet (the atlas is shared)
-    voted = fresh[0].key.removeprefix("anom_up_")
-    fresh[0].click().run()
+    shown = rare_cards(at, "anom")
+    assert len(shown) == 24, "the anomaly gallery shows the top 24"
+    assert all(c["src"].startswith("data:image/png;base64,") for c in shown), "each card with its thumbnail"
+    voted = next(c["id"] for c in shown if c["vote"] is None)  # a card not voted yet (the atlas is shared)
+    click_card(at, "up", voted)
     assert "interesting" in tags.tags_of(open_atlas(atlas_copy), voted)
+    assert next(c["vote"] for c in rare_cards(at, "anom") if c["id"] == voted) == "up", "the card shows its vote"
     at.button(key="rerank").click().run()
     assert not errors(at), errors(at)
     assert any("Re-ranked by your tags" in c.value for c in at.caption)
-    reviewed = [b.key.removeprefix("anom_up_") for b in at.button if (b.key or "").startswith("anom_up_")]
+    reviewed = [c["id"] for c in rare_cards(at, "anom")]
     assert voted not in reviewed, "the re-ranked list offers objects not labelled yet"
     assert at.get("download_button"), "tagged objects can be exported"
     curve = active.found_curve(open_atlas(atlas_copy))
@@ -229,7 +244,7 @@ def test_rare_page_more_like_these_from_a_tag(atlas_copy: str) -> None:
     at.selectbox(key="mlt_source").set_value("merger").run()
     at.button(key="more_like_these").click().run()
     assert not errors(at), errors(at)
-    shown = [b.key.removeprefix("mlt_up_") for b in at.button if (b.key or "").startswith("mlt_up_")]
+    shown = [c["id"] for c in rare_cards(at, "mlt")]
     assert len(shown) == 24 and not set(shown) & set(seeds), "24 new objects like the three tagged ones"
     at.session_state["rare_tab"] = "Tagged"
     at.run()

@@ -16,7 +16,7 @@ from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
 from tests.app_atlas import shared_app_atlas
-from tests.test_app_pages import app, errors, html_tables, svg_images
+from tests.test_app_pages import app, click_card, errors, html_tables, rare_cards, svg_images
 
 
 @pytest.fixture(scope="module")
@@ -177,18 +177,30 @@ def test_rare_votes_show_on_the_card_and_keep_the_tab(atlas_copy: str) -> None:
     at.switch_page("pages/rare.py").run()
     at.session_state["rare_tab"] = "Anomalies"
     at.run()
-    ups = [b for b in at.button if (b.key or "").startswith("anom_up_")]
-    assert ups and ups[0].proto.icon == ":material/thumb_up:" and not ups[0].label.strip(), "Material icon, no emoji"
-    fresh = [b for b in ups if b.proto.type != "primary"]  # a card without a vote yet (the copied atlas may have some)
-    oid = fresh[0].key.removeprefix("anom_up_")
-    fresh[0].click().run()
+    oid = next(c["id"] for c in rare_cards(at, "anom") if c["vote"] is None)  # the copied atlas may have some votes
+
+    def shown_vote() -> str | None:
+        return next(c["vote"] for c in rare_cards(at, "anom") if c["id"] == oid)
+
+    click_card(at, "up", oid)
     assert not errors(at), errors(at)
-    assert at.session_state["rare_tab"] == "Anomalies"
-    assert at.button(key=f"anom_up_{oid}").proto.type == "primary", "the card shows its vote"
+    assert at.session_state["rare_tab"] == "Anomalies" and rare_cards(at, "anom"), "still on the Anomalies tab"
+    assert shown_vote() == "up", "the card shows its vote"
     assert tags.INTERESTING in tags.tags_of(open_atlas(atlas_copy), oid)
-    at.button(key=f"anom_down_{oid}").click().run()  # the other vote replaces it
-    assert tags.tags_of(open_atlas(atlas_copy), oid) == [tags.NOT_INTERESTING]
-    assert at.button(key=f"anom_down_{oid}").proto.type == "primary" and at.button(key=f"anom_up_{oid}").proto.type != "primary"
+    assert any(oid in t.proto.body and "interesting" in t.proto.body for t in at.toast)
+    click_card(at, "down", oid)  # the other vote replaces it
+    assert tags.tags_of(open_atlas(atlas_copy), oid) == [tags.NOT_INTERESTING] and shown_vote() == "down"
+    click_card(at, "down", oid)  # the same vote again takes it back
+    assert tags.tags_of(open_atlas(atlas_copy), oid) == [] and shown_vote() is None
+    at.button(key="anom_undo").click().run()  # the take-back is undoable
+    assert tags.tags_of(open_atlas(atlas_copy), oid) == [tags.NOT_INTERESTING] and shown_vote() == "down"
+    click_card(at, "tag", oid)  # the tag button shows the full tag bar for that object, above the Anomalies tab
+    assert not errors(at), errors(at)
+    assert any(plain(m.value) == f"Tagging **{oid}**" for m in at.markdown)
+    assert at.button(key="rare_tag_ring").label == "ring" and at.session_state["rare_tab"] == "Anomalies"
+    click_card(at, "open", oid)
+    assert not errors(at), errors(at)
+    assert plain(at.title[0].value) == f"Galaxy {oid}"
 
 
 def test_home_counts_tagged_objects_and_guides(atlas_copy: str) -> None:

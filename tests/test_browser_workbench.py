@@ -1,5 +1,6 @@
 """The workbench in headless Chromium: every page by its own URL (screenshots into docs/screenshots/browser/), the Find
-box, links out, Rare votes that keep their tab and show, and the map's categorical legend."""
+box, links out, Rare cards (votes that keep their tab and show, the tag bar, Open), and the map's categorical
+legend."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from playwright.sync_api import expect
 
+from backend import tags
 from backend.spaces import list_spaces
 from backend.store import open_atlas
-from tests.browser import MAP_DRAWN_JS, screenshot, wait_app_idle
+from tests.browser import CARDS_DRAWN_JS, MAP_DRAWN_JS, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -79,35 +82,59 @@ def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None
     assert centre.ra.deg == pytest.approx(row["ra"], abs=1e-6) and centre.dec.deg == pytest.approx(row["dec"], abs=1e-6)
 
 
-def test_rare_vote_stays_on_the_anomalies_tab_and_shows(app_url: tuple[str, str], page: object) -> None:
-    url, _ = app_url
+def test_rare_cards_vote_tag_and_open(app_url: tuple[str, str], page: object) -> None:
+    url, uri = app_url
     page.goto(f"{url}/rare")
+    page.wait_for_function(CARDS_DRAWN_JS, timeout=120_000)
     wait_app_idle(page)
+    first = page.locator("[class*='st-key-cards_cl'] [data-testid='arp-cards']").first  # the open tab: rare clusters
+    row = first.locator("[data-testid='arp-card']").evaluate_all(
+        "cs => cs.map(c => [Math.round(c.getBoundingClientRect().top), c.querySelector('img').naturalWidth])")
+    assert len(row) == 6 and len({top for top, _ in row}) == 1, "six exemplars, side by side"
+    assert all(width > 0 for _, width in row), "each card shows its thumbnail"
+    card = first.locator("[data-testid='arp-card']").first
+    for kind in ("up", "down", "tag"):  # icons drawn as inline SVG, not emoji or an icon font
+        button = card.get_by_test_id(f"arp-card-{kind}")
+        assert button.locator("svg path").count() >= 1 and not button.inner_text().strip()
+    assert card.get_by_test_id("arp-card-open").inner_text() == "Open"
+
     page.get_by_role("tab", name="Anomalies").click()
+    anomalies = page.locator(".st-key-cards_anom [data-testid='arp-cards']")
+    anomalies.wait_for(timeout=120_000)
+    page.wait_for_function(CARDS_DRAWN_JS, timeout=120_000)
     wait_app_idle(page)
-    up = page.locator("[class*='st-key-anom_up_'] button").first  # the shared small atlas has no vote: this test takes its own back
-    up.wait_for(timeout=120_000)
-    assert up.locator("[data-testid='stIconMaterial']").count() == 1, "a Material icon, not an emoji"
-    key = up.locator("xpath=ancestor::*[contains(@class, 'st-key-anom_up_')][1]").get_attribute("class")
-    oid = next(c for c in key.split() if c.startswith("st-key-anom_up_")).removeprefix("st-key-anom_up_")
+    unvoted = anomalies.locator("[data-testid='arp-card']:not(:has([aria-pressed='true']))").first
+    oid = unvoted.get_attribute("data-object-id")  # the shared small atlas: this test takes its own vote back
+    card = anomalies.locator(f"[data-testid='arp-card'][data-object-id='{oid}']")
+    up, down = card.get_by_test_id("arp-card-up"), card.get_by_test_id("arp-card-down")
+    plain_colour = up.evaluate("b => getComputedStyle(b).backgroundColor")
+
+    def voted(pressed_up: str, pressed_down: str, tag: list[str]) -> None:
+        expect(up).to_have_attribute("aria-pressed", pressed_up, timeout=120_000)
+        expect(down).to_have_attribute("aria-pressed", pressed_down, timeout=120_000)
+        wait_app_idle(page)
+        assert tags.tags_of(open_atlas(uri), oid) == tag
+        assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true", "still on Anomalies"
+
     up.click()
-    page.wait_for_function(
-        "(k) => { const b = document.querySelector('.st-key-anom_up_' + k + ' button');"
-        " return b && b.getAttribute('data-testid') === 'stBaseButton-primary'; }",
-        arg=oid.replace(".", "\\."), timeout=120_000,
-    )
-    wait_app_idle(page)
-    assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
+    voted("true", "false", [tags.INTERESTING])
+    assert up.evaluate("b => getComputedStyle(b).backgroundColor") != plain_colour, "the vote is highlighted"
     curve = page.locator(".st-key-found_curve img")  # the found-vs-inspected curve counts the vote, as an SVG image
     assert curve.get_attribute("src").startswith("data:image/svg+xml")
     assert not page.locator("[data-testid='stVegaLiteChart']").count()
     screenshot(page, "rare_voted", docs=True)
-    page.locator(f".st-key-anom_up_{oid.replace('.', chr(92) + '.')} button").first.click()  # take the vote back: the atlas is shared
-    page.wait_for_function(
-        "(k) => { const b = document.querySelector('.st-key-anom_up_' + k + ' button');"
-        " return b && b.getAttribute('data-testid') === 'stBaseButton-secondary'; }",
-        arg=oid.replace(".", "\\."), timeout=120_000,
-    )
+    down.click()  # the other vote replaces it
+    voted("false", "true", [tags.NOT_INTERESTING])
+    down.click()  # the same vote again takes it back
+    voted("false", "false", [])
+
+    card.get_by_test_id("arp-card-tag").click()  # the full tag bar for that object
+    page.get_by_text(f"Tagging {oid}").wait_for(timeout=120_000)
+    wait_app_idle(page)
+    assert page.locator(".st-key-rare_tag_ring button").inner_text().split()[0] == "ring"
+    assert page.get_by_role("tab", name="Anomalies").get_attribute("aria-selected") == "true"
+    card.get_by_test_id("arp-card-open").click()
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
 
 
 def test_map_coloured_by_a_rare_class_has_a_legend(app_url: tuple[str, str], page: object) -> None:
