@@ -42,24 +42,21 @@ from tests.browser import (  # noqa: E402
     CARDS_DRAWN_JS,
     MAP,
     MAP_DRAWN_JS,
+    NEIGHBOUR_IDS_JS,
     chromium_context,
     map_plot_box,
     streamlit_server,
     wait_app_idle,
 )
 
-NEIGHBOURS_JS = """([id, before]) => {
+NEIGHBOURS_JS = f"""([id, before]) => {{
   const h = [...document.querySelectorAll('h1')].some(e => e.innerText.trim() === 'Galaxy ' + id);
-  const keys = [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
-      [...e.classList].find(c => c.startsWith('st-key-nb_')));
-  const fresh = keys.length >= 12 && !keys.includes('st-key-nb_' + id) && keys.join() !== before;
+  const ids = ({NEIGHBOUR_IDS_JS})();
+  const fresh = ids.length >= 12 && !ids.includes(id) && ids.join() !== before;
   const stale = document.querySelector("[data-testid='stMain'] [data-stale='true']");
   return h && fresh && !stale;
-}"""
-KEYS_JS = """() => [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
-    [...e.classList].find(c => c.startsWith('st-key-nb_'))).join()"""
-
-
+}}"""
+KEYS_JS = f"() => ({NEIGHBOUR_IDS_JS})().join()"
 
 
 def load_map(ctx: object, url: str) -> float:
@@ -89,7 +86,7 @@ def report(name: str, values: list[float], goal_s: float, objects: int, **extra:
 PAGE_READY = {
     "home": "() => document.body.innerText.includes('Where to start')",
     "map": MAP_DRAWN_JS,
-    "galaxy": "() => document.querySelectorAll(\"[class*='st-key-nb_']\").length >= 12",
+    "galaxy": f"() => ({NEIGHBOUR_IDS_JS})().length >= 12",
     # the open tab (clusters) drawn to its end, and its card galleries with their thumbnails
     "rare": f"() => !!document.querySelector('.st-key-recluster button') && ({CARDS_DRAWN_JS})()",
     "probes": "() => !!document.querySelector('h1')",
@@ -196,9 +193,8 @@ def click_to_neighbours(ctx: object, url: str, start_id: str, clicks: int) -> li
     times = []
     for _ in range(clicks):
         before = page.evaluate(KEYS_JS)
-        button = page.locator("[data-testid='stMain'] button", has_text="Open").first
-        key = button.locator("xpath=ancestor::*[contains(@class, 'st-key-nb_')][1]").get_attribute("class") or ""
-        target = next(c for c in key.split() if c.startswith("st-key-nb_")).removeprefix("st-key-nb_")
+        target = page.evaluate(NEIGHBOUR_IDS_JS)[0]
+        button = page.locator(f".st-key-neighbour_cards [data-object-id='{target}'] [data-testid='arp-card-open']")
         start = time.perf_counter()
         button.click()
         page.wait_for_function(NEIGHBOURS_JS, arg=[target, before], timeout=120_000, polling=20)

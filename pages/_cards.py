@@ -49,10 +49,11 @@ def card(object_id: str, caption: str, thumbnail: object, vote: str | None = Non
     return {"id": str(object_id), "caption": caption, "src": src, "vote": vote}
 
 
-def card_gallery(cards: list[dict], *, key: str, action_key: str, columns: int = 6) -> None:
-    """Draw the cards, `columns` a row; a click on a card's button leaves its action in `st.session_state[action_key]`
-    (before the rerun it causes)."""
-    _component(key=key, data={"cards": cards, "columns": columns}, on_action_change=partial(_keep_action, key, action_key))
+def card_gallery(cards: list[dict], *, key: str, action_key: str, columns: int = 6, votes: bool = True) -> None:
+    """Draw the cards, `columns` a row (with vote and tag buttons when `votes`, else Open alone); a click on a card's
+    button leaves its action in `st.session_state[action_key]` (before the rerun it causes)."""
+    _component(key=key, data={"cards": cards, "columns": columns, "votes": votes},
+               on_action_change=partial(_keep_action, key, action_key))
 
 
 def _keep_action(key: str, action_key: str) -> None:

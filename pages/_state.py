@@ -12,6 +12,7 @@ MAP_SELECTION = "map_selection"  # object ids selected by lasso/box
 OPENED_NOTICE = "opened_notice"  # what a map click opened when it could not open exactly the dot under the cursor
 RARE_FOCUS = "rare_focus"  # the object whose full tag bar the rare page shows
 RARE_ACTION = "rare_action"  # a Rare card's button click (set by its gallery's callback, acted on before drawing)
+NEIGHBOUR_ACTION = "neighbour_action"  # a Galaxy neighbour card's Open (set by its gallery's callback, acted on before drawing)
 RERANKED = "reranked"  # per space: the ranking re-ranked from this session's tags
 MORE_LIKE_THESE = "more_like_these_result"  # the last "more like these" result on the rare page (object_id, score)
 FOLLOWED_JOB = "followed_job"  # the embedding job launched from the Jobs page

@@ -18,6 +18,7 @@ from backend.object_reads import object_row, object_rows
 from backend.spectrum_svg import Neighbour, neighbour_spectra_svg, spectrum_svg
 from backend.store import Atlas, AtlasError
 from pages import _state
+from pages._cards import card, card_gallery
 from pages._copy import copy_texts
 from pages._export import export_panel
 from pages._galaxy_figures import composite_png, neighbour_spectra, spectrum_figure
@@ -29,7 +30,6 @@ from pages._shared import (
     redshift_range,
     surveys,
     tag_bar,
-    thumbnail_grid,
     wavelength,
 )
 
@@ -40,6 +40,9 @@ INTERACTIVE = "spectrum_interactive"  # the toggle's key: spectra drawn with Plo
 def main() -> None:
     """The page, top to bottom: the object, its position and links, cutout and spectrum, then its neighbours."""
     atlas = get_atlas()
+    opened = st.session_state.pop(_state.NEIGHBOUR_ACTION, None)  # a neighbour's Open: this run draws that one
+    if opened and opened["kind"] == "open":
+        show(opened["id"])
     view = nb.open_view(atlas)  # one view of the atlas for the whole run: each table opened once, datasets warm
     row = current_row(atlas, view)
     object_id = str(row["object_id"])
@@ -79,7 +82,7 @@ def current_row(atlas: Atlas, view: nb.View) -> pd.Series:
 
 
 def show(oid: str) -> None:
-    """Move this page to another object before the next run (a button callback: one run, no page switch)."""
+    """Move this page to another object before it is drawn (one run, no page switch)."""
     st.session_state[_state.OBJECT_ID] = oid
     st.query_params["object"] = oid
 
@@ -226,8 +229,11 @@ def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
             with st.container(key="neighbour_spectra_svg"):
                 st.image(neighbour_spectra_svg(wave, None if flux is None else (flux, ivar), drawn, object_id),
                          width="stretch")
-    thumbnail_grid(found, label=neighbour_label, actions=neighbour_actions,
-                   empty="No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
+    if found.empty:
+        st.info("No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
+    else:  # one component for the grid: 12 cards as Streamlit elements cost a click ~0.1 s of browser rendering
+        cards = [card(str(n["object_id"]), neighbour_label(n), n.get("thumbnail")) for _, n in found.iterrows()]
+        card_gallery(cards, key="neighbour_cards", action_key=_state.NEIGHBOUR_ACTION, votes=False)
     if len(found):
         st.caption("Take these neighbours away:")
         keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
@@ -239,10 +245,6 @@ def neighbour_label(n: pd.Series) -> str:
     z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
     return f"{n['object_id']} · sim {n['similarity']:.3f} {z_text}"
 
-
-def neighbour_actions(n: pd.Series) -> None:
-    """Open a neighbour on this page (the callback moves the page before the run: one run per click)."""
-    st.button("Open", key=f"nb_{n['object_id']}", width="stretch", on_click=show, args=(str(n["object_id"]),))
 
 
 main()

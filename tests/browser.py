@@ -33,6 +33,12 @@ MAP_DRAWN_JS = f"""() => {{ const r = document.querySelector("{MAP}");
 POINT_JS = f"""() => {{ const r = document.querySelector("{MAP}");
   if (!r || !r.dataset.bg || !r.arpPoint || !(Number(r.dataset.points) > 0)) return null;
   return r.arpPoint(Math.floor(Number(r.dataset.points) / 3)); }}"""
+# The Galaxy page's neighbour cards (pages/assets/cards.js), as object ids in grid order (drawn with their thumbnails).
+NEIGHBOUR_IDS_JS = """() => [...document.querySelectorAll(".st-key-neighbour_cards [data-testid='arp-card']")]
+    .filter(c => { const i = c.querySelector('img'); return !i || (i.complete && i.naturalWidth > 0); })
+    .map(c => c.getAttribute('data-object-id'))"""
+
+
 # The Rare page's card galleries (pages/assets/cards.js): every component of the main area drawn, at least one gallery
 # among them, and every card's thumbnail decoded.
 CARDS_DRAWN_JS = """() => {

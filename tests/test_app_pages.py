@@ -97,19 +97,26 @@ def test_missing_atlas_says_how_to_build_it(tmp_path: Path) -> None:
     assert any(f"python -m embeddings demo --atlas {missing}" in c.value for c in at.code)
 
 
+def neighbour_cards(at: AppTest) -> list[dict]:
+    """The Galaxy page's neighbour cards (pages/_cards.py): id, caption and thumbnail data URI of each."""
+    return next(json.loads(e.proto.json)["cards"] for e in at.get("bidi_component") if e.key == "neighbour_cards")
+
+
 def test_galaxy_deep_link_shows_that_object_and_neighbours(app_atlas: str) -> None:
     oid = open_atlas(app_atlas).objects(["object_id"], limit=5)["object_id"].iloc[3]
     at = app(app_atlas, object=oid)
     at.switch_page("pages/galaxy.py").run()
     assert not errors(at), errors(at)
     assert at.title[0].value == f"Galaxy {oid}"
-    neighbour_buttons = [b for b in at.button if (b.key or "").startswith("nb_")]
-    assert len(neighbour_buttons) == 12
-    assert all(b.key != f"nb_{oid}" for b in neighbour_buttons), "the galaxy is not its own neighbour"
-    # Opening a neighbour moves the page (and the shareable URL) to it.
-    target = neighbour_buttons[0].key.removeprefix("nb_")
-    neighbour_buttons[0].click().run()
+    shown = neighbour_cards(at)
+    assert len(shown) == 12 and all(c["src"].startswith("data:image/png;base64,") for c in shown)
+    assert all(c["id"] != oid for c in shown), "the galaxy is not its own neighbour"
+    # Opening a neighbour moves the page (and the shareable URL) to it, in one run.
+    target = shown[0]["id"]
+    at.session_state[_state.NEIGHBOUR_ACTION] = {"kind": "open", "id": target}
+    at.run()
     assert at.title[0].value == f"Galaxy {target}"
+    assert target not in [c["id"] for c in neighbour_cards(at)], "its own neighbours, without itself"
     assert at.query_params["object"] == [target] or at.query_params["object"] == target
 
 
@@ -316,7 +323,7 @@ def test_galaxy_filters_restrict_the_neighbours(app_atlas: str) -> None:
     at.slider(key="z_range").set_value((lo, mid)).run()
     at.text_input(key="conditions").input("split = 'train'").run()
     assert not errors(at), errors(at)
-    shown = [b.key.removeprefix("nb_") for b in at.button if (b.key or "").startswith("nb_")]
+    shown = [c["id"] for c in neighbour_cards(at)]
     assert shown, "some neighbours pass the filters"
     rows = atlas.get_objects(shown, ["redshift", "split"])
     assert rows["redshift"].between(lo - 1e-6, mid + 1e-6).all()

@@ -12,6 +12,7 @@ from tests.browser import (
     BACKGROUND_JS,
     MAP,
     MAP_DRAWN_JS,
+    NEIGHBOUR_IDS_JS,
     POINT_JS,
     map_to_data,
     open_map,
@@ -20,10 +21,6 @@ from tests.browser import (
 )
 
 pytestmark = pytest.mark.browser
-
-NEIGHBOUR_IDS_JS = """() => [...document.querySelectorAll("[class*='st-key-nb_']")].map(e =>
-    [...e.classList].find(c => c.startsWith('st-key-nb_')).slice('st-key-nb_'.length))"""
-
 
 @pytest.mark.parametrize("path", ["galaxy?object={oid}", "galaxy?id={oid}", "map", "rare"])  # first: a fresh server
 def test_the_atlas_field_shows_the_atlas_on_a_page_opened_by_its_url(app_url: tuple[str, str], page: object,
@@ -47,7 +44,7 @@ def test_open_a_neighbour_moves_the_page_and_its_url(app_url: tuple[str, str], p
     page.wait_for_function(f"() => ({NEIGHBOUR_IDS_JS})().length >= 12", timeout=120_000)
     wait_app_idle(page)
     target = page.evaluate(NEIGHBOUR_IDS_JS)[0]
-    page.locator(f".st-key-nb_{target} button").click()
+    page.locator(f".st-key-neighbour_cards [data-object-id='{target}'] [data-testid='arp-card-open']").click()
     page.get_by_role("heading", name=f"Galaxy {target}").wait_for(timeout=60_000)
     page.wait_for_function(f"() => !({NEIGHBOUR_IDS_JS})().includes({target!r}) && ({NEIGHBOUR_IDS_JS})().length >= 12",
                            timeout=60_000)

@@ -2,7 +2,8 @@
 // in place of ~7 Streamlit elements a card (an image, a caption, four buttons in nested columns), which cost a new tab
 // ~20 ms of browser rendering a card on the 2-core box. Nothing is fetched: thumbnails come as data URIs, the icons are
 // inline SVG. Data is set as text or attributes, never as HTML.
-// `data`: {cards: [{id, caption, src (data:image/png;base64,... or ""), vote: "up" | "down" | null}], columns}.
+// `data`: {cards: [{id, caption, src (data:image/png;base64,... or ""), vote: "up" | "down" | null}], columns,
+//          votes (false: Open alone, as the Galaxy page's neighbours)}.
 // Sends one trigger, `action`: {kind: "up" | "down" | "tag" | "open", id}.
 const SVG_OPEN = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false" fill="none" ' +
   'stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">';
@@ -37,7 +38,7 @@ function button(kind, label, title, id) {
   return b;
 }
 
-function card(c) {
+function card(c, votes) {
   const id = String(c.id);
   const el = document.createElement("div");
   el.className = "arp-card";
@@ -58,19 +59,23 @@ function card(c) {
   const caption = document.createElement("div");
   caption.className = "arp-card-caption";
   caption.textContent = String(c.caption ?? id);
-  const row = document.createElement("div");
-  row.className = "arp-card-buttons";
-  row.setAttribute("role", "group");
-  row.setAttribute("aria-label", `Vote on ${id}`);
-  for (const [kind, label, title] of BUTTONS) row.appendChild(button(kind, label, title, id));
-  el.append(caption, row, button("open", "Open", "open its Galaxy page", id));
+  el.appendChild(caption);
+  if (votes) {
+    const row = document.createElement("div");
+    row.className = "arp-card-buttons";
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", `Vote on ${id}`);
+    for (const [kind, label, title] of BUTTONS) row.appendChild(button(kind, label, title, id));
+    el.appendChild(row);
+  }
+  el.appendChild(button("open", "Open", "open its Galaxy page", id));
   return el;
 }
 
 function showVote(el, vote) {
   for (const kind of ["up", "down"]) {
     const b = el.querySelector(`:scope > .arp-card-buttons > .arp-card-${kind}`);
-    b.setAttribute("aria-pressed", vote === kind ? "true" : "false");
+    if (b) b.setAttribute("aria-pressed", vote === kind ? "true" : "false");
   }
 }
 
@@ -93,9 +98,10 @@ export default function (component) {
   const cards = data && Array.isArray(data.cards) ? data.cards : [];
   root.style.setProperty("--arp-cards-columns", String((data && data.columns) || 6));
   // a rerun with the same cards (a vote) keeps the drawn cards and only shows the votes
-  const drawn = cards.map((c) => `${c.id}\u0001${c.caption}\u0001${(c.src || "").length}`).join("\u0002");
+  const votes = !data || data.votes !== false;
+  const drawn = `${votes}\u0002` + cards.map((c) => `${c.id}\u0001${c.caption}\u0001${(c.src || "").length}`).join("\u0002");
   if (root.arpDrawn !== drawn) {
-    root.replaceChildren(...cards.map(card));
+    root.replaceChildren(...cards.map((c) => card(c, votes)));
     root.arpDrawn = drawn;
   }
   cards.forEach((c, i) => showVote(root.children[i], c.vote));
