@@ -156,7 +156,7 @@ def box_select(ctx: object, url: str, repeats: int) -> list[float]:
         page.mouse.up()
         page.wait_for_function(
             "() => [...document.querySelectorAll('h2, h3')].some(h => /Selection: [1-9]/.test(h.innerText))"
-            " && document.querySelectorAll(\"[class*='st-key-sel_'] button\").length > 0",
+            " && document.querySelectorAll(\".st-key-selection_cards [data-testid='arp-card']\").length > 0",
             timeout=120_000, polling=20)
         wait_app_idle(page, 120_000)
         times.append(time.perf_counter() - start)

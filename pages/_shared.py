@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -304,36 +304,6 @@ def open_galaxy(object_id: str) -> None:
     """Go to the galaxy page for one object (deep link `?object=ID`)."""
     st.session_state[_state.OBJECT_ID] = object_id
     st.switch_page("pages/galaxy.py", query_params={"object": object_id})
-
-
-def thumbnail_grid(
-    frame: pd.DataFrame,
-    *,
-    label: Callable[[pd.Series], str],
-    actions: Callable[[pd.Series], None],
-    columns: int = 6,
-    empty: str | None = "Nothing to show.",
-) -> None:
-    """Thumbnails in rows of `columns`, each with its caption (plain text) and the page's buttons (`actions(row)`)."""
-    if frame.empty:
-        if empty:
-            st.info(empty)
-        return
-    for start in range(0, len(frame), columns):
-        cols = st.columns(columns)
-        for col, (_, row) in zip(cols, frame.iloc[start : start + columns].iterrows(), strict=False):
-            with col:
-                thumb = row.get("thumbnail")
-                if isinstance(thumb, bytes | bytearray) and thumb:
-                    st.image(bytes(thumb), width="stretch", output_format="PNG")  # "auto" re-encodes as JPEG
-                st.caption(md_escape(label(row)))
-                actions(row)
-
-
-def open_button(row: pd.Series, *, key: str) -> None:
-    """An Open button that opens the row's galaxy page."""
-    if st.button("Open", key=f"{key}_{row['object_id']}", width="stretch"):
-        open_galaxy(str(row["object_id"]))
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -20,6 +20,7 @@ INGEST_JOB = "ingest_job"  # the ingest job launched from the Data page
 PROBE_JOB = "probe_job"  # the probe job launched from the Probes page
 PROBE_SHOWN = "probe_shown"  # the probe whose results the Probes page shows
 PROBE_REFRESHED = "probe_refreshed"  # the finished probe job already followed by one full rerun
+MAP_CARD_ACTION = "map_card_action"  # a Map gallery card's Open (selection, more like these), acted on before drawing
 MAP_OPEN = "map_open"  # the object a map click asked to open (set by the chart's callback, acted on before drawing)
 MAP_MORE_LIKE_THESE = "map_more_like_these_result"  # the map's last "more like these" result: space, seeds, ranked frame
 MAP_HOVER = "map_hover"  # the map's hover component (its state holds the hovered object id)

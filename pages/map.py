@@ -20,6 +20,7 @@ from backend.hover import png_data_uri
 from backend.neighbours import filter_sql
 from backend.store import Atlas, AtlasError
 from pages import _state
+from pages._cards import card, card_gallery
 from pages._export import export_panel
 from pages._hover import hover_thumbnails
 from pages._map_canvas import action_of, map_canvas, map_data
@@ -27,12 +28,10 @@ from pages._shared import (
     _open,
     get_atlas,
     md_escape,
-    open_button,
     open_galaxy,
     redshift_range,
     spaces_or_stop,
     table_version,
-    thumbnail_grid,
 )
 
 WIDTH, HEIGHT = 900, 620
@@ -112,9 +111,12 @@ def ids_where(uri: str, where: str, version: int) -> frozenset[str]:
 
 # ----------------------------------------------------------------------------------------------- controls
 def open_clicked_object() -> None:
-    """A click on a map point (handled by the chart's callback) opens its galaxy before anything is drawn."""
+    """A click on a map point or a gallery card's Open (handled by their callbacks) opens its galaxy before anything
+    is drawn."""
     if oid := st.session_state.pop(_state.MAP_OPEN, None):
         open_galaxy(oid)
+    if (card_action := st.session_state.pop(_state.MAP_CARD_ACTION, None)) and card_action["kind"] == "open":
+        open_galaxy(card_action["id"])
 
 
 def space_choice(spaces: list[str], where: object) -> str:
@@ -350,7 +352,8 @@ def selection_section(atlas: Atlas, space: str) -> list[str]:
     shown = atlas.get_objects(selection[:GALLERY_MAX], ["thumbnail", "redshift"])
     if len(selection) > GALLERY_MAX:
         st.caption(f"Showing the first {GALLERY_MAX} of {len(selection):,}; the export has all of them.")
-    thumbnail_grid(shown, label=redshift_label, actions=lambda row: open_button(row, key="sel"))
+    cards = [card(str(r["object_id"]), redshift_label(r), r["thumbnail"]) for _, r in shown.iterrows()]
+    card_gallery(cards, key="selection_cards", action_key=_state.MAP_CARD_ACTION, votes=False)
     return selection
 
 
@@ -373,8 +376,9 @@ def more_like_these_section(atlas: Atlas, space: str, selection: list[str]) -> N
         return  # a result for another selection or space is not shown as if it were this one's
     ranked = result["ranked"]
     shown = ranked.merge(atlas.get_objects(ranked["object_id"].tolist(), ["thumbnail", "redshift"]), on="object_id")
-    thumbnail_grid(shown, label=lambda row: f"{redshift_label(row)} · score {row['score']:.2f}",
-                   actions=lambda row: open_button(row, key="mlt"))
+    cards = [card(str(r["object_id"]), f"{redshift_label(r)} · score {r['score']:.2f}", r["thumbnail"])
+             for _, r in shown.iterrows()]
+    card_gallery(cards, key="more_like_these_cards", action_key=_state.MAP_CARD_ACTION, votes=False)
     export_panel(atlas, ranked, name=f"more like the map selection of {space}", key="export_more_like_these")
 
 

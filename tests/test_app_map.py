@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from backend.hover import hover_card
 from backend.spaces import list_spaces
@@ -19,6 +21,11 @@ def app_atlas(tmp_path_factory: pytest.TempPathFactory) -> str:
     return shared_app_atlas(tmp_path_factory)
 
 
+def map_cards(at: AppTest, key: str) -> list[dict]:
+    """The cards of one Map gallery (pages/_cards.py), none when it is not drawn."""
+    return next((json.loads(e.proto.json)["cards"] for e in at.get("bidi_component") if e.key == key), [])
+
+
 def test_more_like_these_ranks_the_atlas_from_a_map_selection(app_atlas: str) -> None:
     atlas = open_atlas(app_atlas)
     seeds = atlas.objects(["object_id"], limit=5)["object_id"].tolist()
@@ -28,15 +35,20 @@ def test_more_like_these_ranks_the_atlas_from_a_map_selection(app_atlas: str) ->
     assert not errors(at), errors(at)
     at.button(key="map_more_like_these").click().run()
     assert not errors(at), errors(at)
-    opened = [b.key.removeprefix("mlt_") for b in at.button if (b.key or "").startswith("mlt_")]
+    shown = map_cards(at, "more_like_these_cards")
+    opened = [c["id"] for c in shown]
     assert len(opened) == 24 and not set(opened) & set(seeds), "24 other objects, the selection left out"
-    scores = [float(c.value.rsplit("score ", 1)[1]) for c in at.caption if "score " in c.value]
-    assert len(scores) == 24 and scores == sorted(scores, reverse=True), "best first"
+    scores = [float(c["caption"].rsplit("score ", 1)[1]) for c in shown]
+    assert scores == sorted(scores, reverse=True), "best first"
+    at.session_state[_state.MAP_CARD_ACTION] = {"kind": "open", "id": opened[0]}  # a card's Open
+    at.run()
+    assert at.title[0].value == f"Galaxy {opened[0]}"
+    at.switch_page("pages/map.py").run()
     assert any(d.proto.label == "Download 24 (votable)" for d in at.get("download_button"))
     # another selection: the old result is not shown as if it were this selection's
     at.session_state[_state.MAP_SELECTION] = seeds[:4]
     at.run()
-    assert not [b for b in at.button if (b.key or "").startswith("mlt_")]
+    assert not map_cards(at, "more_like_these_cards")
 
 
 def test_more_like_these_needs_three_selected_objects(app_atlas: str) -> None:

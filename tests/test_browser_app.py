@@ -154,6 +154,10 @@ def test_box_select_on_the_map_selects_every_object_inside(app_url: tuple[str, s
     wait_app_idle(page)
     assert page.evaluate(f"() => Number(document.querySelector(\"{MAP}\").dataset.selected)") == shown, "drawn red"
     screenshot(page, "map_box_selection")
+    card = page.locator(".st-key-selection_cards [data-testid='arp-card']").first  # the gallery's first card opens
+    oid = card.get_attribute("data-object-id")
+    card.get_by_test_id("arp-card-open").click()
+    page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=60_000)
 
 
 def test_lasso_on_the_map_selects_every_object_inside(app_url: tuple[str, str], page: object) -> None:
