@@ -22,8 +22,8 @@ from pages._shared import (  # backend.store quiets Lance's log
 )
 from pages._shared import spaces as cached_spaces
 
-ICON = str(Path(__file__).parent / "pages" / "assets" / "arp_icon.png")  # served by the app: a Material icon as
-# page_icon made every tab fetch its SVG from fonts.gstatic.com
+# The page icon, served by the app (a Material icon as page_icon made every tab fetch its SVG from fonts.gstatic.com).
+ICON = str(Path(__file__).parent / "pages" / "assets" / "arp_icon.png")
 
 if TYPE_CHECKING:
     import pandas as pd

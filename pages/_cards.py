@@ -10,9 +10,11 @@ the page to act on before it draws anything.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 KINDS = ("up", "down", "tag", "open")
@@ -47,6 +49,13 @@ def card(object_id: str, caption: str, thumbnail: object, vote: str | None = Non
     if isinstance(thumbnail, bytes | bytearray) and thumbnail:
         src = "data:image/png;base64," + base64.b64encode(bytes(thumbnail)).decode("ascii")
     return {"id": str(object_id), "caption": caption, "src": src, "vote": vote}
+
+
+def frame_cards(frame: pd.DataFrame, caption: Callable[[pd.Series], str],
+                vote: Callable[[str], str | None] = lambda _: None) -> list[dict]:
+    """A card for each row of a frame with `object_id` and `thumbnail` columns: its caption and vote from the row."""
+    return [card(str(row["object_id"]), caption(row), row.get("thumbnail"), vote(str(row["object_id"])))
+            for _, row in frame.iterrows()]
 
 
 def card_gallery(cards: list[dict], *, key: str, action_key: str, columns: int = 6, votes: bool = True) -> None:

@@ -75,12 +75,12 @@ def html_table(frame: pd.DataFrame, *, header: bool = True, row_headers: bool = 
 HTML_TABLE_ROWS = 100  # longer tables get the data grid (scrolling, sorting), worth its cost there
 
 
-def table(frame: pd.DataFrame, **column_config: object) -> None:
+def table(frame: pd.DataFrame) -> None:
     """A table: escaped HTML up to HTML_TABLE_ROWS rows (light for a new tab), the data grid when longer."""
     if len(frame) <= HTML_TABLE_ROWS:
         html_table(frame)
     else:
-        st.dataframe(frame, hide_index=True, column_config=column_config or None)
+        st.dataframe(frame, hide_index=True)
 
 
 def plot_text(value: object) -> str:

@@ -18,7 +18,7 @@ from backend.object_reads import object_row, object_rows
 from backend.spectrum_svg import Neighbour, neighbour_spectra_svg, spectrum_svg
 from backend.store import Atlas, AtlasError
 from pages import _state
-from pages._cards import card, card_gallery
+from pages._cards import card_gallery, frame_cards
 from pages._copy import copy_texts
 from pages._export import export_panel
 from pages._galaxy_figures import composite_png, neighbour_spectra, spectrum_figure
@@ -232,9 +232,8 @@ def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
     if found.empty:
         st.info("No neighbour matches these filters: widen the redshift range or loosen the column conditions.")
     else:  # one component for the grid: 12 cards as Streamlit elements cost a click ~0.1 s of browser rendering
-        cards = [card(str(n["object_id"]), neighbour_label(n), n.get("thumbnail")) for _, n in found.iterrows()]
-        card_gallery(cards, key="neighbour_cards", action_key=_state.NEIGHBOUR_ACTION, votes=False)
-    if len(found):
+        card_gallery(frame_cards(found, neighbour_label), key="neighbour_cards", action_key=_state.NEIGHBOUR_ACTION,
+                     votes=False)
         st.caption("Take these neighbours away:")
         keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
         export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
@@ -244,7 +243,6 @@ def neighbour_label(n: pd.Series) -> str:
     """Id, similarity and redshift of one neighbour."""
     z_text = f"z={n['redshift']:.3f}" if pd.notna(n.get("redshift")) else ""
     return f"{n['object_id']} · sim {n['similarity']:.3f} {z_text}"
-
 
 
 main()

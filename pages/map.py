@@ -20,7 +20,7 @@ from backend.hover import png_data_uri
 from backend.neighbours import filter_sql
 from backend.store import Atlas, AtlasError
 from pages import _state
-from pages._cards import card, card_gallery
+from pages._cards import card_gallery, frame_cards
 from pages._export import export_panel
 from pages._hover import hover_thumbnails
 from pages._map_canvas import action_of, map_canvas, map_data
@@ -352,8 +352,8 @@ def selection_section(atlas: Atlas, space: str) -> list[str]:
     shown = atlas.get_objects(selection[:GALLERY_MAX], ["thumbnail", "redshift"])
     if len(selection) > GALLERY_MAX:
         st.caption(f"Showing the first {GALLERY_MAX} of {len(selection):,}; the export has all of them.")
-    cards = [card(str(r["object_id"]), redshift_label(r), r["thumbnail"]) for _, r in shown.iterrows()]
-    card_gallery(cards, key="selection_cards", action_key=_state.MAP_CARD_ACTION, votes=False)
+    card_gallery(frame_cards(shown, redshift_label), key="selection_cards", action_key=_state.MAP_CARD_ACTION,
+                 votes=False)
     return selection
 
 
@@ -376,8 +376,7 @@ def more_like_these_section(atlas: Atlas, space: str, selection: list[str]) -> N
         return  # a result for another selection or space is not shown as if it were this one's
     ranked = result["ranked"]
     shown = ranked.merge(atlas.get_objects(ranked["object_id"].tolist(), ["thumbnail", "redshift"]), on="object_id")
-    cards = [card(str(r["object_id"]), f"{redshift_label(r)} · score {r['score']:.2f}", r["thumbnail"])
-             for _, r in shown.iterrows()]
+    cards = frame_cards(shown, lambda row: f"{redshift_label(row)} · score {row['score']:.2f}")
     card_gallery(cards, key="more_like_these_cards", action_key=_state.MAP_CARD_ACTION, votes=False)
     export_panel(atlas, ranked, name=f"more like the map selection of {space}", key="export_more_like_these")
 

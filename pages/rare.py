@@ -14,7 +14,7 @@ from backend.discovery import discover
 from backend.store import Atlas, AtlasError
 from backend.svg_plot import WIDTH, line_svg
 from pages import _state
-from pages._cards import card, card_gallery
+from pages._cards import card_gallery, frame_cards
 from pages._export import export_panel
 from pages._shared import (
     TAG_BUTTONS,
@@ -229,13 +229,8 @@ def gallery(frame: pd.DataFrame, votes: dict[str, str], *, key: str, score: str 
     if frame.empty:
         return
     shown = {tags.INTERESTING: "up", tags.NOT_INTERESTING: "down"}
-
-    def one(row: pd.Series) -> dict:
-        oid = str(row["object_id"])
-        return card(oid, oid if score is None else f"{oid} · {row[score]:.3f}", row.get("thumbnail"),
-                    shown.get(votes.get(oid, "")))
-
-    cards = [one(row) for _, row in frame.iterrows()]
+    cards = frame_cards(frame, lambda row: str(row["object_id"]) if score is None else f"{row['object_id']} · {row[score]:.3f}",
+                        vote=lambda oid: shown.get(votes.get(oid, "")))
     card_gallery(cards, key=f"cards_{key}", action_key=_state.RARE_ACTION)
 
 

@@ -1,4 +1,5 @@
-// A gallery of object cards drawn in the page itself (the Rare page's clusters, anomalies and "more like these"):
+// A gallery of object cards drawn in the page itself (Rare's clusters, anomalies and "more like these"; the Galaxy
+// page's neighbours; the Map's selection and "more like these"):
 // in place of ~7 Streamlit elements a card (an image, a caption, four buttons in nested columns), which cost a new tab
 // ~20 ms of browser rendering a card on the 2-core box. Nothing is fetched: thumbnails come as data URIs, the icons are
 // inline SVG. Data is set as text or attributes, never as HTML.
