@@ -104,16 +104,13 @@ class PageDataset:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_ds": None}
 
-    def read_rows(self, index: int) -> list[dict]:
+    def read_table(self, index: int) -> pa.Table:
         """The raw rows of one page (only the needed columns): one sequential read when the page's offsets are
         a contiguous range (objects written in id order), a take by offset otherwise."""
         page = self.plan.pages[index]
         if len(page) and int(page[-1]) - int(page[0]) + 1 == len(page) and bool((np.diff(page) == 1).all()):
-            table = self._dataset().to_table(columns=self.columns, offset=int(page[0]), limit=len(page))
-        else:
-            table = self._dataset().take(page.tolist(), columns=self.columns)
-        cols = {name: _column_values(table.column(name)) for name in table.column_names}
-        return [{name: cols[name][i] for name in cols} for i in range(table.num_rows)]
+            return self._dataset().to_table(columns=self.columns, offset=int(page[0]), limit=len(page))
+        return self._dataset().take(page.tolist(), columns=self.columns)
 
     def __getitem__(self, index: int) -> dict:
         import torch
@@ -121,12 +118,13 @@ class PageDataset:
         ids: list[str] = []
         inputs: list[Any] = []
         skipped: list[tuple[str, str]] = []
-        rows = self.read_rows(index)
-        for row, x in zip(rows, prepare_rows(self.preprocessor, rows, self.surveys), strict=True):
+        table = self.read_table(index)
+        all_ids = table.column("object_id").to_pylist()
+        for oid, x in zip(all_ids, prepare_table(self.preprocessor, table, self.surveys), strict=True):
             if isinstance(x, ValueError):
-                skipped.append((row["object_id"], str(x)))
+                skipped.append((oid, str(x)))
                 continue
-            ids.append(row["object_id"])
+            ids.append(oid)
             inputs.append(x)
         batch = torch.from_numpy(np.stack(inputs)) if inputs else torch.empty(0)
         return {"ids": ids, "inputs": batch, "skipped": skipped}
@@ -144,6 +142,42 @@ def prepare_rows(preprocessor: Preprocessor, rows: list[dict], surveys: dict[str
     shape = next((x.shape for x in out if isinstance(x, np.ndarray)), None)
     return [ValueError(f"preprocessed shape {x.shape} differs from {shape}")
             if isinstance(x, np.ndarray) and x.shape != shape else x for x in out]
+
+
+def prepare_table(preprocessor: Preprocessor, table: pa.Table, surveys: dict[str, SurveyContext]) -> list[np.ndarray | ValueError]:
+    """`prepare_rows` of a table's rows; a preprocessor with a `prepare_page(columns, survey)` method gets the
+    page at once (one survey, every list column one length per row, as an n x length array) when it can."""
+    page_method = getattr(preprocessor, "prepare_page", None)
+    if page_method is not None and table.num_rows and "survey" in table.column_names:
+        names = table.column("survey").unique().to_pylist()
+        columns = uniform_columns(table, [c for c in table.column_names if c not in ("object_id", "survey")])
+        if len(names) == 1 and columns is not None:
+            out = page_method(columns, surveys.get(names[0] or "", SurveyContext()))
+            if out is not None:
+                return out
+    return prepare_rows(preprocessor, table_rows(table), surveys)
+
+
+def uniform_columns(table: pa.Table, names: list[str]) -> dict[str, np.ndarray] | None:
+    """Each named list column as an (n, length) numpy array, or None when a row is null or lengths differ."""
+    out = {}
+    for name in names:
+        arr = table.column(name).combine_chunks()
+        if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)) or arr.null_count:
+            return None
+        offsets = arr.offsets.to_numpy()
+        lengths = np.diff(offsets)
+        if len(lengths) == 0 or not (lengths == lengths[0]).all() or lengths[0] == 0:
+            return None
+        values = arr.values.to_numpy(zero_copy_only=False)[offsets[0] : offsets[-1]]
+        out[name] = values.reshape(len(arr), int(lengths[0]))
+    return out
+
+
+def table_rows(table: pa.Table) -> list[dict]:
+    """A table's rows as dicts, float lists as numpy arrays."""
+    cols = {name: _column_values(table.column(name)) for name in table.column_names}
+    return [{name: cols[name][i] for name in cols} for i in range(table.num_rows)]
 
 
 def _column_values(col: pa.ChunkedArray) -> list:

@@ -53,13 +53,12 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
 
 def _preprocess(batch: pa.Table, preprocessor: Callable, surveys: dict, keep: frozenset | None) -> dict:
     """CPU task: rows -> model inputs; a row that cannot be used keeps its id with an error and a zero input."""
-    from embeddings.data import _column_values, prepare_rows
+    from embeddings.data import prepare_table
 
-    cols = {name: _column_values(batch.column(name)) for name in batch.column_names}
-    rows = [{name: values[i] for name, values in cols.items()} for i in range(batch.num_rows)]
-    rows = [row for row in rows if keep is None or row["object_id"] in keep]
-    ids = [row["object_id"] for row in rows]
-    prepared = prepare_rows(preprocessor, rows, surveys)
+    if keep is not None:
+        batch = batch.filter(pa.array([oid in keep for oid in batch.column("object_id").to_pylist()], pa.bool_()))
+    ids = batch.column("object_id").to_pylist()
+    prepared = prepare_table(preprocessor, batch, surveys)
     errors = [str(x) if isinstance(x, ValueError) else "" for x in prepared]
     inputs = [None if isinstance(x, ValueError) else np.asarray(x, np.float32) for x in prepared]
     shape = next((x.shape for x in inputs if x is not None), None)

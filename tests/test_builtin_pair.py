@@ -72,6 +72,41 @@ def test_image_resampled_to_the_training_pixel_scale_and_small_cutouts_padded():
         pp.image_input(cube_row(nan), GRZ, STATS)
 
 
+def test_a_page_of_cutouts_at_once_gives_the_per_row_inputs_and_reasons():
+    import pyarrow as pa
+
+    from embeddings.data import prepare_rows, prepare_table, table_rows
+    from embeddings.encoders.builtin import ImagePreprocessor
+
+    rng = np.random.default_rng(1)
+    images = rng.normal(0, 0.05, (5, 3 * 64 * 64)).astype(np.float32) * np.float32(10.0) ** rng.uniform(-3, 3, (5, 1))
+    images = images.astype(np.float32)
+    images[1, :100] = np.nan  # a few bad pixels: set to 0
+    images[2, :7000] = np.inf  # most of the cutout bad: refused with the reason
+    page = pa.table({"object_id": [f"o{i}" for i in range(5)], "survey": ["grz"] * 5,
+                     "image": pa.array(list(images), pa.list_(pa.float32())), "image_shape": [[3, 64, 64]] * 5})
+    pre = ImagePreprocessor(STATS)
+    surveys = {"grz": GRZ}
+    at_once = pre.prepare_page({"image": images, "image_shape": np.tile([3, 64, 64], (5, 1))}, GRZ)
+    per_row = prepare_rows(pre, table_rows(page), surveys)
+    assert at_once is not None and [type(x) for x in at_once] == [type(x) for x in per_row]
+    for a, b in zip(at_once, per_row, strict=True):
+        if isinstance(a, ValueError):
+            assert str(a) == str(b) == "image has 57% non-finite pixels"
+        else:
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(at_once[0], np.arcsinh(pp._crop_or_pad(images[0].reshape(3, 64, 64), 48)
+                                                      / np.asarray(STATS.image_softening, np.float32)[:, None, None]),
+                               atol=3e-7, rtol=3e-7)
+    # pages the fast path cannot take (another survey's bands, resampling, mixed surveys) go row by row
+    hst = SurveyContext(bands=("f814w", "f606w", "f450w"), pixel_scale=0.04)
+    assert pre.prepare_page({"image": images, "image_shape": np.tile([3, 64, 64], (5, 1))}, hst) is None
+    mixed = page.set_column(1, "survey", pa.array(["grz", "hst", "grz", "grz", "hst"]))
+    fallback = prepare_table(pre, mixed, {"grz": GRZ, "hst": hst})
+    np.testing.assert_array_equal(fallback[0], per_row[0])
+    np.testing.assert_array_equal(fallback[1], pp.image_input(table_rows(mixed)[1], hst, STATS))
+
+
 def test_spectrum_recipe_binning_ivar_weighting_and_channels():
     flux = np.full(7781, 4.0, np.float32)
     ivar = np.full(7781, 1.0, np.float32)

@@ -34,6 +34,10 @@ class ImagePreprocessor:
     def __call__(self, row: dict, survey: SurveyContext) -> np.ndarray:
         return pp.image_input(row, survey, self.stats)
 
+    def prepare_page(self, columns: dict[str, np.ndarray], survey: SurveyContext) -> list[np.ndarray | ValueError] | None:
+        """A whole page of one survey at once (embeddings.data.prepare_table), or None for the per-row path."""
+        return pp.image_page(columns["image"], columns["image_shape"], survey, self.stats)
+
 
 @dataclass(frozen=True)
 class SpectrumPreprocessor:
