@@ -116,9 +116,9 @@ class View:
         self.atlas = atlas
         self.names = frozenset(atlas.table_names())
         self._tables: dict[str, Any] = {}
+        self._versions: dict[str, int] = {}
         self._datasets: dict[str, Any] = {}
-        key = (self.names, self.table(schema.META).version,
-               self.table(schema.OBJECTS).version if schema.OBJECTS in self.names else 0)
+        key = (self.names, self.version(schema.META), self.version(schema.OBJECTS) if schema.OBJECTS in self.names else 0)
         hit = _context_cache.get(atlas.uri)
         if hit is None or hit[0] != key:
             stored = atlas.meta_items("index:")
@@ -135,10 +135,16 @@ class View:
             self._tables[name] = self.atlas.db.open_table(name)
         return self._tables[name]
 
+    def version(self, name: str) -> int:
+        """The table's version when this view first asked (each ask is a round trip to LanceDB's event loop)."""
+        if name not in self._versions:
+            self._versions[name] = int(self.table(name).version)
+        return self._versions[name]
+
     def dataset(self, name: str) -> Any:
         """The table's Lance dataset at the version this view first saw (row offsets refer to it)."""
         if name not in self._datasets:
-            self._datasets[name] = _dataset_at(self.atlas.uri, name, self.table(name))
+            self._datasets[name] = _dataset_at(self.atlas.uri, name, self.table(name), self.version(name))
         return self._datasets[name]
 
     def objects(self) -> rowmap.ObjectRows:
@@ -160,10 +166,10 @@ class View:
         return dict(self.ctx.params.get(space_name(space), DEFAULT_SEARCH))
 
 
-def _dataset_at(uri: str, name: str, table: Any) -> Any:
-    """The table's Lance dataset at its current version, shared across views: a dataset opened afresh reads its
-    fragment and page metadata again (a 12-row take at 1M rows: 30 ms cold, 3 ms warm). A version never changes."""
-    ds = _dataset_cache.get((uri, name, int(table.version)))
+def _dataset_at(uri: str, name: str, table: Any, version: int) -> Any:
+    """The table's Lance dataset at `version` (its current one), shared across views: a dataset opened afresh reads
+    its fragment and page metadata again (a 12-row take at 1M rows: 30 ms cold, 3 ms warm). A version never changes."""
+    ds = _dataset_cache.get((uri, name, version))
     if ds is None:
         ds = table.to_lance()  # filed under its own version: a commit may land between the two reads
         while len(_dataset_cache) >= DATASET_CACHE:
@@ -480,7 +486,7 @@ def _filter_mask(
 def _tag_mask(view: View, objects: rowmap.ObjectRows, tag: str) -> np.ndarray:
     """Objects rows carrying `tag`, kept per (tags version, objects version): folding the tag history of a large
     atlas costs ~20 ms a call."""
-    key = (view.atlas.uri, tag, int(view.table(schema.TAGS).version) if schema.TAGS in view.names else -1, objects.version)
+    key = (view.atlas.uri, tag, view.version(schema.TAGS) if schema.TAGS in view.names else -1, objects.version)
     mask = _tag_masks.get(key)
     if mask is None:
         mask = objects.ids_mask(tags.tagged_ids(view.atlas, tag) if key[2] >= 0 else [])
