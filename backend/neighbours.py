@@ -8,7 +8,10 @@ Up to EXACT_MAX matching vectors are read in one projected `take` by row offset 
 (at 1M rows the former `object_id IN (...)` prefilter spent over a second finding 3,000 rows by id; probing the
 IVF index under the mask instead finds only 3 of the 10 true neighbours of a filter selecting 0.3% of a 1M table
 evenly). Broader filters query the ANN index with oversampling (k x total/matches x 2, more partitions when the
-probed ones run out of matches) and keep the candidates the mask allows (post-filter). Every index query asks for
+probed ones run out of matches) and keep the candidates the mask allows (post-filter). When even that comes back
+short (a query far from every allowed object: a z = 0.25 galaxy's likes among z < 0.15), the matching vectors are
+ranked exactly, over SCAN_MIN of them in one sequential pass of the vector column (at 1M rows 0.4 s against 1-3 s
+for a take of 680k rows). Every index query asks for
 PQ distances only and re-ranks its first refine_factor x k candidates exactly on their stored vectors, read in one
 take: at 1M rows that is 2-3x faster than Lance's own refine step. Filter columns are deliberately not denormalised into the vectors tables:
 rewriting them (merge_insert of new columns) moves every row out of the IVF_PQ index until it is rebuilt.
@@ -32,6 +35,7 @@ T = TypeVar("T")
 EXACT_MAX = 50_000  # filters matching up to this many vectors are ranked exactly (the subset is cached)
 ANN_LIMIT = 20_000  # most candidates one oversampled index query returns
 MAX_PROBE_GROWTH = 16  # a broad filter short of matches probes up to this many times the index's partitions
+SCAN_MIN = 200_000  # an exact search over more matching vectors reads the vector column in order, not by take
 ID_INDEX_MIN_ROWS = 20_000  # tables this large get a BTREE index on object_id (id lookups 10x faster at 200k rows)
 FILTER_INDEXES = {"object_id": "BTREE", "redshift": "BTREE", "ra": "BTREE", "dec": "BTREE", "survey": "BITMAP"}
 _id_indexed: set[tuple[str, str]] = set()
@@ -330,8 +334,12 @@ def _search(
                     break
         if len(found) < fetch:  # selective (or the index came back short): exact over the matching vectors
             rows = vectors.by_object[mask]
-            ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, np.sort(rows[rows >= 0]))
-            found = _exact(ids, mat, vector, fetch, metric)
+            rows = np.sort(rows[rows >= 0])
+            if len(rows) > SCAN_MIN:  # a query far from everything the filter allows: one pass beats a take
+                found = _reranked(ds, vector, rowmap.nearest_rows_by_scan(ds, vector, rows, fetch, metric), fetch, metric)
+            else:
+                ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, rows)
+                found = _exact(ids, mat, vector, fetch, metric)
     found = found[~found["object_id"].isin(set(exclude))].head(k)
     dist = found["_distance"].to_numpy(dtype=np.float64)
     if metric == "cosine":
@@ -356,13 +364,7 @@ def _exact(ids: np.ndarray, mat: np.ndarray, vector: np.ndarray, fetch: int, met
     """The `fetch` nearest rows of `mat` (object ids `ids`) to a unit vector under the index metric."""
     if not len(ids):
         return pd.DataFrame(columns=["object_id", "vector", "_distance"])
-    dot = mat @ vector
-    if metric == "cosine":
-        dist = 1.0 - dot / np.maximum(np.linalg.norm(mat, axis=1), 1e-12)
-    elif metric == "dot":
-        dist = 1.0 - dot
-    else:  # l2: squared, as Lance reports it (|v - q|^2 with |q| = 1)
-        dist = np.einsum("ij,ij->i", mat, mat) - 2.0 * dot + 1.0
+    dist = rowmap.distances(mat, vector, metric)
     top = np.argpartition(dist, fetch)[:fetch] if len(dist) > fetch else np.arange(len(dist))
     top = top[np.lexsort((ids[top].astype(str), dist[top]))]
     return pd.DataFrame({"object_id": ids[top], "vector": list(mat[top]), "_distance": dist[top]})

@@ -136,14 +136,20 @@ def test_large_objects_tables_get_filter_indexes_and_filters_stay_exact(atlas, m
     assert list(out["object_id"]) == _exact(atlas, IMAGE.name, q[0], allowed)[:10]
 
 
-def test_an_indexed_search_whose_nearest_rows_all_fail_the_filter_still_finds_the_filtered_nearest(atlas, monkeypatch):
+@pytest.mark.parametrize("by_scan", [False, True])
+def test_an_indexed_search_whose_nearest_rows_all_fail_the_filter_still_finds_the_filtered_nearest(atlas, monkeypatch, by_scan):
     import backend.neighbours as nb
+    from backend import rowmap
     from backend.index import build_index
     from backend.neighbours import search
 
     build_synthetic(atlas, n=1200)
     build_index(atlas, IMAGE.name, flat_threshold=0)  # IVF_PQ: candidates by PQ distance, re-ranked exactly
     monkeypatch.setattr(nb, "EXACT_MAX", 50)  # the index path, as for a broad filter at 1M
+    if by_scan:  # the exact fallback as for 200k+ matching vectors at 1M: an in-order scan, in several batches
+        monkeypatch.setattr(nb, "SCAN_MIN", 100)
+        monkeypatch.setattr(rowmap, "SCAN_BATCH_ROWS", 256)
+        monkeypatch.setattr(rowmap, "filtered_vectors", None)  # the take path must not run
     ids, mat = read_vectors(atlas, IMAGE.name)
     query = mat[10] / np.linalg.norm(mat[10])
     order = np.argsort(-(mat / np.linalg.norm(mat, axis=1, keepdims=True)) @ query)
