@@ -85,7 +85,8 @@ def main() -> None:
             recalls.append(len(set(best) & set(out["object_id"])) / want if want else 1.0)
         emit(f"neighbours.filtered_{label}_p50", statistics.median(times) * 1000, "ms", objects=n, filter=str(kwargs),
              matches=int(ok.sum()), labels=args.labels, recall_at_10=round(float(np.mean(recalls)), 3),
-             p95_ms=round(float(np.percentile(times, 95)) * 1000, 1), load=round(os.getloadavg()[0], 1))
+             p95_ms=round(float(np.percentile(times, 95)) * 1000, 1), max_ms=round(max(times) * 1000, 1),
+             load=round(os.getloadavg()[0], 1))
 
 
 if __name__ == "__main__":
