@@ -3,6 +3,8 @@
 Workers open the `objects` Lance dataset themselves (pinned to one version, spawn start method,
 since Lance's runtime is not fork-safe) and fetch only the columns the encoder needs by row offset
 (a sequential slice when a page is a contiguous run of rows, as in an atlas written in id order).
+A preprocessor with a `prepare_page` method (the builtin image tower's) takes a page of one survey as
+arrays at once instead of row by row (`prepare_table`).
 """
 
 from __future__ import annotations
@@ -224,6 +226,4 @@ def iter_rows(
     """Stream rows of the objects table (only `columns`) as dicts, float lists as numpy arrays."""
     ds = atlas.table(schema.OBJECTS).to_lance()
     for batch in ds.to_batches(columns=list(columns), filter=where, batch_size=batch_rows):
-        cols = {name: _column_values(pa.chunked_array([batch.column(name)])) for name in batch.schema.names}
-        for i in range(batch.num_rows):
-            yield {name: cols[name][i] for name in cols}
+        yield from table_rows(pa.Table.from_batches([batch]))
