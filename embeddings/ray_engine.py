@@ -12,6 +12,7 @@ run ends by deleting any id that a concurrent writer also stored (keeping the ne
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import time
@@ -33,6 +34,7 @@ from embeddings.encoders.base import Encoder
 
 log = logging.getLogger(__name__)
 
+READ_BLOCK_BATCHES = 4  # forward batches per read block
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # a local Ray instance shares the box with the app: keep its store small
 FILTER_IN_LIST_MAX = 50_000  # more missing ids than this are filtered inside the read tasks instead
 DISTRIBUTED_INDEX_MIN_ROWS = 1_000_000  # spaces this large get their IVF_PQ index built by lance-ray's workers
@@ -208,7 +210,10 @@ def _embed_missing(atlas: Atlas, encoder: Encoder, kwargs: dict, info: SpaceInfo
     # on a local instance the CPU actors share the machine's cores for the forward (the read and preprocessing
     # tasks interleave with it, as in the local engine); on a cluster Ray's per-actor CPU share stands
     local_threads = max(1, int(cpus) // n_actors) if not gpus and not opts.address else None
-    ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options)
+    # blocks of a few forward batches: Ray's default of at least 200 read blocks cuts a small job into blocks of a
+    # few rows each (600 objects: 504 blocks), and the per-block scheduling then costs more than the model
+    blocks = max(1, math.ceil(len(todo) / (READ_BLOCK_BATCHES * opts.batch_size)))
+    ds = ray.data.read_lance(objects_uri, columns=columns, filter=filt, storage_options=options, override_num_blocks=blocks)
     ds = ds.map_batches(_preprocess, batch_format="pyarrow", batch_size=opts.batch_size, num_cpus=1,
                         fn_kwargs={"preprocessor": encoder.preprocessor(), "surveys": survey_contexts(atlas), "keep": keep})
     ds = ds.map_batches(_EmbedActor, batch_format="numpy", batch_size=opts.batch_size, concurrency=n_actors,
