@@ -3,6 +3,7 @@
 Random weights (throughput does not depend on the values; no download needed). Two figures per encoder:
 `preprocess` (numpy recipe per object, one process) and `forward` (model on an in-memory batch).
 Prints JSON lines. Usage: python benchmarks/encoders_cpu.py [--batch 8] [--batches 2] [--only astroclip-image,...]
+(`--only arp-morphology,arp-spectrum,arp-pair-image,arp-pair-spectrum`: the builtin family with its committed weights)
 [--device cuda --precision bf16]  (the same script gives GPU figures on a GPU machine).
 """
 
@@ -80,6 +81,10 @@ def build(name: str):
 
         model = open_clip.create_model("ViT-B-32")
         return OpenClipImageEncoder(model, open_clip.get_tokenizer("ViT-B-32"), "openclip-image", "random-init")
+    if name.startswith("arp-"):  # Arp's builtin family, with its committed weights (safetensors)
+        from embeddings.encoders.registry import get_encoder
+
+        return get_encoder(name)
     raise KeyError(name)
 
 

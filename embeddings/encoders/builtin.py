@@ -90,7 +90,7 @@ class ArpEncoder(Encoder):
         self.stats = stats
         self.weights_revision = weights_revision
         self._pre = ImagePreprocessor(stats) if self.modality == "image" else SpectrumPreprocessor(stats)
-        self._model = model
+        self.model = model
 
     def preprocess(self, row: dict, survey: SurveyContext) -> np.ndarray:
         return self._pre(row, survey)
@@ -106,7 +106,7 @@ class ArpEncoder(Encoder):
         return out.float().cpu().numpy()
 
     def to(self, device: str) -> ArpEncoder:
-        self._model.to(device)
+        self.model.to(device)
         self.device = device
         return self
 
