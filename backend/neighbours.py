@@ -10,7 +10,7 @@ IVF index under the mask instead finds only 3 of the 10 true neighbours of a fil
 evenly). Broader filters query the ANN index with oversampling (k x total/matches x 2, more partitions when the
 probed ones run out of matches) and keep the candidates the mask allows (post-filter). When even that comes back
 short (a query far from every allowed object: a z = 0.25 galaxy's likes among z < 0.15), the matching vectors are
-ranked exactly, over SCAN_MIN of them in one sequential pass of the vector column (at 1M rows 0.4 s against 1-3 s
+ranked exactly, over SCAN_MIN of them in one sequential pass of the vector column (at 1M rows 0.6-0.7 s against 1-3 s
 for a take of 680k rows). Every index query asks for
 PQ distances only and re-ranks its first refine_factor x k candidates exactly on their stored vectors, read in one
 take: at 1M rows that is 2-3x faster than Lance's own refine step. Filter columns are deliberately not denormalised into the vectors tables:

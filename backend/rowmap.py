@@ -254,4 +254,3 @@ def distances(mat: np.ndarray, vector: np.ndarray, metric: str) -> np.ndarray:
     if metric == "dot":
         return 1.0 - dot
     return np.einsum("ij,ij->i", mat, mat) - 2.0 * dot + 1.0
-
