@@ -181,6 +181,12 @@ def test_lasso_on_the_map_selects_every_object_inside(app_url: tuple[str, str], 
     screenshot(page, "map_lasso_selection")
 
 
+# True once a map point has kept its place on the page over three polls in a row (a rerun can still move the map,
+# or redraw it with another plot box).
+STILL_JS = """([sel, x, y]) => { const p = document.querySelector(sel).arpToPage(x, y), k = p.x + "," + p.y;
+  const w = window.__arpStill || (window.__arpStill = {k: "", n: 0}); w.n = w.k === k ? w.n + 1 : 0; w.k = k; return w.n >= 3; }"""
+
+
 def test_a_click_opens_the_object_under_the_cursor_outside_the_hover_sample(app_url: tuple[str, str],
                                                                           page: object) -> None:
     import numpy as np
@@ -215,6 +221,7 @@ def test_a_click_opens_the_object_under_the_cursor_outside_the_hover_sample(app_
     assert page.locator("h1").first.inner_text() == "Map"
     page.evaluate(f"() => document.querySelector(\"{MAP}\").scrollIntoView({{block: 'center'}})")  # the notice moved it
     x, y = frame[["x", "y"]].iloc[target].tolist()
+    page.wait_for_function(STILL_JS, arg=[MAP, x, y], polling=150, timeout=30_000)  # the rerun's layout has settled
     spot = page.evaluate(f"([x, y]) => document.querySelector(\"{MAP}\").arpToPage(x, y)", [x, y])
     page.mouse.click(spot["x"] + 5, spot["y"])  # 5 px beside it: it opens, and the page says so
     page.get_by_role("heading", name=f"Galaxy {oid}").wait_for(timeout=120_000)
