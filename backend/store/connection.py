@@ -7,7 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from backend.store.rest_client_import import defer_rest_client_init
+
 os.environ.setdefault("LANCEDB_LOG", "error")  # Lance's 'no existing dataset, will be created' notices are noise
+defer_rest_client_init()
 
 import lancedb  # noqa: E402
 
