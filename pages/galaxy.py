@@ -183,11 +183,13 @@ def direction_choice(directions: list[nb.Direction]) -> nb.Direction:
 
 def neighbour_filters(atlas: Atlas) -> dict:
     """How many neighbours, the same-source radius, and the redshift / column filters, as `nb.neighbours` keywords."""
-    controls = st.columns(4)
+    controls = st.columns(4, vertical_alignment="bottom")
     k = controls[0].number_input("How many", 4, 48, 12, step=4, key="k")
     same_source = controls[1].number_input("Drop same source within (arcsec)", 0.0, 60.0, 1.0, key="same_source")
-    with st.expander("Filters"):
-        z_lo, z_hi = redshift_range(atlas)
+    z_lo, z_hi = redshift_range(atlas)
+    # a popover draws its widgets only when opened (an expander's cost every new tab of this page ~0.05 s); its
+    # label stays the same so that it stays open while the filters change, and the caption under it says which apply
+    with controls[2].popover("Filters", icon=":material/filter_list:", width="stretch"):
         z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="z_range")
         conditions = st.text_input(
             "Column conditions", key="conditions", placeholder="e.g. morphology = 'spiral' AND split = 'test'",
@@ -195,6 +197,16 @@ def neighbour_filters(atlas: Atlas) -> dict:
         )
     return {"k": int(k), "where": conditions or None, "exclude_same_source_arcsec": float(same_source) or None,
             "z_range": None if tuple(z_range) == (z_lo, z_hi) else tuple(z_range)}
+
+
+def filter_text(filters: dict) -> str:
+    """The filters that apply, as a clause for the neighbours caption ('' when none)."""
+    parts = []
+    if filters.get("z_range"):
+        parts.append("redshift {:.3f}–{:.3f}".format(*filters["z_range"]))
+    if filters.get("where"):
+        parts.append(f"where {filters['where']}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
@@ -214,7 +226,7 @@ def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
         st.error(f"Neighbour search failed: {md_escape(exc)}")
         return
     st.caption(md_escape(f"{choice.label.replace('->', '→')}: query {choice.query_name} against {choice.target.name}, "
-                         f"{len(found)} neighbours."))
+                         f"{len(found)} neighbours{filter_text(filters)}."))
     wave = wavelength(atlas, str(row["survey"])) if row.get("survey") else None
     if choice.target.modality == "spectrum" and wave is not None and len(found):
         rows = object_rows(view, found["object_id"].tolist(), ["spectrum_flux", "spectrum_ivar", "redshift"])
@@ -234,9 +246,9 @@ def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
     else:  # one component for the grid: 12 cards as Streamlit elements cost a click ~0.1 s of browser rendering
         card_gallery(frame_cards(found, neighbour_label), key="neighbour_cards", action_key=_state.NEIGHBOUR_ACTION,
                      votes=False)
-        st.caption("Take these neighbours away:")
         keep = [c for c in ("object_id", "similarity", "distance") if c in found.columns]
-        export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
+        with st.popover("Take these neighbours away", icon=":material/download:"):  # drawn when opened
+            export_panel(atlas, found[keep], name=f"neighbours of {object_id}", key="neighbours_export")
 
 
 def neighbour_label(n: pd.Series) -> str:

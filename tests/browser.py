@@ -16,9 +16,18 @@ from pathlib import Path
 from tests.app_atlas import REPO, free_port
 
 CHROMIUM = os.environ.get("ARP_CHROMIUM", "/usr/bin/chromium")
+# Chromium keeps only the last --disable-features, so this one repeats the list Playwright 1.65 passes before ours,
+# and adds WebUIOmniboxPopup: Chromium 156 builds its omnibox popup (a WebUI page) for every new tab, even headless,
+# ~1 s of a second renderer's CPU competing with the page on this 2-core box.
+DISABLED_FEATURES = [
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch", "WebUIOmniboxPopup",
+]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-sync", "--no-first-run", "--disable-quic", f"--disable-features={','.join(DISABLED_FEATURES)}",
     "--use-angle=swiftshader", "--enable-unsafe-swiftshader",  # software WebGL for the Plotly charts
 ]
 ARTIFACTS = REPO / "test-artifacts"
@@ -50,6 +59,27 @@ CARDS_DRAWN_JS = """() => {
 BACKGROUND_JS = f"""() => {{ const r = document.querySelector("{MAP}"); return (r && r.dataset.bg) || ''; }}"""
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> pid of each server `streamlit_server` is running
+
+
+def wait_server_idle(url: str, *, window_s: float = 0.5, busy_below: float = 0.1, timeout_s: float = 120.0) -> float:
+    """Wait until the app server at `url` uses under `busy_below` of a core for two windows in a row (its background
+    warm-up, e.g. the map renderer's JIT, is done); returns the seconds waited."""
+    pid, start, quiet = SERVER_PIDS[url], time.monotonic(), 0
+    used = cpu_seconds(pid)
+    while quiet < 2 and time.monotonic() - start < timeout_s:
+        time.sleep(window_s)
+        now = cpu_seconds(pid)
+        quiet, used = (quiet + 1 if now - used < busy_below * window_s else 0), now
+    return time.monotonic() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a Linux process, its finished threads included (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -> Iterator[str]:
     """Run the app on a free 127.0.0.1 port against an atlas; yields its base URL, stops it afterwards."""
@@ -63,6 +93,7 @@ def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
+        SERVER_PIDS[url] = proc.pid
         try:
             deadline = time.monotonic() + timeout_s
             while True:
@@ -79,6 +110,7 @@ def streamlit_server(atlas_uri: str, log_path: Path, timeout_s: float = 120.0) -
                 time.sleep(0.3)
             yield url
         finally:
+            SERVER_PIDS.pop(url, None)
             proc.terminate()
             try:
                 proc.wait(15)

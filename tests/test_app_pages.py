@@ -328,5 +328,7 @@ def test_galaxy_filters_restrict_the_neighbours(app_atlas: str) -> None:
     rows = atlas.get_objects(shown, ["redshift", "split"])
     assert rows["redshift"].between(lo - 1e-6, mid + 1e-6).all()
     assert set(rows["split"]) == {"train"}
+    said = " ".join(c.value for c in at.caption)
+    assert f"redshift {lo:.3f}–{mid:.3f}" in said and "where split = 'train'" in said, "the caption says which filters apply"
     at.text_input(key="conditions").input("no_such_column = 1").run()
     assert any("Neighbour search failed" in e.value for e in at.error) and not at.exception

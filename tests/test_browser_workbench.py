@@ -71,6 +71,7 @@ def test_find_box_then_links_out(app_url: tuple[str, str], page: object) -> None
     assert page.evaluate("() => navigator.clipboard.readText()") == degrees
     screenshot(page, "galaxy_links", docs=True)
     # take it away: the neighbours as a VOTable, the cutout as FITS with a WCS on the object
+    page.get_by_role("button", name="Take these neighbours away").click()  # the export panel opens in a popover
     with page.expect_download() as got:
         page.locator(".st-key-neighbours_export_download button").click()
     table = Table.read(got.value.path(), format="votable")
