@@ -172,7 +172,8 @@ def map_filter(atlas: Atlas, frame: pd.DataFrame) -> tuple[pd.DataFrame, frozens
     Returns the kept frame, the kept ids (None when nothing filters) and the SQL condition ('' when none).
     """
     z_lo, z_hi = redshift_range(atlas)
-    with st.expander("Filter the map", icon=":material/filter_alt:"):
+    # a popover draws its widgets only when opened (an expander's, every new tab); the caption below says what applies
+    with st.popover("Filter the map", icon=":material/filter_alt:"):
         z_range = st.slider("Redshift range", z_lo, z_hi, (z_lo, z_hi), key="map_z_range", format="%.3f")
         condition = st.text_input("Column conditions", key="map_condition",
                                   placeholder="e.g. morphology = 'spiral' AND split = 'test'",

@@ -174,6 +174,23 @@ def test_probe_results_follow_the_probe_that_just_finished(atlas_copy: str) -> N
     assert at.session_state[_state.MAP_COLOUR] == f"probe:{second}"
 
 
+def test_rare_tagged_tab_lists_the_tagged_objects_as_a_light_table(atlas_copy: str) -> None:
+    atlas = open_atlas(atlas_copy)
+    oids = atlas.objects(["object_id"], limit=3)["object_id"].tolist()
+    for oid in oids:
+        tags.add_tag(atlas, oid, "tidal-stream")
+    at = app(atlas_copy)
+    at.switch_page("pages/rare.py").run()
+    at.session_state["rare_tab"] = "Tagged"
+    at.run()
+    assert not errors(at), errors(at)
+    assert not at.dataframe, "a short tag list is an HTML table (the data grid costs the tab ~0.5 s)"
+    listed = next(h.proto.body for h in at.get("html") if all(oid in h.proto.body for oid in oids))
+    assert "tidal-stream" in listed
+    at.selectbox(key="export_tag").set_value("tidal-stream").run()
+    assert any(d.proto.label.startswith("Export 3 rows") for d in at.get("download_button"))
+
+
 def test_rare_votes_show_on_the_card_and_keep_the_tab(atlas_copy: str) -> None:
     at = app(atlas_copy)
     at.switch_page("pages/rare.py").run()
