@@ -9,8 +9,9 @@ Starts `streamlit run app.py` on a free 127.0.0.1 port and drives headless Chrom
   its 12 neighbour thumbnails.
 - cold_start_to_home: `streamlit run` started until Home shows its counts, in a browser already running (new profile);
   `server_ready_s` beside it: until the server answers its health check;
-- page_first_paint: after warm-up (each page opened once, then the server idle: no background JIT), a new tab on each page until its title and content are drawn and the script is idle
-  (Rare: its open tab, the rare clusters, drawn to the end);
+- page_first_paint: after warm-up (each page opened once, then the server idle: no background JIT), a new tab on
+  each page until its title and content are drawn and the script is idle (Rare: its open tab, the rare clusters,
+  drawn to the end);
 - recolour: on the map, pick another colour column until the new background image is drawn;
 - box_select_to_gallery: drag a box on the map until the selection heading and its first thumbnails show.
 Medians and p90 with the 1-minute load average at the start. Goals (issue 10, quiet machine): click <= 0.5 s,
