@@ -28,9 +28,9 @@ from bench_common import emit, scratch_folder
 
 from backend import schema
 from backend.spectra import desi_wavelength
-from backend.store import open_atlas
+from backend.store import Atlas, open_atlas
 from embeddings.data import iter_rows, survey_contexts
-from embeddings.encoders.base import SurveyContext
+from embeddings.encoders.base import Encoder, SurveyContext
 from embeddings.encoders.builtin import DEFAULT_WEIGHTS
 from embeddings.encoders.registry import get_encoder
 from embeddings.job import resolve_device, run_embedding
@@ -136,7 +136,7 @@ def main() -> None:
                     emit("embed_steady_state_efficiency", rate / fwd, "ratio", **tags)
 
 
-def run_job(atlas, name: str, encoder, device: str, args: argparse.Namespace, workers: int, limit: int) -> int:
+def run_job(atlas: Atlas, name: str, encoder: Encoder, device: str, args: argparse.Namespace, workers: int, limit: int) -> int:
     """One embedding job of `limit` objects on the chosen engine; the number embedded."""
     if args.engine == "ray":
         from embeddings.ray_engine import run_embedding_ray

@@ -150,9 +150,10 @@ def prepare_table(preprocessor: Preprocessor, table: pa.Table, surveys: dict[str
     """`prepare_rows` of a table's rows; a preprocessor with a `prepare_page(columns, survey)` method gets the
     page at once (one survey, every list column one length per row, as an n x length array) when it can."""
     page_method = getattr(preprocessor, "prepare_page", None)
-    names = table.column("survey").unique().to_pylist() if "survey" in table.column_names else []
-    if page_method is not None and len(names) == 1:
-        columns = uniform_columns(table, [c for c in table.column_names if c not in ("object_id", "survey")])
+    if page_method is not None and "survey" in table.column_names:
+        names = table.column("survey").unique().to_pylist()
+        columns = None if len(names) != 1 else uniform_columns(
+            table, [c for c in table.column_names if c not in ("object_id", "survey")])
         out = None if columns is None else page_method(columns, surveys.get(names[0] or "", SurveyContext()))
         if out is not None:
             return out

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.app_atlas import REPO
 
 CHECK = """
 import sys
@@ -25,4 +24,3 @@ def test_the_store_opens_without_the_rest_client_and_the_client_loads_on_first_u
     assert lines["before"] == "0"
     count, name, has_call = lines["after"].split()
     assert int(count) >= 5 and name == "TableApi" and has_call == "True"
-
