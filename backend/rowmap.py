@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,17 +61,28 @@ class ObjectRows:
     ra: np.ndarray  # float64 by offset (NaN where null): same-source checks without reading rows
     dec: np.ndarray
     survey: pd.Categorical | None  # by offset; None when the table has no survey column
+    z_masks: dict[tuple[float, float], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def offsets(self, object_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Offsets of the given ids in the objects table (-1 where an id is not there)."""
         return _lookup(self.sorted_ids, self.sorted_rows, object_ids)
 
     def z_mask(self, lo: float, hi: float) -> np.ndarray:
-        """Rows with lo <= redshift <= hi (AtlasError when the table has no redshift column)."""
+        """Rows with lo <= redshift <= hi (AtlasError when the table has no redshift column); the last MASK_CACHE
+        ranges are kept, since a user clicking from galaxy to galaxy keeps one range (1 ms a mask at 1M rows)."""
         if self.redshift is None:
             raise AtlasError("bad filter: the objects table has no redshift column")
-        with np.errstate(invalid="ignore"):
-            return (self.redshift >= lo) & (self.redshift <= hi)
+        key = (float(lo), float(hi))
+        mask = self.z_masks.get(key)
+        if mask is None:
+            with np.errstate(invalid="ignore"):
+                mask = (self.redshift >= lo) & (self.redshift <= hi)
+            mask.flags.writeable = False
+            with _lock:
+                while len(self.z_masks) >= MASK_CACHE:
+                    self.z_masks.pop(next(iter(self.z_masks)), None)
+                self.z_masks[key] = mask
+        return mask
 
     def survey_mask(self, surveys: Sequence[str]) -> np.ndarray:
         """Rows whose survey is one of `surveys`."""
@@ -98,6 +109,11 @@ class VectorRows:
     object_of: np.ndarray  # int64, the objects offset of each vector row (-1: no such object)
     sorted_row_ids: np.ndarray  # uint64, Lance's _rowid of each vector row, sorted
     row_order: np.ndarray  # int64, the vector offset of each sorted row id
+    object_ids: np.ndarray  # bytes, the object id of each vector row: a take of vectors need not read the ids
+
+    def ids_at(self, offsets: np.ndarray) -> np.ndarray:
+        """The object ids (str, as an object array) of the vector rows at `offsets`."""
+        return np.char.decode(self.object_ids[np.asarray(offsets, np.int64)], "utf-8").astype(object)
 
     def offsets_of_row_ids(self, row_ids: np.ndarray) -> np.ndarray:
         """Vector offsets of Lance row ids (as an index query returns them; -1 for an id not in this version)."""
@@ -175,13 +191,14 @@ def vector_rows(atlas: Atlas, table: str, ds: Any, objects: ObjectRows) -> Vecto
         if hit is not None and hit.version == ds.version and hit.objects_version == objects.version:
             return hit
         table_ids = ds.to_table(columns=["object_id"], with_row_id=True)
-        off = objects.offsets(_id_bytes(table_ids.column("object_id")))
+        ids = _id_bytes(table_ids.column("object_id"))
+        off = objects.offsets(ids)
         by_object = np.full(objects.n, -1, np.int64)
         ok = off >= 0
         by_object[off[ok]] = np.flatnonzero(ok)
         row_ids = table_ids.column("_rowid").to_numpy().astype(np.uint64, copy=False)
         order = np.argsort(row_ids, kind="stable").astype(np.int64)
-        rows = VectorRows(ds.version, objects.version, by_object, off, row_ids[order], order)
+        rows = VectorRows(ds.version, objects.version, by_object, off, row_ids[order], order, ids)
         _vectors[key] = rows
         return rows
 
@@ -206,18 +223,18 @@ def where_mask(atlas: Atlas, ds: Any, objects: ObjectRows, where: str) -> np.nda
     return mask
 
 
-def filtered_vectors(atlas: Atlas, table: str, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Object ids and vectors of a vectors table (Lance dataset `ds`) at the sorted offsets `rows`, read in one
-    projected take and kept (up to FILTERED_CACHE_BYTES in all) for the next search under the same filter."""
+def filtered_vectors(atlas: Atlas, table: str, ds: Any, vectors: VectorRows, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object ids (from the map `vectors`) and vectors of a vectors table (Lance dataset `ds`) at the sorted offsets
+    `rows`, read in one take of the vector column and kept (up to FILTERED_CACHE_BYTES in all) for the next search
+    under the same filter."""
     key = (atlas.uri, table, ds.version, hashlib.sha1(np.ascontiguousarray(rows, np.int64).tobytes()).hexdigest())
     hit = _filtered.get(key)
     if hit is not None:
         return hit
-    got = ds.take(rows, columns=["object_id", "vector"]) if len(rows) else None
-    if got is None:
+    if not len(rows):
         return np.zeros(0, object), np.zeros((0, 0), np.float32)
-    mat = vector_matrix(got.column("vector"))
-    found = np.asarray(got.column("object_id").to_pylist(), object), mat
+    mat = vector_matrix(ds.take(rows, columns=["vector"]).column("vector"))
+    found = vectors.ids_at(rows), mat
     with _lock:
         while _filtered and sum(m.nbytes for _, m in _filtered.values()) + mat.nbytes > FILTERED_CACHE_BYTES:
             _filtered.pop(next(iter(_filtered)))
