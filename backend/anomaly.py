@@ -24,7 +24,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from backend import maps, schema
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, space_features
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, anomaly_features, joint, space_features
 from backend.store import Atlas, AtlasError, where_in
 
 METHODS = ("ecod", "iforest", "knn", "lof")
@@ -141,7 +141,7 @@ def compute_anomalies(
     map_params: maps.MapParams | None = None,
 ) -> pd.DataFrame:
     """Score every object of a space and store the scores with its map (computing the map if missing)."""
-    scores = score_set(space_features(atlas, space, n_components), methods, k=k, seed=seed)
+    scores = score_set(anomaly_features(atlas, space_features(atlas, space, n_components)), methods, k=k, seed=seed)
     if maps.load_map(atlas, space) is None:
         maps.compute_map(atlas, space, map_params)
     stale = [f"anomaly_{m}" for m in METHODS if m not in methods]

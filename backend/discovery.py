@@ -3,7 +3,8 @@
 For each embedding space: its vectors are read and PCA-reduced once (backend.features), and that
 one matrix feeds the UMAP map (first `pca_components` columns), the anomaly detectors and the
 clusters of the anomalous tail; the map table is then written once with all its columns. The
-morphology parameters, when measured, are scored as one more feature set. Last, the combined
+morphology parameters, when measured, are scored as one more feature set. A spectrum space's own anomaly scores
+are computed relative to objects at a similar redshift (features.anomaly_features). Last, the combined
 ranking is stored (table `anomalies`): the kNN anomaly in the joint features of the unimodal spaces
 and the morphology parameters (the cross-modal spaces left out where a unimodal space of their
 modality exists, features.ranking_set_names), with the clusters of its anomalous tail (rare.COMBINED).
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from backend import anomaly, maps, rare
-from backend.features import MORPHOLOGY, FeatureSet, feature_sets, ranking_set_names
+from backend.features import MORPHOLOGY, FeatureSet, anomaly_features, feature_sets, ranking_set_names
 from backend.store import Atlas
 
 
@@ -52,7 +53,7 @@ def discover_space(
 ) -> pd.DataFrame:
     """The map, anomaly scores and rare clusters of one space's features, stored in one map write; returns the scores."""
     params = map_params or maps.MapParams()
-    scores = anomaly.score_set(fs, k=k)
+    scores = anomaly.score_set(anomaly_features(atlas, fs), k=k)
     xy = maps.fit_map(fs.X[:, : params.pca_components], params)
     labels, table = rare.anomaly_clusters(fs.X, scores["anomaly"].to_numpy(), fs.ids)
     frame = scores.assign(x=xy[:, 0], y=xy[:, 1]).merge(rare.label_columns(fs.ids, labels, table), on="object_id")

@@ -24,7 +24,7 @@ from bench_common import emit
 
 from backend import active, anomaly, rare, similar
 from backend.config import default_atlas_uri
-from backend.features import feature_sets, ranking_set_names
+from backend.features import anomaly_features, feature_sets, ranking_set_names
 from backend.spaces import list_spaces, read_vectors
 from backend.store import open_atlas
 
@@ -73,7 +73,7 @@ def main() -> None:
     atlas = open_atlas(args.atlas)
     t0 = time.perf_counter()
     sets = feature_sets(atlas)
-    scores = {name: anomaly.score_set(fs) for name, fs in sets.items()}
+    scores = {name: anomaly.score_set(anomaly_features(atlas, fs)) for name, fs in sets.items()}  # as discovery does
     ranked = ranking_set_names(atlas, list(sets))
     joint, joint_scores = anomaly.score_joint({name: sets[name] for name in ranked})
     ranking = anomaly.combine({name: scores[name] for name in ranked}, joint_scores)

@@ -141,3 +141,36 @@ def test_ranking_leaves_out_an_aligned_space_when_a_unimodal_one_of_its_modality
     names = [IMAGE.name, SPECTRUM.name, shape.name, MORPHOLOGY]
     # shape is ranked in the unimodal image space; the spectra keep the aligned space (no unimodal one)
     assert ranking_set_names(other, names) == [SPECTRUM.name, shape.name, MORPHOLOGY]
+
+
+def test_a_spectrum_odd_for_its_redshift_ranks_first_only_relative_to_its_redshift():
+    from backend.features import redshift_residuals
+
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0.02, 0.4, 2000)
+    X = np.stack([np.cos(8 * z), np.sin(8 * z), z], axis=1) + rng.normal(0, 0.01, (2000, 3))  # a curve ordered by z
+    odd = int(np.argmin(np.abs(z - 0.1)))
+    X[odd] = np.array([np.cos(8 * 0.3), np.sin(8 * 0.3), 0.3])  # a z = 0.3 spectrum at z = 0.1: ordinary globally
+    plain = anomaly.score(X)["anomaly"].to_numpy()
+    relative = anomaly.score(redshift_residuals(X, z))["anomaly"].to_numpy()
+    assert np.argsort(-relative)[0] == odd
+    assert odd not in np.argsort(-plain)[:20]
+    z_missing = z.copy()
+    z_missing[:5] = np.nan
+    out = redshift_residuals(X, z_missing)
+    assert np.isfinite(out).all() and np.allclose(out[:5], X[:5] - X[5:].mean(axis=0))
+    few = X[:60]
+    assert redshift_residuals(few, z[:60]) is few  # too few redshifts for a window of 50: unchanged
+
+
+def test_only_spectrum_spaces_score_anomalies_relative_to_redshift(discovered):
+    from backend.features import anomaly_features
+
+    atlas, _, _, _ = discovered
+    sets = feature_sets(atlas)
+    assert anomaly_features(atlas, sets[IMAGE.name]) is sets[IMAGE.name]
+    assert anomaly_features(atlas, sets[MORPHOLOGY]) is sets[MORPHOLOGY]
+    relative = anomaly_features(atlas, sets[SPECTRUM.name])
+    assert relative.ids == sets[SPECTRUM.name].ids and not np.allclose(relative.X, sets[SPECTRUM.name].X)
+    stored = maps.load_map(atlas, SPECTRUM.name).set_index("object_id")["anomaly"].reindex(relative.ids).to_numpy()
+    assert np.allclose(stored, anomaly.score(relative.X)["anomaly"].to_numpy())  # what discovery stored
