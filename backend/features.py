@@ -88,13 +88,19 @@ def redshift_residuals(X: np.ndarray, z: np.ndarray, window: int = REDSHIFT_WIND
     return out.astype(X.dtype, copy=False)
 
 
+def scored_relative_to_redshift(atlas: Atlas, name: str) -> bool:
+    """Whether a feature set's own anomaly scores are relative to redshift: a spectrum space of an atlas whose
+    objects have a redshift column."""
+    info = list_spaces(atlas).get(name)
+    return info is not None and info.modality == "spectrum" and "redshift" in atlas.columns(schema.OBJECTS)
+
+
 def anomaly_features(atlas: Atlas, fs: FeatureSet) -> FeatureSet:
     """The features a set's own anomaly scores are computed on: a spectrum space's relative to objects at a similar
     catalogue redshift (a spectrum is odd for its redshift, not for being at one: on the demos of seeds 0 and 2 the
     mean share of a planted class in the top 500 of `arp-spectrum` went 0.10 -> 0.25 and 0.15 -> 0.27); any other
     set, and any atlas without a redshift column, as it is. Maps, clusters and the joint features keep `fs`."""
-    spaces = list_spaces(atlas)
-    if fs.name not in spaces or spaces[fs.name].modality != "spectrum" or "redshift" not in atlas.columns(schema.OBJECTS):
+    if not scored_relative_to_redshift(atlas, fs.name):
         return fs
     z = atlas.objects(["object_id", "redshift"]).set_index("object_id")["redshift"].reindex(fs.ids)
     return FeatureSet(fs.name, fs.ids, redshift_residuals(fs.X, z.to_numpy(np.float64)))

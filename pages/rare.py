@@ -11,6 +11,7 @@ import streamlit as st
 
 from backend import active, anomaly, rare, selection, similar, tags
 from backend.discovery import discover
+from backend.features import REDSHIFT_WINDOW, scored_relative_to_redshift
 from backend.store import Atlas, AtlasError
 from backend.svg_plot import WIDTH, line_svg
 from pages import _state
@@ -148,7 +149,9 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
         else:
             st.caption(f"kNN distance (pyod, {anomaly.JOINT_NEIGHBOURS} neighbours) in all feature sets together: the "
                        "unimodal spaces and the morphology parameters side by side." if space is None else
-                       "Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged).")
+                       "Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
+                       + (f", each spectrum against the {REDSHIFT_WINDOW} objects nearest in redshift: odd for its "
+                          "redshift." if scored_relative_to_redshift(atlas, space) else "."))
             top, score_col = anomaly.top_anomalies(atlas, space, n=n_top), "anomaly"
     except AtlasError as exc:
         st.info(str(exc))

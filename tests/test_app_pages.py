@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from backend import active, tags
+from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
 from tests.app_atlas import REPO, shared_app_atlas
@@ -332,3 +333,18 @@ def test_galaxy_filters_restrict_the_neighbours(app_atlas: str) -> None:
     assert f"redshift {lo:.3f}–{mid:.3f}" in said and "where split = 'train'" in said, "the caption says which filters apply"
     at.text_input(key="conditions").input("no_such_column = 1").run()
     assert any("Neighbour search failed" in e.value for e in at.error) and not at.exception
+
+
+def test_rare_page_says_a_spectrum_space_is_ranked_against_its_redshift(app_atlas: str) -> None:
+    at = app(app_atlas)
+    at.switch_page("pages/rare.py").run()
+    at.session_state["rare_tab"] = "Anomalies"
+    spaces = list_spaces(open_atlas(app_atlas))
+    for name, info in spaces.items():
+        if info.derived_from:
+            continue
+        at.session_state["rare_space"] = name
+        at.run()
+        assert not errors(at), errors(at)
+        relative = any("nearest in redshift" in c.value for c in at.caption)
+        assert relative == (info.modality == "spectrum"), name
