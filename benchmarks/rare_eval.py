@@ -120,12 +120,13 @@ def main() -> None:
 
     base = anomaly.percentile_rank(ranking.set_index("object_id")["anomaly"].reindex(joint.ids).to_numpy())
     t0 = time.perf_counter()
-    inspected = simulate_user(joint.X, base, truth, args.inspect, args.per_round, args.method)
+    learner = active.with_set_scores(joint, ranking).X  # what the Rare page's re-rank reads
+    inspected = simulate_user(learner, base, truth, args.inspect, args.per_round, args.method)
     found, unsupervised = int(truth[inspected].sum()), int(truth[combined_order[: args.inspect]].sum())
     emit(f"discover.simulated_user_found_after_{args.inspect}", found, "objects", target=">= 120 and >= 1.5x unsupervised",
          unsupervised_top=unsupervised, ratio=round(found / max(unsupervised, 1), 2), method=args.method,
          seconds=round(time.perf_counter() - t0, 1), **common)
-    emit(f"discover.supervised_ceiling_top_{args.inspect}", supervised_ceiling(joint.X, truth, args.inspect), "objects",
+    emit(f"discover.supervised_ceiling_top_{args.inspect}", supervised_ceiling(learner, truth, args.inspect), "objects",
          note="rare objects in the top of a forest fitted on every other object's truth (5-fold): what near-complete labels reach",
          **common)
 
