@@ -4,7 +4,8 @@ From 3 or more positives (objects the user tagged or selected), a logistic regre
 from the rest of the atlas treated as unlabelled (PU learning, Elkan & Noto 2008: the unlabelled set
 is mostly negatives when the class is rare, so the classifier's ranking is the ranking of
 P(positive)); a bagged version (`BAGS` random unlabelled subsets) keeps it stable. Features: one
-space's reduced vectors, or (space=None) all feature sets side by side (backend.active.joint_features).
+space's reduced vectors, or (space=None) all feature sets side by side with each one's own anomaly score
+(backend.active.learner_features).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def more_like_these(
 ) -> pd.DataFrame:
     """The n objects most like the given ones (which are left out): object_id, score (desc)."""
     if space is None:
-        fs = active.joint_features(atlas)
+        fs = active.learner_features(atlas)
     else:
         ids, X = anomaly.features(atlas, space, n_components)
         fs = FeatureSet(space, ids, X)

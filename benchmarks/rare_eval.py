@@ -137,7 +137,7 @@ def main() -> None:
         precisions = []
         for _ in range(args.trials):
             seeds = rng.choice(members, size=min(5, len(members)), replace=False)
-            s = similar.pu_scores(joint.X, seeds)
+            s = similar.pu_scores(learner, seeds)
             s[seeds] = -np.inf
             precisions.append(float((classes[np.argsort(-s)[:50]] == c).mean()))
         per_class[c] = round(float(np.mean(precisions)), 3)
