@@ -83,6 +83,13 @@ def register_space(atlas: Atlas, info: SpaceInfo) -> None:
     atlas.set_meta(SPACE_PREFIX + info.name, asdict(info))  # one row per space: concurrent registrations never collide
 
 
+def replace_space(atlas: Atlas, info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> None:
+    """Rewrite a derived space whole (its table in one commit) and record its provenance; nothing of the former space
+    stays to mix with, so a new dim or revision is no conflict."""
+    atlas.replace(info.table, vectors_arrow(info, object_ids, vectors))
+    atlas.set_meta(SPACE_PREFIX + info.name, asdict(info))
+
+
 def vectors_arrow(info: SpaceInfo, object_ids: list[str], vectors: np.ndarray) -> pa.Table:
     """One batch of vectors with their provenance as an Arrow table of the space's schema."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backend import shape_space
 from backend.features import ranking_set_names
 from backend.neighbours import directions, neighbours
-from backend.shape_space import build_shape_space
+from backend.shape_space import SHAPE_COMPONENTS, build_shape_space
 from backend.spaces import list_spaces
 from backend.store import open_atlas
 from tests.synthetic import IMAGE, build_synthetic
@@ -35,7 +36,7 @@ def test_shape_space_is_registered_with_its_sources(shaped):
     atlas, objs, _, info = shaped
     assert info is not None and info.name in list_spaces(atlas) and info.modality == "image"
     assert info.derived_from == IMAGE.name and IMAGE.encoder in info.weights_revision
-    assert "morph_*" in info.preprocess_version and info.dim == 16 + 3
+    assert "morph_*" in info.preprocess_version and info.dim == min(SHAPE_COMPONENTS, IMAGE.dim) + 3
     assert atlas.count(info.table) == len(objs) - 1  # the unmeasured object has no shape vector
     assert info.name not in ranking_set_names(atlas, list(list_spaces(atlas)))  # its parts rank, not it
 
@@ -53,3 +54,13 @@ def test_rebuilding_replaces_the_space_whole(shaped):
     atlas, objs, _, info = shaped
     again = build_shape_space(atlas, say=lambda _: None)
     assert again == info and atlas.count(info.table) == len(objs) - 1
+
+
+def test_rebuilding_with_other_settings_replaces_the_former_space(shaped, monkeypatch):
+    atlas, objs, _, info = shaped
+    monkeypatch.setattr(shape_space, "SHAPE_COMPONENTS", 4)  # as after an upgrade that changed the recipe
+    narrower = build_shape_space(atlas, say=lambda _: None)
+    assert narrower is not None and narrower.dim == 4 + 3 and list_spaces(atlas)[info.name].dim == 4 + 3
+    assert atlas.count(info.table) == len(objs) - 1
+    monkeypatch.undo()
+    assert build_shape_space(atlas, say=lambda _: None) == info
