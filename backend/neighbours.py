@@ -365,7 +365,7 @@ def _search(
             else:
                 ids, mat = rowmap.filtered_vectors(view.atlas, table_name, ds, vectors, rows)
                 found = _exact(ids, mat, vector, fetch, metric)
-    found = found.at(np.flatnonzero(~np.isin(found.ids, list(exclude)))[:k]) if exclude else found.at(np.arange(min(k, len(found))))
+    found = found.at(np.flatnonzero(~np.isin(found.ids, list(exclude)))[:k])
     if metric == "cosine":
         sim = 1.0 - found.dist
     elif len(found):
