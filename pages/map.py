@@ -154,10 +154,13 @@ def remembered_choice(where: object, label: str, options: list[str], remembered:
     """A select box keyed once, so that its identity never changes with its value (a keyless one whose index followed
     the last pick became a new widget after each pick, and a quick second pick was lost). Its value lives under
     `remembered`, which other pages may set (the Probes page's "colour the map by this probe")."""
+    current = st.session_state.get(key)
     wanted = st.session_state.get(remembered)
     if wanted not in options:
-        wanted = st.session_state.get(key) if st.session_state.get(key) in options else options[0]
-    st.session_state[key] = st.session_state[remembered] = wanted
+        wanted = current if current in options else options[0]
+    st.session_state[remembered] = wanted
+    if current != wanted:  # set only on a change from elsewhere: a value set from the script is pushed to the browser,
+        st.session_state[key] = wanted  # and one pushed on every run could undo a pick made while a run was going on
     return where.selectbox(label, options, key=key, on_change=_remember, args=(key, remembered))
 
 

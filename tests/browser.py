@@ -152,6 +152,19 @@ def wait_app_idle(page: object, timeout_ms: int = 90_000) -> None:
     )
 
 
+def pick_option(page: object, label: str, option: str, timeout_ms: int = 120_000) -> None:
+    """Choose `option` in the select box `label` as a keyboard user does (type to filter, Enter) and wait until the box
+    shows it. A mouse click on an option of the open list was lost about 1 run in 10 on a loaded box (the list stayed
+    open, the option highlighted, the value unchanged: the click fell between two renders of the menu)."""
+    box = page.get_by_label(label)
+    box.click()
+    box.press_sequentially(option)
+    page.get_by_role("option", name=option, exact=True).wait_for(timeout=timeout_ms)
+    box.press("Enter")
+    page.wait_for_function("([l, o]) => { const e = document.querySelector(`input[aria-label='${l}']`);"
+                           " return !!e && e.value === o; }", arg=[label, option], timeout=timeout_ms)
+
+
 def screenshot(page: object, name: str, *, docs: bool = False) -> Path:
     """Save a full-page screenshot under test-artifacts/ (kept by CI); `docs=True` also writes a small palette PNG
     of the viewport to docs/screenshots/browser/ (what each page looked like in the last browser test run)."""

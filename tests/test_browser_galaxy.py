@@ -16,6 +16,7 @@ from tests.browser import (
     POINT_JS,
     map_to_data,
     open_map,
+    pick_option,
     screenshot,
     wait_app_idle,
 )
@@ -88,8 +89,7 @@ def test_two_recolours_in_a_row_both_redraw_the_map(app_url: tuple[str, str], pa
     wait_app_idle(page)
     for column in ("redshift", "rare_class"):  # the second pick used to be lost (the box became a new widget)
         before = page.evaluate(BACKGROUND_JS)
-        page.get_by_label("Colour by").click()
-        page.get_by_role("option", name=column, exact=True).click()
+        pick_option(page, "Colour by", column)
         page.wait_for_function(f"(b) => ({BACKGROUND_JS})() !== b", arg=before, timeout=120_000)
         wait_app_idle(page)
     legend = page.get_by_test_id("arp-map-legend").locator(".arp-map-key-title").inner_text()

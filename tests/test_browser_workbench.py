@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from backend import tags
 from backend.spaces import list_spaces
 from backend.store import open_atlas
-from tests.browser import CARDS_DRAWN_JS, MAP_DRAWN_JS, screenshot, wait_app_idle
+from tests.browser import CARDS_DRAWN_JS, MAP_DRAWN_JS, pick_option, screenshot, wait_app_idle
 
 pytestmark = pytest.mark.browser
 
@@ -143,8 +143,7 @@ def test_map_coloured_by_a_rare_class_has_a_legend(app_url: tuple[str, str], pag
     page.goto(f"{url}/map")
     page.wait_for_function(MAP_DRAWN_JS, timeout=120_000)
     wait_app_idle(page)
-    page.get_by_label("Colour by").click()
-    page.get_by_role("option", name="rare_class").click()
+    pick_option(page, "Colour by", "rare_class")
     page.get_by_test_id("arp-map-legend").wait_for(timeout=120_000)
     wait_app_idle(page)
     legend = page.get_by_test_id("arp-map-legend")
