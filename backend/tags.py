@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,8 +20,23 @@ def _author(author: str | None) -> str:
     return author or os.environ.get("ARP_USER") or os.environ.get("USER") or "anonymous"
 
 
-def _rows(object_ids: Iterable[str], tag: str, action: str, note: str, author: str | None) -> list[dict]:
+MAX_TAG_CHARS = 64
+
+
+def tag_name(tag: str) -> str:
+    """A tag as stored: stripped, 1 to MAX_TAG_CHARS characters, no control characters (AtlasError saying why not)."""
     tag = tag.strip()
+    if not tag:
+        raise AtlasError("a tag needs a non-empty name")
+    if len(tag) > MAX_TAG_CHARS:
+        raise AtlasError(f"a tag name has at most {MAX_TAG_CHARS} characters (this one has {len(tag)})")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in tag):
+        raise AtlasError("a tag name cannot hold control characters (line breaks, tabs, invisible marks)")
+    return tag
+
+
+def _rows(object_ids: Iterable[str], tag: str, action: str, note: str, author: str | None) -> list[dict]:
+    tag = tag_name(tag) if action == "add" else tag.strip()  # a tag stored before these rules can still be removed
     if not tag:
         raise AtlasError("a tag needs a non-empty name")
     now, who = utcnow(), _author(author)
@@ -31,6 +47,16 @@ def add_tag(atlas: Atlas, object_ids: str | Iterable[str], tag: str, *, note: st
     """Tag one or many objects (appends one row each; safe under concurrent writers)."""
     ids = [object_ids] if isinstance(object_ids, str) else list(object_ids)
     return atlas.append(schema.TAGS, _rows(ids, tag, "add", note, author))
+
+
+def tag_objects(atlas: Atlas, object_ids: Iterable[str], tag: str, *, note: str = "", author: str | None = None) -> list[str]:
+    """Tag those of the objects that do not carry `tag` yet, in one append; their ids (what an undo takes back)."""
+    name = tag_name(tag)
+    have = set(tagged_ids(atlas, name))
+    new = [oid for oid in dict.fromkeys(map(str, object_ids)) if oid not in have]
+    if new:
+        add_tag(atlas, new, name, note=note, author=author)
+    return new
 
 
 def remove_tag(atlas: Atlas, object_ids: str | Iterable[str], tag: str, *, note: str = "", author: str | None = None) -> int:

@@ -349,17 +349,26 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
     free_cols = st.columns([3, 1])
     free = free_cols[0].text_input("Free tag", key=f"{key}_free", placeholder="e.g. tidal-stream", label_visibility="collapsed")
     if free_cols[1].button("Add tag", key=f"{key}_free_add", width="stretch") and free.strip():
-        tags.add_tag(atlas, object_id, free.strip())
-        undo.append(("add", object_id, free.strip()))
-        st.rerun()
+        try:
+            tags.add_tag(atlas, object_id, free)
+        except AtlasError as exc:
+            st.error(md_escape(exc))
+        else:
+            undo.append(("add", object_id, tags.tag_name(free)))
+            st.rerun()
+
+
+def _objects_text(ids: str | tuple[str, ...]) -> str:
+    """One object's id, or how many objects a bulk tag action touched."""
+    return ids if isinstance(ids, str) else ids[0] if len(ids) == 1 else f"{len(ids):,} objects"
 
 
 def undo_button(atlas: Atlas, *, key: str, container: object = st) -> None:
     """Undo this session's last tag action (writes the inverse row; the history keeps both)."""
     from backend import tags
 
-    undo: list[tuple[str, str, str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
-    hint = f"undo: {undo[-1][0]} {undo[-1][2]} on {undo[-1][1]}" if undo else "nothing to undo"
+    undo: list[tuple[str, str | tuple[str, ...], str]] = st.session_state.setdefault(_state.TAG_UNDO, [])
+    hint = f"undo: {undo[-1][0]} {undo[-1][2]} on {_objects_text(undo[-1][1])}" if undo else "nothing to undo"
     if container.button("Undo", key=key, width="stretch", disabled=not undo, icon=":material/undo:", help=hint):
         action, oid, tag = undo.pop()
         (tags.remove_tag if action == "add" else tags.add_tag)(atlas, oid, tag, note="undo")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from backend import maps, probes, render, schema, similar
+from backend import maps, probes, render, schema, similar, tags
 from backend.hover import png_data_uri
 from backend.neighbours import filter_sql
 from backend.store import Atlas, AtlasError
@@ -25,6 +25,7 @@ from pages._export import export_panel
 from pages._hover import hover_thumbnails
 from pages._map_canvas import action_of, map_canvas, map_data
 from pages._shared import (
+    TAG_BUTTONS,
     _open,
     get_atlas,
     md_escape,
@@ -32,6 +33,7 @@ from pages._shared import (
     redshift_range,
     spaces_or_stop,
     table_version,
+    undo_button,
 )
 
 WIDTH, HEIGHT = 900, 620
@@ -353,12 +355,32 @@ def selection_section(atlas: Atlas, space: str) -> list[str]:
     if st.button("Clear selection", key="clear_selection", icon=":material/deselect:"):
         st.session_state[_state.MAP_SELECTION] = []
         st.rerun()
+    tag_selection(atlas, selection)
     shown = atlas.get_objects(selection[:GALLERY_MAX], ["thumbnail", "redshift"])
     if len(selection) > GALLERY_MAX:
         st.caption(f"Showing the first {GALLERY_MAX} of {len(selection):,}; the export has all of them.")
     card_gallery(frame_cards(shown, redshift_label), key="selection_cards", action_key=_state.MAP_CARD_ACTION,
                  votes=False)
     return selection
+
+
+def tag_selection(atlas: Atlas, selection: list[str]) -> None:
+    """Tag every selected object at once, with a ready tag or a new name (the Rare page's learner reads them too)."""
+    cols = st.columns([3, 1.4, 1], vertical_alignment="bottom")
+    tag = cols[0].selectbox("Tag the selection as", list(dict.fromkeys(TAG_BUTTONS.values())), key="selection_tag",
+                            accept_new_options=True, help="Pick a tag or type a new name (up to 64 characters).")
+    if cols[1].button(f"Tag {len(selection):,} objects", key="tag_selection", icon=":material/sell:", disabled=not tag):
+        try:
+            added = tags.tag_objects(atlas, selection, tag or "")
+        except AtlasError as exc:
+            st.error(md_escape(exc))
+            return
+        if added:
+            st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", tuple(added), tags.tag_name(tag or "")))
+        st.toast(md_escape(f"Tagged {len(added):,} objects {tag}" + (f" ({len(selection) - len(added):,} had it already)."
+                                                                    if len(added) < len(selection) else ".")),
+                 icon=":material/sell:")
+    undo_button(atlas, key="selection_undo", container=cols[2])
 
 
 def more_like_these_section(atlas: Atlas, space: str, selection: list[str]) -> None:

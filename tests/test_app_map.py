@@ -51,6 +51,29 @@ def test_more_like_these_ranks_the_atlas_from_a_map_selection(app_atlas: str) ->
     assert not map_cards(at, "more_like_these_cards")
 
 
+def test_a_map_selection_is_tagged_at_once_and_undo_takes_it_back(app_atlas: str, tmp_path) -> None:
+    import shutil
+
+    from backend import tags
+
+    shutil.copytree(app_atlas, tmp_path / "atlas")  # a private copy: this test writes tags
+    uri = str(tmp_path / "atlas")
+    atlas = open_atlas(uri)
+    chosen = atlas.objects(["object_id"], limit=6)["object_id"].tolist()
+    tags.add_tag(atlas, chosen[0], "merger")  # one carries the tag already
+    at = app(uri)
+    at.session_state[_state.MAP_SELECTION] = chosen
+    at.switch_page("pages/map.py").run()
+    at.selectbox(key="selection_tag").set_value("merger").run()
+    at.button(key="tag_selection").click().run()
+    assert not errors(at), errors(at)
+    assert sorted(tags.tagged_ids(atlas, "merger")) == sorted(chosen)
+    assert len(tags.history(atlas)) == 6, "one row for each object that lacked the tag, none for the one that had it"
+    assert any("Tagged 5 objects merger" in t.value and "1 had it already" in t.value for t in at.toast)
+    at.button(key="selection_undo").click().run()
+    assert tags.tagged_ids(atlas, "merger") == [chosen[0]], "undo takes back what the bulk tag added, nothing more"
+
+
 def test_more_like_these_needs_three_selected_objects(app_atlas: str) -> None:
     seeds = open_atlas(app_atlas).objects(["object_id"], limit=2)["object_id"].tolist()
     at = app(app_atlas)

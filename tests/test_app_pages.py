@@ -159,6 +159,23 @@ def test_tag_button_writes_a_tag_row_and_undo_removes_it(app_atlas: str) -> None
     assert len(tags.history(atlas, oid)) == before + 2  # the removal is a row too
 
 
+def test_a_free_tag_is_written_and_a_bad_name_is_refused_with_the_reason(atlas_copy: str) -> None:
+    atlas = open_atlas(atlas_copy)
+    oid = atlas.objects(["object_id"], limit=3)["object_id"].iloc[2]
+    at = app(atlas_copy, object=oid)
+    at.switch_page("pages/galaxy.py").run()
+    at.text_input(key="galaxy_free").input("  tidal stream ").run()
+    at.button(key="galaxy_free_add").click().run()
+    assert not errors(at), errors(at)
+    assert tags.tags_of(atlas, oid) == ["tidal stream"]
+    at.text_input(key="galaxy_free").input("x" * 70).run()
+    at.button(key="galaxy_free_add").click().run()
+    assert any("at most 64 characters" in e and "this one has 70" in e for e in errors(at)), errors(at)
+    assert len(tags.history(atlas, oid)) == 1, "the refused name wrote nothing"
+    at.button(key="galaxy_undo").click().run()
+    assert tags.tags_of(atlas, oid) == []
+
+
 @pytest.fixture
 def atlas_copy(app_atlas: str, tmp_path: Path) -> str:
     """A private copy of the small atlas, for tests that add objects, probes or jobs."""

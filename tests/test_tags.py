@@ -39,6 +39,21 @@ def test_add_remove_fold_keeps_history(toy):
     assert tags.tagged_object_count(toy) == 3 and toy.count("tags") == 6  # objects, not rows
 
 
+def test_tag_names_are_checked_and_a_bulk_tag_adds_only_the_missing_ones(toy):
+    rows = toy.count("tags")
+    for bad, reason in [("x" * 65, "at most 64 characters"), ("ring\nmerger", "control characters"),
+                        ("ring\u200b", "control characters"), ("\t ", "non-empty")]:
+        with pytest.raises(AtlasError, match=reason):
+            tags.add_tag(toy, "obj00001", bad)
+    assert toy.count("tags") == rows, "a refused name writes nothing"
+    assert tags.tag_name("  tidal stream  ") == "tidal stream" and tags.tag_name("x" * 64) == "x" * 64
+    tags.add_tag(toy, "obj00002", "merger")
+    added = tags.tag_objects(toy, ["obj00001", "obj00002", "obj00003", "obj00001"], " merger ")
+    assert added == ["obj00001", "obj00003"], "the one already tagged and the repeat are left alone"
+    assert sorted(tags.tagged_ids(toy, "merger")) == ["obj00001", "obj00002", "obj00003"]
+    assert tags.tag_objects(toy, ["obj00001"], "merger") == [] and toy.count("tags") == rows + 3
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".fits", ".vot"])
 def test_export_round_trips_with_coordinates(toy, tmp_path, suffix):
     tags.add_tag(toy, ["obj00010", "obj00011", "obj00012"], "ring", note="ring-like")
