@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from backend import anomaly, maps, rare
+from backend import anomaly, hubness, maps, rare
 from backend.features import MORPHOLOGY, FeatureSet, anomaly_features, feature_sets, ranking_set_names
 from backend.store import Atlas
 
@@ -44,6 +44,7 @@ def discover(
                                      rare.label_columns(joint_fs.ids, labels, table))
     rare.store_table(atlas, rare.COMBINED, table, on="anomalies", min_cluster_size=rare.TAIL_MIN_CLUSTER, min_samples=None)
     say(f"combined anomaly ranking over {', '.join(names)} and {len(table)} clusters stored")
+    hubness.compute_hubness(atlas, say=say)
     return ranking
 
 

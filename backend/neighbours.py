@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from backend import rowmap, schema, tags
+from backend import hubness, rowmap, schema, tags
 from backend.spaces import SpaceInfo, SpaceRef, list_spaces, space_name, space_table
 from backend.store import Atlas, AtlasError, where_all, where_between, where_in, with_retry
 
@@ -46,6 +46,7 @@ DATASET_CACHE = 32
 PREWARM_MAX_ROWS = 5_000_000  # vector indexes of tables up to this size are loaded whole on first use (~170 MB per 1M x 128)
 _prewarmed: set[str] = set()  # vector index uuids already in Lance's index cache
 _tag_masks: dict[tuple[str, str, int, int], np.ndarray] = {}
+CSLS_CANDIDATES = 48  # cross-modal queries re-rank this many cosine neighbours by CSLS (backend.hubness)
 DEFAULT_SEARCH = {"metric": "cosine", "nprobes": 20, "refine_factor": 20}
 META_COLUMNS = ("survey", "ra", "dec", "redshift", "thumbnail")
 Space = SpaceRef | Sequence[SpaceRef]  # one space, or several aligned spaces for a mixed query
@@ -112,6 +113,7 @@ class _Context:
     spaces: dict[str, SpaceInfo]
     params: dict[str, dict]
     label_columns: list[str]
+    hubness_query: dict[str, str]  # target space -> the query space its stored hubness terms are for (CSLS)
 
 
 class View:
@@ -130,7 +132,10 @@ class View:
         if hit is None or hit[0] != key:
             stored = atlas.meta_items("index:")
             spaces = list_spaces(atlas)
-            hit = key, _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns())
+            hub = {k.removeprefix(hubness.META_PREFIX): v.get("query_space", "")
+                   for k, v in atlas.meta_items(hubness.META_PREFIX).items()}
+            hit = key, _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns(),
+                                {t: q for t, q in hub.items() if hubness.hubness_table(t) in self.names})
             _context_cache[atlas.uri] = hit
         self.ctx = hit[1]
 
@@ -459,6 +464,8 @@ def neighbours(
     `target_space` of the same aligned pair is a cross-modal query. Filters: `where` (SQL over objects
     columns), `z_range`, `survey`, `tag`; `exclude_same_source_arcsec` drops other entries of the same sky source.
     `view`: an `open_view` shared with other calls of the same page run (default: a fresh one).
+    A cross-modal query against a space with stored hubness terms is ranked by CSLS (`backend.hubness`): the result
+    then has a `csls` column, and its `similarity` (cosine) need not decrease down the list.
     """
     view = view or View(atlas)
     spaces = view.spaces()
@@ -475,7 +482,14 @@ def neighbours(
     extra = 3 * k if exclude_same_source_arcsec else 0
     exclude = () if include_self else (object_id,)
     ensure_id_index(atlas, space_table(target))
-    found = _search(view, vector, target, k + extra, mask, exclude)
+    cross = len(query_spaces) == 1 and view.ctx.hubness_query.get(target) == query_spaces[0] != target
+    found = _search(view, vector, target, max(k + extra, CSLS_CANDIDATES) if cross else k + extra, mask, exclude)
+    if cross:  # cross-modal: hubs (near every query of the other modality) demoted by their stored hubness
+        table = hubness.hubness_table(target)
+        hub = hubness.hubness_for(atlas, target, view.version(table), found["object_id"].to_numpy())
+        found = found.assign(csls=hubness.csls(found["similarity"].to_numpy(), hub))
+        order = np.lexsort((found["object_id"].to_numpy(str), -found["csls"].to_numpy()))
+        found = found.iloc[order[: k + extra]].reset_index(drop=True)
     offsets = objects.offsets(found["object_id"].to_numpy())
     if exclude_same_source_arcsec and me >= 0:  # positions from the row map: only the kept rows are read below
         known = offsets >= 0

@@ -226,7 +226,9 @@ def neighbours_section(atlas: Atlas, row: pd.Series, view: nb.View) -> None:
         st.error(f"Neighbour search failed: {md_escape(exc)}")
         return
     st.caption(md_escape(f"{choice.label.replace('->', '→')}: query {choice.query_name} against {choice.target.name}, "
-                         f"{len(found)} neighbours{filter_text(filters)}."))
+                         f"{len(found)} neighbours{filter_text(filters)}."
+                         + (" Ranked by CSLS: cosine less the target's hubness, so that objects close to every query of "
+                            "the other modality do not crowd the list." if "csls" in found.columns else "")))
     wave = wavelength(atlas, str(row["survey"])) if row.get("survey") else None
     if choice.target.modality == "spectrum" and wave is not None and len(found):
         rows = object_rows(view, found["object_id"].tolist(), ["spectrum_flux", "spectrum_ivar", "redshift"])

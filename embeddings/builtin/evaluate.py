@@ -13,6 +13,7 @@ from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
+from backend.hubness import META_PREFIX, csls, hubness_for, hubness_table
 from backend.spaces import read_vectors
 from backend.store import Atlas
 
@@ -25,21 +26,32 @@ def knn_redshift_r2(train_x: np.ndarray, train_z: np.ndarray, test_x: np.ndarray
     return float(r2_score(test_z, knn.predict(scaler.transform(test_x))))
 
 
-def cross_modal_ranks(image_vecs: np.ndarray, spectrum_vecs: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndarray:
-    """Rank (1 = first) of each image's own spectrum among `n` held-out spectra, by cosine similarity."""
+def cross_modal_ranks(image_vecs: np.ndarray, spectrum_vecs: np.ndarray, n: int = 1000, seed: int = 0,
+                      spectrum_hub: np.ndarray | None = None) -> np.ndarray:
+    """Rank (1 = first) of each image's own spectrum among `n` held-out spectra, by cosine similarity, or by CSLS
+    when the spectra's stored hubness terms are given (backend.hubness: what the app's cross-modal search does)."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(image_vecs), size=min(n, len(image_vecs)), replace=False)
     a = image_vecs[pick] / np.linalg.norm(image_vecs[pick], axis=1, keepdims=True)
     b = spectrum_vecs[pick] / np.linalg.norm(spectrum_vecs[pick], axis=1, keepdims=True)
     sims = a @ b.T
+    if spectrum_hub is not None:
+        sims = csls(sims, spectrum_hub[pick][None, :])
     return 1 + (sims > np.diag(sims)[:, None]).sum(axis=1)
 
 
 def evaluate_pair(
-    image: dict[str, np.ndarray], spectrum: dict[str, np.ndarray], redshift: dict[str, np.ndarray], k: int = 64
+    image: dict[str, np.ndarray], spectrum: dict[str, np.ndarray], redshift: dict[str, np.ndarray], k: int = 64,
+    spectrum_hub: np.ndarray | None = None,
 ) -> dict:
-    """Metrics from per-split arrays: image["train"], image["test"], spectrum[...], redshift[...] (aligned rows)."""
+    """Metrics from per-split arrays: image["train"], image["test"], spectrum[...], redshift[...] (aligned rows);
+    with the test spectra's hubness terms, the cross-modal ranks under CSLS too."""
     ranks = cross_modal_ranks(image["test"], spectrum["test"])
+    csls_figures = {}
+    if spectrum_hub is not None:
+        csls_ranks = cross_modal_ranks(image["test"], spectrum["test"], spectrum_hub=spectrum_hub)
+        csls_figures = {"cross_modal_median_rank_csls": float(np.median(csls_ranks)),
+                        "cross_modal_top1_csls": round(float(np.mean(csls_ranks == 1)), 4)}
     return {
         "knn_k": k,
         "n_train": int(len(redshift["train"])),
@@ -52,6 +64,7 @@ def evaluate_pair(
         "cross_modal_median_rank": float(np.median(ranks)),
         "cross_modal_top1": round(float(np.mean(ranks == 1)), 4),
         "cross_modal_top10": round(float(np.mean(ranks <= 10)), 4),
+        **csls_figures,
     }
 
 
@@ -69,7 +82,11 @@ def evaluate_atlas(atlas: Atlas, image_space: str, spectrum_space: str, k: int =
         out_img[split] = img[[img_row[o] for o in ids]]
         out_spec[split] = spec[[spec_row[o] for o in ids]]
         out_z[split] = meta.loc[ids, "redshift"].to_numpy(np.float64)
-    return evaluate_pair(out_img, out_spec, out_z, k)
+    hub = None
+    if (atlas.get_meta(META_PREFIX + spectrum_space) or {}).get("query_space") == image_space:
+        test_ids = np.asarray([oid for oid in common if meta.at[oid, "split"] == "test"], object)
+        hub = hubness_for(atlas, spectrum_space, atlas.table(hubness_table(spectrum_space)).version, test_ids)
+    return evaluate_pair(out_img, out_spec, out_z, k, spectrum_hub=hub)
 
 
 def _split_vectors(atlas: Atlas, space: str, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
