@@ -1,6 +1,7 @@
 """Send to TOPCAT / Aladin: broadcast a table (`table.load.votable`) or a position (`coord.pointAt.sky`) over SAMP.
 
-The hub is found the standard way (`$SAMP_HUB`, else `~/.samp`) by astropy.samp. Without a running hub the
+The hub is found the standard way (`$SAMP_HUB`, else `~/.samp`) by pyvo.samp (astropy.samp until astropy 8
+deprecated it in pyvo's favour: the same protocol and API). Without a running hub the
 calls raise SampUnavailable with a message a user can act on; nothing waits on a hub that is not there.
 """
 
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from astropy.table import Table
-from astropy.utils.exceptions import AstropyDeprecationWarning
 
 from backend.store import AtlasError
 
@@ -29,10 +29,8 @@ class SampUnavailable(AtlasError):
 
 def hub_running() -> bool:
     """Whether a SAMP hub answers (reads the lockfile and pings the hub; no waiting when there is none)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstropyDeprecationWarning)  # astropy 8 points to pyvo.samp; same protocol
-        from astropy.samp.errors import SAMPHubError
-        from astropy.samp.lockfile_helpers import get_main_running_hub
+    from pyvo.samp.errors import SAMPHubError
+    from pyvo.samp.lockfile_helpers import get_main_running_hub
 
     try:
         get_main_running_hub()
@@ -43,8 +41,8 @@ def hub_running() -> bool:
 
 @contextmanager
 def _client() -> Iterator[Any]:
-    from astropy.samp import SAMPIntegratedClient
-    from astropy.samp.errors import SAMPClientError, SAMPHubError, SAMPWarning
+    from pyvo.samp import SAMPIntegratedClient
+    from pyvo.samp.errors import SAMPClientError, SAMPHubError, SAMPWarning
 
     if not hub_running():
         raise SampUnavailable(NO_HUB)

@@ -198,7 +198,7 @@ def test_selection_ids_file_accepts_csv_with_object_id(tmp_path):
 @pytest.fixture
 def samp_hub(tmp_path, monkeypatch):
     """A real astropy SAMP hub on 127.0.0.1 with its lockfile in tmp_path, found through $SAMP_HUB."""
-    from astropy.samp import SAMPHubServer
+    from pyvo.samp import SAMPHubServer
 
     lockfile = tmp_path / "samp.lock"
     monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{lockfile.as_uri()}")
@@ -220,7 +220,7 @@ def test_without_a_hub_sending_says_so(tmp_path, monkeypatch):
 
 
 def test_samp_broadcast_reaches_a_listening_client(toy, samp_hub):
-    from astropy.samp import SAMPIntegratedClient
+    from pyvo.samp import SAMPIntegratedClient
 
     got: dict[str, dict] = {}
 
