@@ -23,6 +23,7 @@ HUBNESS_K = 10
 REFERENCE_MAX = 10_000
 BLOCK = 4096
 META_PREFIX = "hubness:"
+CACHE_ENTRIES = 4  # hubness tables kept per process: both directions of two pairs
 _cache: dict[tuple[str, str, int], pd.Series] = {}
 
 
@@ -86,7 +87,8 @@ def hubness_for(atlas: Atlas, target: str, version: int, ids: np.ndarray) -> np.
     if series is None:
         frame = atlas.scan(hubness_table(target), columns=["object_id", "hubness"])
         series = pd.Series(frame["hubness"].to_numpy(np.float64), index=pd.Index(frame["object_id"]))
-        _cache.clear()
+        while len(_cache) >= CACHE_ENTRIES:
+            _cache.pop(next(iter(_cache)))
         _cache[key] = series
     values = series.reindex(pd.Index(ids)).to_numpy(np.float64)
     return np.where(np.isfinite(values), values, float(series.median()) if len(series) else 0.0)
