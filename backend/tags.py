@@ -14,13 +14,11 @@ from backend import schema
 from backend.store import Atlas, AtlasError, utcnow, where_eq
 
 INTERESTING, NOT_INTERESTING = "interesting", "not-interesting"
+MAX_TAG_CHARS = 64
 
 
 def _author(author: str | None) -> str:
     return author or os.environ.get("ARP_USER") or os.environ.get("USER") or "anonymous"
-
-
-MAX_TAG_CHARS = 64
 
 
 def tag_name(tag: str) -> str:
