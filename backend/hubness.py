@@ -11,7 +11,7 @@ cosines in 5.2 s on the 2-core box) and stored in `hubness__<target space>` with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,14 @@ def partners(spaces: dict[str, SpaceInfo]) -> dict[str, str]:
     return out
 
 
+def stored_queries(atlas: Atlas, tables: Iterable[str]) -> dict[str, str]:
+    """Target space -> the query space its stored hubness terms are for, for the targets whose table is in `tables`."""
+    present = set(tables)
+    return {key.removeprefix(META_PREFIX): value.get("query_space", "")
+            for key, value in atlas.meta_items(META_PREFIX).items()
+            if hubness_table(key.removeprefix(META_PREFIX)) in present}
+
+
 def mean_top_cosine(targets: np.ndarray, reference: np.ndarray, k: int = HUBNESS_K) -> np.ndarray:
     """r(y): the mean cosine of each target row to its k most similar reference rows (both sets normalised here)."""
     t = targets / np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-12)
@@ -63,9 +71,16 @@ def csls(similarity: np.ndarray, hub: np.ndarray) -> np.ndarray:
 def compute_hubness(atlas: Atlas, say: Callable[[str], None] = print, seed: int = 0) -> list[str]:
     """Store the hubness terms of every space of an aligned pair against its partner; the spaces done."""
     done = []
+    read: dict[str, tuple[list[str], np.ndarray]] = {}  # each space of a pair is a target once and a query once
+
+    def vectors_of(space: str) -> tuple[list[str], np.ndarray]:
+        if space not in read:
+            read[space] = read_vectors(atlas, space)
+        return read[space]
+
     for target, query in partners(list_spaces(atlas)).items():
-        ids, vecs = read_vectors(atlas, target)
-        _, ref = read_vectors(atlas, query)
+        ids, vecs = vectors_of(target)
+        ref = vectors_of(query)[1]
         if not len(ids) or not len(ref):
             continue
         if len(ref) > REFERENCE_MAX:
@@ -90,5 +105,8 @@ def hubness_for(atlas: Atlas, target: str, version: int, ids: np.ndarray) -> np.
         while len(_cache) >= CACHE_ENTRIES:
             _cache.pop(next(iter(_cache)))
         _cache[key] = series
-    values = series.reindex(pd.Index(ids)).to_numpy(np.float64)
-    return np.where(np.isfinite(values), values, float(series.median()) if len(series) else 0.0)
+    values = series.reindex(pd.Index(ids)).to_numpy(np.float64, copy=True)
+    missing = ~np.isfinite(values)
+    if missing.any():  # the median of the whole table only when an id lacks a term (not on every query)
+        values[missing] = float(series.median()) if len(series) else 0.0
+    return values

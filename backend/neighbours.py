@@ -132,10 +132,8 @@ class View:
         if hit is None or hit[0] != key:
             stored = atlas.meta_items("index:")
             spaces = list_spaces(atlas)
-            hub = {k.removeprefix(hubness.META_PREFIX): v.get("query_space", "")
-                   for k, v in atlas.meta_items(hubness.META_PREFIX).items()}
             hit = key, _Context(spaces, {n: _params(stored.get(f"index:{n}") or {}) for n in spaces}, atlas.label_columns(),
-                                {t: q for t, q in hub.items() if hubness.hubness_table(t) in self.names})
+                                hubness.stored_queries(atlas, self.names))
             _context_cache[atlas.uri] = hit
         self.ctx = hit[1]
 

@@ -13,7 +13,7 @@ from sklearn.metrics import r2_score
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from backend.hubness import META_PREFIX, csls, hubness_for, hubness_table
+from backend.hubness import csls, hubness_for, hubness_table, stored_queries
 from backend.spaces import read_vectors
 from backend.store import Atlas
 
@@ -76,16 +76,16 @@ def evaluate_atlas(atlas: Atlas, image_space: str, spectrum_space: str, k: int =
     common = [oid for oid in img_ids if oid in spec_row]
     img_row = {oid: i for i, oid in enumerate(img_ids)}
     meta = atlas.objects(["object_id", "split", "redshift"]).set_index("object_id")
-    out_img, out_spec, out_z = {}, {}, {}
+    out_img, out_spec, out_z, out_ids = {}, {}, {}, {}
     for split in ("train", "test"):
-        ids = [oid for oid in common if meta.at[oid, "split"] == split]
+        ids = out_ids[split] = [oid for oid in common if meta.at[oid, "split"] == split]
         out_img[split] = img[[img_row[o] for o in ids]]
         out_spec[split] = spec[[spec_row[o] for o in ids]]
         out_z[split] = meta.loc[ids, "redshift"].to_numpy(np.float64)
     hub = None
-    if (atlas.get_meta(META_PREFIX + spectrum_space) or {}).get("query_space") == image_space:
-        test_ids = np.asarray([oid for oid in common if meta.at[oid, "split"] == "test"], object)
-        hub = hubness_for(atlas, spectrum_space, atlas.table(hubness_table(spectrum_space)).version, test_ids)
+    if stored_queries(atlas, atlas.table_names()).get(spectrum_space) == image_space:
+        hub = hubness_for(atlas, spectrum_space, atlas.table(hubness_table(spectrum_space)).version,
+                          np.asarray(out_ids["test"], object))
     return evaluate_pair(out_img, out_spec, out_z, k, spectrum_hub=hub)
 
 
