@@ -154,10 +154,12 @@ def test_an_indexed_search_whose_nearest_rows_all_fail_the_filter_still_finds_th
     query = mat[10] / np.linalg.norm(mat[10])
     order = np.argsort(-(mat / np.linalg.norm(mat, axis=1, keepdims=True)) @ query)
     far = {ids[i] for i in order[600:]}  # the 600 rows farthest from the query: its index neighbours are all filtered out
-    out = search(atlas, query, IMAGE.name, k=10, allowed=far)
-    assert list(out["object_id"]) == _exact(atlas, IMAGE.name, query, far)[:10]
-    plain = search(atlas, query, IMAGE.name, k=10)
-    assert list(plain["object_id"]) == _exact(atlas, IMAGE.name, query)[:10]
+    # IVF_PQ trains at random and ranks its candidates by PQ distance: judged by recall@10, not by exact order
+    out = list(search(atlas, query, IMAGE.name, k=10, allowed=far)["object_id"])
+    assert len(out) == 10 and set(out) <= far
+    assert len(set(out) & set(_exact(atlas, IMAGE.name, query, far)[:10])) >= 8
+    plain = list(search(atlas, query, IMAGE.name, k=10)["object_id"])  # unfiltered: the index itself
+    assert plain[0] == ids[10] and len(set(plain) & set(_exact(atlas, IMAGE.name, query)[:10])) >= 8
 
 
 def test_filtered_search_sees_objects_and_vectors_added_after_a_search(toy):
