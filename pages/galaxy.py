@@ -55,6 +55,7 @@ def main() -> None:
     left, middle = st.columns([1, 2])
     with left:
         cutout_panel(atlas, row, survey_meta)
+        point_aladin_button(row.get("ra"), row.get("dec"))
         metadata_table(atlas, row)
     with middle:
         spectrum_panel(atlas, row, survey_meta)
@@ -98,15 +99,24 @@ def _fmt(key: str, value: object) -> str:
 
 def position_and_links(ra: float | None, dec: float | None, survey: str | None) -> None:
     """Coordinates in degrees and sexagesimal (each with a copy button) and links to the archives at this position."""
-    if ra is None or dec is None or not (np.isfinite(ra) and np.isfinite(dec)):
+    if not has_position(ra, dec):
         st.caption("No position for this object.")
         return
-    copy_texts([links.degrees_text(ra, dec), links.sexagesimal_text(ra, dec)], key="coordinates")
-    buttons = st.columns(5)
-    for col, (name, url) in zip(buttons, links.links_for(ra, dec, survey).items(), strict=False):
-        col.link_button(name, url, icon=":material/open_in_new:", width="stretch")
-    if buttons[4].button("Point Aladin here", key="samp_point", icon=":material/my_location:", width="stretch",
-                         help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
+    copy_texts([links.degrees_text(ra, dec), links.sexagesimal_text(ra, dec)], key="coordinates",
+               links=links.links_for(ra, dec, survey))
+
+
+def has_position(ra: float | None, dec: float | None) -> bool:
+    """Whether both coordinates are known and finite."""
+    return ra is not None and dec is not None and bool(np.isfinite(ra) and np.isfinite(dec))
+
+
+def point_aladin_button(ra: float | None, dec: float | None) -> None:
+    """Send this position over SAMP (coord.pointAt.sky), saying so when no hub is running."""
+    if not has_position(ra, dec):
+        return
+    if st.button("Point Aladin here", key="samp_point", icon=":material/my_location:",
+                 help="Sends this position over SAMP (coord.pointAt.sky) to Aladin or TOPCAT."):
         try:
             samp.point_at(ra, dec)
             st.toast(md_escape(f"Sent {links.degrees_text(ra, dec)} to the SAMP hub."), icon=":material/send:")
@@ -151,10 +161,12 @@ def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
     if flux is None or not len(flux) or wave is None or len(wave) != len(flux):
         st.caption("No spectrum for this object.")
         return
-    controls = st.columns([3, 1.4, 1.3])
-    smooth = controls[0].slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
+    controls = st.columns([1.2, 1, 0.8, 1.3], vertical_alignment="center")
+    # the slider in a popover, drawn only when opened: on the page it cost every new tab ~0.04 s
+    with controls[0].popover("Smoothing", icon=":material/tune:", width="stretch"):
+        smooth = st.slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
     rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
-    interactive = controls[1].toggle("Zoom", key=INTERACTIVE, help="Draw the spectra with Plotly: zoom and hover "
+    interactive = controls[2].toggle("Zoom", key=INTERACTIVE, help="Draw the spectra with Plotly: zoom and hover "
                                      "(its script takes a few seconds to load in a new tab).")
     z = float(row["redshift"]) if pd.notna(row.get("redshift")) else 0.0
     unit = survey_meta.get("flux_unit", FLUX_UNIT)
@@ -163,7 +175,7 @@ def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
     else:
         with st.container(key="spectrum_svg"):
             st.image(spectrum_svg(wave, np.asarray(flux), np.asarray(ivar), z, smooth, rest, unit), width="stretch")
-    controls[2].download_button("Spectrum (FITS)", object_fits(atlas, oid, "spectrum"), file_name=f"{oid}_spectrum.fits",
+    controls[3].download_button("Spectrum (FITS)", object_fits(atlas, oid, "spectrum"), file_name=f"{oid}_spectrum.fits",
                                 mime="application/fits", key="spectrum_fits", icon=":material/download:", on_click="ignore")
 
 

@@ -76,8 +76,8 @@ def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) ->
     table = ET.fromstring(next(h.proto.body for h in at.get("html") if "arp-meta" in h.proto.body).split("<style>")[0])
     meta = {r.find("th").text: r.find("td").text for r in table.iter("tr")}
     assert meta["ra"] == f"{row['ra']:.6f}" and meta["dec"] == f"{row['dec']:.6f}", "the metadata keeps 1e-6 degree"
-    links = {b.proto.label: b.proto.url for b in at.get("link_button")}
-    assert set(links) == {"Legacy Survey viewer", "SDSS SkyServer", "NED", "SIMBAD"}
+    links = dict(copyable["links"])  # drawn beside the coordinates, as links that open a new tab
+    assert list(links) == ["Legacy Survey viewer", "SDSS SkyServer", "NED", "SIMBAD"]
     assert f"ra={row['ra']:.6f}" in links["Legacy Survey viewer"]
     downloads = [d.proto.label for d in at.get("download_button")]
     assert {"Cutout (FITS)", "Spectrum (FITS)"} <= set(downloads)
@@ -89,6 +89,9 @@ def test_galaxy_shows_precise_coordinates_links_and_downloads(app_atlas: str) ->
     assert "observed wavelength (Å)" in texts and any("erg" in t for t in texts)
     labels = [t.get("transform") for t in spectrum.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "line"]
     assert len({t.split(",")[1].split(")")[0] for t in labels}) > 1, "close line labels are staggered"
+    before = svg_images(at)[0]
+    at.slider(key="smooth").set_value(25).run()  # in the Smoothing popover: a wider window redraws the spectrum
+    assert svg_images(at)[0] != before
     at.toggle(key="rest_frame").set_value(True).run()
     assert "rest-frame wavelength (Å)" in svg_images(at)[0]
     at.toggle(key="spectrum_interactive").set_value(True).run()  # zoom: the same spectrum in Plotly
