@@ -7,8 +7,9 @@ already preprocessed into an in-memory tensor, same batch size, same device. Pri
     python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu] [--engine local|ray]
         [--encoders arp-pair-image,arp-pair-spectrum | astroclip-image,astroclip-spectrum,zoobot,astropt]
 
-The pretrained families run at their published size with random weights (local engine only: Ray's actors build
-encoders by name from their weights).
+The pretrained families run at their published size with random weights. Ray's actors build their encoder by name
+from a weights file, so with `--engine ray` Zoobot's random weights are first written as a timm safetensors file
+and passed as its checkpoint (the other families: local engine only).
 
 With `--engine ray` the end-to-end run is `embeddings.ray_engine.run_embedding_ray` on a local Ray instance
 (`--workers` = encoder actors, at least 1); starting the instance is outside the timed runs, but each job's actor
@@ -136,13 +137,29 @@ def main() -> None:
                     emit("embed_steady_state_efficiency", rate / fwd, "ratio", **tags)
 
 
+def weights_file(name: str, encoder: Encoder, folder: str) -> str | None:
+    """The encoder's weights as a file its registry factory loads (Zoobot: timm safetensors); None for the builtin
+    pair (committed weights). Other families have no such file here: Ray cannot run them in this benchmark."""
+    if name.startswith("arp-"):
+        return None
+    if name != "zoobot":
+        raise SystemExit(f"--engine ray runs the builtin pair or zoobot here, not {name}")
+    from safetensors.torch import save_file
+
+    path = os.path.join(folder, "zoobot-random.safetensors")
+    if not os.path.exists(path):
+        save_file({k: v.contiguous() for k, v in encoder.model.state_dict().items()}, path)
+    return path
+
+
 def run_job(atlas: Atlas, name: str, encoder: Encoder, device: str, args: argparse.Namespace, workers: int, limit: int) -> int:
     """One embedding job of `limit` objects on the chosen engine; the number embedded."""
     if args.engine == "ray":
         from embeddings.ray_engine import run_embedding_ray
 
+        checkpoint = weights_file(name, encoder, os.path.dirname(atlas.uri))
         return run_embedding_ray(atlas, name, device=device, batch_size=args.batch_size, workers=max(1, workers),
-                                 limit=limit, progress=False, index=False).embedded
+                                 limit=limit, progress=False, index=False, checkpoint=checkpoint).embedded
     return run_embedding(atlas, name, encoder=encoder, device=device, batch_size=args.batch_size, workers=workers,
                          limit=limit, progress=False, index=False).embedded
 
