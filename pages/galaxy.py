@@ -163,7 +163,8 @@ def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
         return
     controls = st.columns([1.2, 1, 0.8, 1.3], vertical_alignment="center")
     # the slider in a popover, drawn only when opened: on the page it cost every new tab ~0.04 s
-    with controls[0].popover("Smoothing", icon=":material/tune:", width="stretch"):
+    smoothing = int(st.session_state.get("smooth", 9))
+    with controls[0].popover(f"Smoothing {smoothing} px", icon=":material/tune:", width="stretch", key="smoothing"):
         smooth = st.slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
     rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
     interactive = controls[2].toggle("Zoom", key=INTERACTIVE, help="Draw the spectra with Plotly: zoom and hover "
