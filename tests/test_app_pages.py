@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import active, tags
+from backend import active, rare, selection, tags
 from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
@@ -232,6 +232,12 @@ def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
     assert not errors(at), errors(at)
     galleries = [e.key for e in at.get("bidi_component") if e.proto.component_name == "arp_cards"]
     assert galleries and all(k.startswith("cards_cl") for k in galleries), "only the open tab (clusters) is drawn"
+    picker = at.selectbox(key="export_cluster")  # in the "Take a cluster away" popover: one cluster's members
+    for cluster in picker.options[:2]:
+        picker.set_value(int(cluster.split("cluster ")[-1])).run()
+        members = selection.by_cluster(open_atlas(atlas_copy), rare.COMBINED, int(cluster.split("cluster ")[-1]))
+        label = next(d.proto.label for d in at.get("download_button") if d.key == "cluster_export_download")
+        assert label.startswith(f"Download {len(members):,} ") and len(members) > 0
     at.session_state["rare_tab"] = "Anomalies"
     at.run()
     shown = rare_cards(at, "anom")
