@@ -352,11 +352,12 @@ def tag_bar(atlas: Atlas, object_id: str, *, key: str) -> None:
         added = st.button("Add tag", key=f"{key}_free_add", width="stretch")
     if added and free.strip():
         try:
-            tags.add_tag(atlas, object_id, free)
+            name = tags.tag_name(free)
         except AtlasError as exc:
             st.error(md_escape(exc))
         else:
-            undo.append(("add", object_id, tags.tag_name(free)))
+            tags.add_tag(atlas, object_id, name)
+            undo.append(("add", object_id, name))
             st.rerun()
 
 

@@ -371,12 +371,13 @@ def tag_selection(atlas: Atlas, selection: list[str]) -> None:
                             accept_new_options=True, help="Pick a tag or type a new name (up to 64 characters).")
     if cols[1].button(f"Tag {len(selection):,} objects", key="tag_selection", icon=":material/sell:", disabled=not tag):
         try:
-            added = tags.tag_objects(atlas, selection, tag or "")
+            name = tags.tag_name(tag or "")
         except AtlasError as exc:
             st.error(md_escape(exc))
             return
+        added = tags.tag_objects(atlas, selection, name)
         if added:
-            st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", tuple(added), tags.tag_name(tag or "")))
+            st.session_state.setdefault(_state.TAG_UNDO, []).append(("add", tuple(added), name))
         st.toast(md_escape(f"Tagged {len(added):,} objects {tag}" + (f" ({len(selection) - len(added):,} had it already)."
                                                                     if len(added) < len(selection) else ".")),
                  icon=":material/sell:")
