@@ -43,7 +43,13 @@ def test_map_click_opens_the_galaxy_with_neighbour_thumbnails(app_url: tuple[str
     page.get_by_role("heading", name=f"Galaxy {point['id']}").wait_for(timeout=120_000)
     assert f"object={point['id']}" in page.url
     page.wait_for_function(f"() => ({NEIGHBOUR_IDS_JS})().length >= 12", timeout=120_000)  # 12 thumbnails drawn
-    assert page.locator("[data-testid='stMain'] [data-testid='stImage'] img").count() >= 1, "the galaxy's cutout"
+    cutout = page.locator("[data-testid='stMain'] [data-testid='stImage'] img").first
+    try:  # drawn late on a slow machine: once, in CI, not yet there when the neighbours' thumbnails were
+        cutout.wait_for(timeout=60_000)
+    except Exception as err:
+        left = page.locator("[data-testid='stMain'] [data-testid='stColumn']").first.inner_text()[:500]
+        raise AssertionError(f"the galaxy's cutout is not drawn; the left column shows: {left!r}") from err
+    assert page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=cutout.element_handle(), timeout=60_000)
     assert point["id"] not in page.evaluate(NEIGHBOUR_IDS_JS)
     wait_app_idle(page)
     screenshot(page, "map_click_galaxy")
