@@ -144,8 +144,9 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
     try:
         if space in reranked:
             st.caption(f"Re-ranked by your tags; objects you have not labelled yet come first: of every {active.ROUND}, "
-                       f"{active.ROUND - active.EXPLORE} are like your finds, {active.EXPLORE} are odd objects unlike "
-                       "anything labelled yet (exploration).")
+                       f"{active.ROUND - active.EXPLORE} are like your finds, {active.EXPLORE} "
+                       f"{'is an odd object' if active.EXPLORE == 1 else 'are odd objects'} unlike anything labelled "
+                       "yet (exploration).")
             top, score_col = with_thumbnails(atlas, active.next_to_review(reranked[space], n_top)), "score"
         else:
             st.caption(f"kNN distance (pyod, {anomaly.JOINT_NEIGHBOURS} neighbours) in all feature sets together: the "
