@@ -5,11 +5,12 @@ forward, vector upserts; index building off). Forward-only = `encoder.embed` on 
 already preprocessed into an in-memory tensor, same batch size, same device. Prints JSON lines.
 
     python benchmarks/embed_pipeline.py [--n 3000] [--atlas DIR] [--workers 0,1] [--device cpu] [--engine local|ray]
-        [--encoders arp-pair-image,arp-pair-spectrum | astroclip-image,astroclip-spectrum,zoobot,astropt]
+        [--encoders arp-pair-image,arp-pair-spectrum | astroclip-image,astroclip-spectrum,zoobot,astropt,specformer-spectrum]
 
 The pretrained families run at their published size with random weights. Ray's actors build their encoder by name
-from a weights file, so with `--engine ray` Zoobot's random weights are first written as a timm safetensors file
-and passed as its checkpoint (the other families: local engine only).
+from a weights file, so with `--engine ray` Zoobot's random weights are first written as a timm safetensors file, and
+SpecFormer's (AstroCLIP's spectrum backbone) as a Lightning checkpoint, and passed as the checkpoint (the other
+families: local engine only).
 
 With `--engine ray` the end-to-end run is `embeddings.ray_engine.run_embedding_ray` on a local Ray instance
 (`--workers` = encoder actors, at least 1); starting the instance is outside the timed runs, but each job's actor
@@ -138,12 +139,22 @@ def main() -> None:
 
 
 def weights_file(name: str, encoder: Encoder, folder: str) -> str | None:
-    """The encoder's weights as a file its registry factory loads (Zoobot: timm safetensors); None for the builtin
-    pair (committed weights). Other families have no such file here: Ray cannot run them in this benchmark."""
+    """The encoder's weights as a file its registry factory loads (Zoobot: timm safetensors; SpecFormer: a Lightning
+    checkpoint as published); None for the builtin pair (committed weights). Other families: not on Ray here."""
     if name.startswith("arp-"):
         return None
+    if name == "specformer-spectrum":
+        import dataclasses
+
+        import torch
+
+        path = os.path.join(folder, "specformer-random.ckpt")
+        if not os.path.exists(path):
+            torch.save({"state_dict": encoder.model.state_dict(),
+                        "hyper_parameters": dataclasses.asdict(encoder.model.cfg)}, path)
+        return path
     if name != "zoobot":
-        raise SystemExit(f"--engine ray runs the builtin pair or zoobot here, not {name}")
+        raise SystemExit(f"--engine ray runs the builtin pair, zoobot or specformer-spectrum here, not {name}")
     from safetensors.torch import save_file
 
     path = os.path.join(folder, "zoobot-random.safetensors")

@@ -62,6 +62,11 @@ def build(name: str):
         from embeddings.models.astroclip_model import SpectrumTower
 
         return AstroClipSpectrumEncoder(SpectrumTower().eval(), "random-init")
+    if name == "specformer-spectrum":
+        from embeddings.encoders.astroclip import SpecFormerEncoder
+        from embeddings.models.astroclip_specformer import SpecFormer, SpecFormerConfig
+
+        return SpecFormerEncoder(SpecFormer(SpecFormerConfig()).eval(), "random-init")
     if name == "zoobot":
         import timm
 
