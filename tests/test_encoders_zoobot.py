@@ -79,3 +79,16 @@ def test_preprocess_is_viewer_rgb_resized():
     np.testing.assert_allclose(out, np.arcsinh(20 * 0.03) / np.sqrt(20), rtol=1e-5)  # empty sky level
     grey = zoobot_input({"image": cube.ravel(), "image_shape": [3, 64, 64]}, SURVEY, greyscale=True)
     assert grey.shape == (1, 224, 224)
+
+
+@pytest.mark.parametrize(("shape", "size"), [((3, 64, 64), 224), ((1, 100, 80), 224), ((3, 152, 152), 64), ((3, 1, 5), 4)])
+def test_resize_is_scipy_bilinear_zoom(shape: tuple[int, int, int], size: int):
+    from scipy import ndimage
+
+    from embeddings.encoders.imageprep import resize
+
+    image = np.random.default_rng(0).random(shape).astype(np.float32) * 50 - 5
+    expected = np.stack([ndimage.zoom(p, (size / shape[1], size / shape[2]), order=1, mode="nearest") for p in image])
+    out = resize(image, size)
+    assert out.dtype == np.float32 and out.shape == (shape[0], size, size)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)  # the recipe the preprocessing version names
