@@ -112,11 +112,14 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
             st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
             exemplars = [o for o in cl["exemplars"] if o in thumbs.index]
             gallery(thumbs.loc[exemplars].reset_index(), votes, key=f"cl{cl['cluster']}")
-        with st.popover("Take a cluster away", icon=":material/download:"):  # drawn when opened
-            pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
-                                format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
-            export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
-                         name=f"cluster {pick} of {cluster_space}", key="cluster_export")
+        take_away = st.popover("Take a cluster away", icon=":material/download:", key="cluster_export_open",
+                               on_change="rerun")  # its members are read only while it is open
+        with take_away:
+            if take_away.open:
+                pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
+                                    format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
+                export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
+                             name=f"cluster {pick} of {cluster_space}", key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
         with st.spinner("Clustering the anomalous tail with HDBSCAN…"):
             if combined:

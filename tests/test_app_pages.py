@@ -232,7 +232,10 @@ def test_rare_page_votes_rerank_and_export(atlas_copy: str) -> None:
     assert not errors(at), errors(at)
     galleries = [e.key for e in at.get("bidi_component") if e.proto.component_name == "arp_cards"]
     assert galleries and all(k.startswith("cards_cl") for k in galleries), "only the open tab (clusters) is drawn"
-    picker = at.selectbox(key="export_cluster")  # in the "Take a cluster away" popover: one cluster's members
+    assert not [e for e in at.selectbox if e.key == "export_cluster"], "the export reads nothing while it is closed"
+    at.session_state["cluster_export_open"] = True  # the user opens the "Take a cluster away" popover
+    at.run()
+    picker = at.selectbox(key="export_cluster")  # one cluster's members
     for cluster in picker.options[:2]:
         picker.set_value(int(cluster.split("cluster ")[-1])).run()
         members = selection.by_cluster(open_atlas(atlas_copy), rare.COMBINED, int(cluster.split("cluster ")[-1]))

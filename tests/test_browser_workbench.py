@@ -98,6 +98,12 @@ def test_rare_cards_vote_tag_and_open(app_url: tuple[str, str], page: object) ->
         button = card.get_by_test_id(f"arp-card-{kind}")
         assert button.locator("svg path").count() >= 1 and not button.inner_text().strip()
     assert card.get_by_test_id("arp-card-open").inner_text() == "Open"
+    page.get_by_role("button", name="Take a cluster away").click()  # opening it reruns the page to read the members
+    download = page.locator(".st-key-cluster_export_download button")
+    download.wait_for(timeout=120_000)
+    assert "Download" in download.inner_text() and "(votable)" in download.inner_text(), download.inner_text()
+    page.keyboard.press("Escape")
+    wait_app_idle(page)
 
     page.get_by_role("tab", name="Anomalies").click()
     anomalies = page.locator(".st-key-cards_anom [data-testid='arp-cards']")
