@@ -35,6 +35,7 @@ from pages._shared import (
 
 FLUX_UNIT = "10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹"  # demo, SDSS and DESI spectra; a survey may name its own (`flux_unit`)
 INTERACTIVE = "spectrum_interactive"  # the toggle's key: spectra drawn with Plotly (zoom, hover) instead of as SVG
+DEFAULT_SMOOTH = 9  # spectrum smoothing window (pixels) until the user moves the slider
 
 
 def main() -> None:
@@ -163,9 +164,9 @@ def spectrum_panel(atlas: Atlas, row: pd.Series, survey_meta: dict) -> None:
         return
     controls = st.columns([1.2, 1, 0.8, 1.3], vertical_alignment="center")
     # the slider in a popover, drawn only when opened: on the page it cost every new tab ~0.04 s
-    smoothing = int(st.session_state.get("smooth", 9))
+    smoothing = int(st.session_state.get("smooth", DEFAULT_SMOOTH))
     with controls[0].popover(f"Smoothing {smoothing} px", icon=":material/tune:", width="stretch", key="smoothing"):
-        smooth = st.slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, 9, step=2, key="smooth")
+        smooth = st.slider("Smoothing (pixels, inverse-variance weighted)", 1, 51, DEFAULT_SMOOTH, step=2, key="smooth")
     rest = controls[1].toggle("Rest frame", key="rest_frame", help="Divide wavelengths by 1 + z.")
     interactive = controls[2].toggle("Zoom", key=INTERACTIVE, help="Draw the spectra with Plotly: zoom and hover "
                                      "(its script takes a few seconds to load in a new tab).")

@@ -116,8 +116,9 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
                                on_change="rerun")  # its members are read only while it is open
         with take_away:
             if take_away.open:
-                pick = st.selectbox("Export the members of cluster", ranked["cluster"].tolist(), key="export_cluster",
-                                    format_func=lambda c: f"#{int(ranked.set_index('cluster').loc[c, 'rank'])} · cluster {c}")
+                rank_of = dict(zip(ranked["cluster"], ranked["rank"], strict=True))
+                pick = st.selectbox("Export the members of cluster", list(rank_of), key="export_cluster",
+                                    format_func=lambda c: f"#{int(rank_of[c])} · cluster {c}")
                 export_panel(atlas, selection.by_cluster(atlas, cluster_space, int(pick)),
                              name=f"cluster {pick} of {cluster_space}", key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
