@@ -43,7 +43,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from backend import anomaly, maps, tags
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, ranking_sets
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, joint_sets, ranking_sets
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
@@ -69,11 +69,11 @@ def user_scores(atlas: Atlas) -> pd.Series:
 
 
 def joint_features(atlas: Atlas) -> FeatureSet:
-    """`joint` of the feature sets that rank (backend.features.ranking_sets: unimodal spaces and morphology)."""
+    """`joint` of the feature sets that rank (backend.features.ranking_sets, as `joint_sets` keeps them)."""
     sets = ranking_sets(atlas)
     if not sets:
         raise AtlasError("this atlas has no embedding space yet; run an embedding job first")
-    return joint(sets)
+    return joint(joint_sets(sets))
 
 
 def learner_features(atlas: Atlas) -> FeatureSet:

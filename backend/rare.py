@@ -11,7 +11,8 @@ demos of seeds 0 and 2 (seed 1 held out), a class counting when a cluster >= 50%
 Rare page's spaces (the combined ranking and each feature set): the former layout (top 600, no standardising,
 euclidean) surfaced 5 classes of 7 on seed 0 but 0 on seed 2; this one 5-6 and 4, for three UMAP seeds.
 HDBSCAN straight on the 64 PCA components surfaced no planted class of the seed-0 demo. The combined ranking's
-clusters (`COMBINED`) are those of the joint features, stored as columns of the `anomalies` table.
+clusters (`COMBINED`) are those of the joint features, stored as columns of the `anomalies` table; so are a
+measured parameter set's (`cluster__<set>`, backend.discovery.score_parameters).
 Alternatives: `on="pca"` / `on="map"` cluster every object (PCA-reduced vectors / the 2-D map); their
 rarity is the mean percentile rank of small (few members), compact (small spread around the centre)
 and far from the bulk. Labels go into `maps__<space>` as `cluster` (-1 = noise or not clustered) and
@@ -25,6 +26,7 @@ import pandas as pd
 
 from backend import maps, schema
 from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank, score
+from backend.features import PARAMETER_SETS
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
@@ -162,11 +164,15 @@ def clusters(atlas: Atlas, space: str) -> pd.DataFrame:
 
 
 def cluster_frame(atlas: Atlas, space: str) -> pd.DataFrame | None:
-    """object_id, cluster, cluster_rank of a space's map (or of the combined ranking); None when not clustered."""
-    if space == COMBINED:
-        if not atlas.has_table(schema.ANOMALIES) or "cluster" not in atlas.columns(schema.ANOMALIES):
+    """object_id, cluster, cluster_rank of a space's map (or of the combined ranking, or of a measured parameter set);
+    None when not clustered."""
+    if space == COMBINED or space in PARAMETER_SETS:
+        suffix = "" if space == COMBINED else f"__{space}"  # a parameter set's labels: cluster__<set> in `anomalies`
+        if not atlas.has_table(schema.ANOMALIES) or f"cluster{suffix}" not in atlas.columns(schema.ANOMALIES):
             return None
-        return atlas.scan(schema.ANOMALIES, ["object_id", "cluster", "cluster_rank"])
+        frame = atlas.scan(schema.ANOMALIES, ["object_id", f"cluster{suffix}", f"cluster_rank{suffix}"])
+        frame.columns = ["object_id", "cluster", "cluster_rank"]
+        return frame.fillna({"cluster": -1, "cluster_rank": -1}).astype({"cluster": "int64", "cluster_rank": "int64"})
     frame = maps.load_map(atlas, space)
     return None if frame is None or "cluster" not in frame.columns else frame
 

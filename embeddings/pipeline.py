@@ -1,4 +1,5 @@
-"""From objects to a ready atlas: builtin vectors, morphology columns, the shape space, UMAP maps, anomaly scores and rare clusters."""
+"""From objects to a ready atlas: builtin vectors, morphology and spectral-index columns, the shape space, UMAP maps,
+anomaly scores and rare clusters."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def prepare_atlas(
     random_init: bool = False,
     say: Callable[[str], None] = print,
 ) -> Atlas:
-    """Embed objects with the encoders (resumable), measure morphology, then compute maps, anomalies and clusters.
+    """Embed objects with the encoders (resumable), measure morphology and spectral indices, then compute maps,
+    anomalies and clusters.
 
     `random_init=True` uses untrained builtin weights (tests of the plumbing when no weights file exists).
     """
@@ -33,10 +35,13 @@ def prepare_atlas(
         encoder = get_encoder(name, random_init=True) if random_init else None
         summary = run_embedding(atlas, name, encoder=encoder, device="cpu", workers=workers, progress=progress)
         say(f"embed {name}: {summary.embedded} new vectors, {summary.skipped} skipped")
-    from embeddings import morphology
+    from embeddings import morphology, spectral_indices
 
     measured = morphology.write_catalogue(atlas, progress=progress, say=say)
     say(f"morphology: {int(measured['morph_gini'].notna().sum())} of {len(measured)} objects measured")
+    lines = spectral_indices.write_catalogue(atlas, progress=progress, say=say)
+    if len(lines):
+        say(f"spectral indices: {int(lines['line_d4000n'].notna().sum())} of {len(lines)} spectra measured")
     build_shape_space(atlas, say=say)
     discover(atlas, say=say)
     return atlas

@@ -11,7 +11,7 @@ import streamlit as st
 
 from backend import active, anomaly, rare, selection, similar, tags
 from backend.discovery import discover
-from backend.features import REDSHIFT_WINDOW, scored_relative_to_redshift
+from backend.features import PARAMETER_LABELS, PARAMETER_SETS, REDSHIFT_WINDOW, scored_relative_to_redshift
 from backend.store import Atlas, AtlasError
 from backend.svg_plot import WIDTH, line_svg
 from pages import _state
@@ -40,8 +40,9 @@ def main() -> None:
     card_action(atlas)
     st.title("Rare objects")
     spaces = spaces_or_stop(atlas)
-    choice = space_picker(spaces)
-    space = None if choice == COMBINED else choice
+    parameter_sets = {PARAMETER_LABELS[name]: name for name in anomaly.ranked_parameter_sets(atlas)}
+    choice = space_picker([*spaces, *parameter_sets])
+    space = None if choice == COMBINED else parameter_sets.get(choice, choice)
     focus_tag_bar(atlas)
     st.caption(LEGEND)
     votes = current_votes(atlas)
@@ -69,7 +70,8 @@ def space_picker(spaces: list[str]) -> str:
     shown = st.session_state.get(_state.MAP_SPACE)
     return st.selectbox("Space", choices, index=choices.index(shown) if shown in choices else 0, key="rare_space",
                         help="The combined ranking scores each object by its distance to its 50 nearest others in "
-                             "all unimodal spaces and the morphology parameters together.")
+                             "all unimodal spaces and the morphology parameters together. The morphology parameters "
+                             "and spectral indices (catalogue columns morph_* and line_*) also rank on their own.")
 
 
 def card_action(atlas: Atlas) -> None:
@@ -97,11 +99,12 @@ def focus_tag_bar(atlas: Atlas) -> None:
 def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) -> None:
     """The rarest HDBSCAN clusters with exemplars, exporting one cluster's members, and (re)clustering."""
     combined = cluster_space == rare.COMBINED
+    from_discovery = combined or cluster_space in PARAMETER_SETS  # clustered when the combined ranking is computed
     ranked = rare.clusters(atlas, cluster_space)
     if ranked.empty:
         st.info("No clusters for this space yet.")
     else:
-        where = "all feature sets together" if combined else "the space"
+        where = "all feature sets together" if combined else PARAMETER_LABELS.get(cluster_space, "the space")
         st.caption(f"HDBSCAN clusters of the {rare.TOP_ANOMALIES} most anomalous objects of {where} (laid out by "
                    "UMAP), most anomalous first (the mean anomaly percentile of the members); six exemplars each.")
         shown = st.slider("Clusters to show", 1, max(2, min(20, len(ranked))), min(5, len(ranked)), key="n_clusters")
@@ -123,7 +126,7 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
                              name=f"cluster {pick} of {cluster_space}", key="cluster_export")
     if st.button("Find rare clusters" if ranked.empty else "Recompute clusters", key="recluster"):
         with st.spinner("Clustering the anomalous tail with HDBSCAN…"):
-            if combined:
+            if from_discovery:
                 discover(atlas, say=lambda _: None)
             else:
                 rare.find_clusters(atlas, cluster_space)
@@ -133,13 +136,14 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
 def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[str, str]) -> None:
     """The found-vs-inspected curve, re-ranking from tags, and the top anomalies with votes and export."""
     n_top = st.slider("How many", 6, 96, 24, step=6, key="n_anomalies")
+    learner_space = None if space in PARAMETER_SETS else space  # a parameter set re-ranks with all feature sets
     reranked = st.session_state.setdefault(_state.RERANKED, {})
     found_curve(atlas)
     cols = st.columns(3)
     if cols[0].button("Re-rank from my tags", key="rerank", help="interesting / boring votes and free tags steer the list"):
         try:
             with st.spinner("Re-ranking…"):
-                reranked[space] = active.rerank(atlas, space)
+                reranked[space] = active.rerank(atlas, learner_space)
         except AtlasError as exc:
             st.info(str(exc))
     if space in reranked and cols[1].button("Back to unsupervised ranking", key="unrank"):
@@ -155,6 +159,8 @@ def anomalies_section(atlas: Atlas, space: str | None, choice: str, votes: dict[
         else:
             st.caption(f"kNN distance (pyod, {anomaly.JOINT_NEIGHBOURS} neighbours) in all feature sets together: the "
                        "unimodal spaces and the morphology parameters side by side." if space is None else
+                       f"The highest of the ECOD, isolation forest and kNN distance percentiles (pyod) on the "
+                       f"{PARAMETER_LABELS[space]}, each robustly standardised." if space in PARAMETER_SETS else
                        "Blend of ECOD, isolation forest and kNN distance (pyod, rank-averaged)"
                        + (f", each spectrum against the {REDSHIFT_WINDOW} objects nearest in redshift: odd for its "
                           "redshift." if scored_relative_to_redshift(atlas, space) else "."))
@@ -186,7 +192,7 @@ def compute_anomalies_button(atlas: Atlas, space: str | None) -> None:
     """Score every object when no anomaly scores exist yet (all feature sets for the combined ranking)."""
     if st.button("Compute anomaly scores", key="compute_anomalies"):
         with st.spinner("Scoring every object (ECOD, isolation forest, kNN distance)…"):
-            if space is None:
+            if space is None or space in PARAMETER_SETS:
                 discover(atlas, say=lambda _: None)
             else:
                 anomaly.compute_anomalies(atlas, space)
@@ -199,11 +205,13 @@ def similar_section(atlas: Atlas, space: str | None, choice: str, votes: dict[st
     sources = ["Map selection", *[t for t in counts.index if t != tags.NOT_INTERESTING]]
     source = st.selectbox("Start from", sources, key="mlt_source", help="3 or more objects: a Map selection or a tag")
     seeds = list(st.session_state.get(_state.MAP_SELECTION, [])) if source == "Map selection" else tags.tagged_ids(atlas, source)
-    st.caption(f"{len(seeds)} objects; a positive-unlabelled model on {choice} ranks the whole atlas.")
+    on = COMBINED if space in PARAMETER_SETS else choice
+    st.caption(f"{len(seeds)} objects; a positive-unlabelled model on {on} ranks the whole atlas.")
     if st.button("More like these", key="more_like_these", disabled=len(seeds) < similar.MIN_POSITIVES):
         try:
             with st.spinner("Ranking the atlas…"):
-                st.session_state[_state.MORE_LIKE_THESE] = similar.more_like_these(atlas, seeds, space, n=24)
+                st.session_state[_state.MORE_LIKE_THESE] = similar.more_like_these(
+                    atlas, seeds, None if space in PARAMETER_SETS else space, n=24)
         except AtlasError as exc:
             st.info(str(exc))
     if st.session_state.get(_state.MORE_LIKE_THESE) is not None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import active, rare, selection, tags
+from backend import active, anomaly, rare, selection, tags
 from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
@@ -374,3 +374,26 @@ def test_rare_page_says_a_spectrum_space_is_ranked_against_its_redshift(app_atla
         assert not errors(at), errors(at)
         relative = any("nearest in redshift" in c.value for c in at.caption)
         assert relative == (info.modality == "spectrum"), name
+
+
+def test_rare_page_ranks_and_clusters_the_spectral_indices_on_their_own(app_atlas: str) -> None:
+    atlas = open_atlas(app_atlas)
+    ranking = anomaly.combined_ranking(atlas)
+    expected = ranking.nlargest(24, "anomaly__spectral_indices")["object_id"].tolist()
+    at = app(app_atlas)
+    at.switch_page("pages/rare.py").run()
+    assert {"morphology parameters", "spectral indices"} <= set(at.selectbox(key="rare_space").options)
+    at.session_state["rare_space"] = "spectral indices"
+    at.run()
+    assert not errors(at), errors(at)
+    table = rare.clusters(atlas, "spectral_indices")  # clusters of the indices' own anomalous tail
+    assert len(table) > 0
+    shown = [c["id"] for c in rare_cards(at, f"cl{table['cluster'].iloc[0]}")]
+    assert shown == list(table["exemplars"].iloc[0]), "the rarest cluster's exemplars"
+    members = selection.by_cluster(atlas, "spectral_indices", int(table["cluster"].iloc[0]))
+    assert len(members) == table["size"].iloc[0]
+    at.session_state["rare_tab"] = "Anomalies"
+    at.run()
+    assert not errors(at), errors(at)
+    assert [c["id"] for c in rare_cards(at, "anom")] == expected, "the set's own top 24, most anomalous first"
+    assert any("spectral indices, each robustly standardised" in c.value for c in at.caption)

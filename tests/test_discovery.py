@@ -8,7 +8,7 @@ import pytest
 
 from backend import active, anomaly, maps, rare, schema, similar, tags
 from backend.discovery import discover
-from backend.features import MORPHOLOGY, feature_sets
+from backend.features import MORPHOLOGY, SPECTRAL_INDICES, feature_sets
 from backend.store import AtlasError
 from tests.synthetic import IMAGE, SPECTRUM, build_synthetic
 
@@ -27,6 +27,11 @@ def discovered(tmp_path_factory):
                           "morph_asymmetry": rng.normal(0.05, 0.02, len(objs))})
     odd_shape = objs.index[~objs["is_rare"]][0]
     morph.loc[morph["object_id"] == odd_shape, "morph_asymmetry"] = 2.0
+    # spectral indices: a tight group of 15 ordinary objects with deep Balmer absorption (each other's nearest)
+    morph["line_hdelta_a"] = rng.normal(1.5, 1.0, len(objs))
+    morph["line_ew_halpha"] = rng.normal(5.0, 4.0, len(objs))
+    group = morph["object_id"].isin(objs.index[~objs["is_rare"]][1:16])
+    morph.loc[group, "line_hdelta_a"], morph.loc[group, "line_ew_halpha"] = rng.normal(9.0, 0.05, 15), rng.normal(5.0, 0.05, 15)
     atlas.upsert("objects", morph)
     ranking = discover(atlas, map_params=FAST, say=lambda _: None)
     return atlas, objs, ranking, odd_shape
@@ -53,6 +58,33 @@ def test_combined_ranking_puts_objects_odd_in_any_set_first(discovered):
     assert stored["anomaly"].is_monotonic_decreasing
     shown = anomaly.top_anomalies(atlas, None, n=5)
     assert shown["object_id"].tolist() == stored["object_id"].head(5).tolist() and "thumbnail" in shown.columns
+
+
+def test_a_group_odd_in_one_spectral_index_tops_that_sets_ranking(discovered):
+    atlas, objs, _, _ = discovered
+    stored = anomaly.combined_ranking(atlas).set_index("object_id")
+    group = objs.index[~objs["is_rare"]][1:16]
+    scores = anomaly.score_set(feature_sets(atlas)[SPECTRAL_INDICES]).set_index("object_id")
+    ranks = {m: anomaly.percentile_rank(scores[f"anomaly_{m}"].to_numpy()) for m in anomaly.DEFAULT_METHODS}
+    in_group = scores.index.isin(group)
+    assert np.median(ranks["knn"][in_group]) < 0.6  # among its own kind kNN sees nothing odd
+    by_mean = anomaly.percentile_rank(np.mean(list(ranks.values()), axis=0))[in_group]
+    by_max = anomaly.percentile_rank(stored.loc[scores.index, f"anomaly__{SPECTRAL_INDICES}"].to_numpy())[in_group]
+    # the highest of the detectors' percentiles keeps the group near the top, where their mean would bury it
+    assert np.median(by_max) >= 0.9 > np.median(by_mean) + 0.1
+    assert (stored.loc[group, "best_set"] == SPECTRAL_INDICES).mean() > 0.5
+    assert active.joint_features(atlas).X.shape[1] == 16 + 16 + 2  # image, spectrum, morphology; the indices beside
+    assert f"anomaly__{SPECTRAL_INDICES}" in set(stored.columns)
+
+
+def test_a_parameter_set_blends_by_the_highest_detector_percentile():
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (300, 3))
+    frame = anomaly.score(X, blend="max")
+    ranks = [anomaly.percentile_rank(frame[f"anomaly_{m}"].to_numpy()) for m in anomaly.DEFAULT_METHODS]
+    assert np.allclose(frame["anomaly"], np.max(ranks, axis=0))
+    with pytest.raises(ValueError, match="blend"):
+        anomaly.score(X, blend="median")
 
 
 def test_combined_ranking_has_clusters_of_its_anomalous_tail(discovered):
@@ -120,8 +152,8 @@ def test_tags_from_any_page_feed_the_combined_rerank_and_the_found_curve(discove
 def test_feature_sets_hold_every_space_and_the_morphology(discovered):
     atlas, objs, _, _ = discovered
     sets = feature_sets(atlas)
-    assert set(sets) == {IMAGE.name, SPECTRUM.name, MORPHOLOGY}
-    assert sets[MORPHOLOGY].X.shape == (len(objs), 2)
+    assert set(sets) == {IMAGE.name, SPECTRUM.name, MORPHOLOGY, SPECTRAL_INDICES}
+    assert sets[MORPHOLOGY].X.shape == (len(objs), 2) and sets[SPECTRAL_INDICES].X.shape == (len(objs), 2)
     assert np.isfinite(sets[MORPHOLOGY].X).all()
 
 
