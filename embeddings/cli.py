@@ -1,4 +1,4 @@
-"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin|export|scale|dedupe`.
+"""Command line: `python -m embeddings demo|ingest|fetch|embed|train-builtin|measure|export|scale|dedupe`.
 
 Each command is a thin wrapper: parse options, call the module that does the work, print a
 summary. User errors (bad paths, missing weights, no network) print one clear line and exit 2.
@@ -215,6 +215,33 @@ def hdf_cmd(
     started = time.perf_counter()
     prepare_atlas(built, encoders=IMAGE_ENCODERS, progress=not no_progress)  # no spectra in the HDF
     print(f"hdf: builtin image vectors, morphology, map, anomalies and clusters ready in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("measure")
+def measure_cmd(
+    atlas: str = AtlasOpt,
+    rediscover: bool = typer.Option(True, "--discover/--no-discover",
+                                    help="Then recompute the shape space, maps, anomaly scores and clusters."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
+) -> None:
+    """Measure morphology parameters (cutouts) and spectral indices (spectra) into the catalogue, then rediscover."""
+    from backend.discovery import discover
+    from backend.shape_space import build_shape_space
+    from backend.spaces import list_spaces
+    from backend.store import open_atlas
+    from embeddings.pipeline import measure_catalogue
+
+    opened = open_atlas(_atlas(atlas))
+    if not opened.has_table("objects") or opened.count("objects") == 0:
+        raise UserError(f"atlas {opened.uri} has no objects; ingest some first")
+    measure_catalogue(opened, progress=not no_progress)
+    if not rediscover:
+        return
+    if not list_spaces(opened):
+        print("measure: no embedding space yet, so no maps or anomaly scores: run `embed`, then `measure` again")
+        return
+    build_shape_space(opened)
+    discover(opened)
 
 
 @app.command("export")

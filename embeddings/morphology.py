@@ -167,6 +167,7 @@ def catalogue(atlas, *, where: str | None = None, progress: bool = False, say=No
 
     scales = {name: info.get("pixel_scale") for name, info in atlas.surveys().items()}
     rows = []
+    where = "image IS NOT NULL" if where is None else f"({where}) AND image IS NOT NULL"
     total = atlas.count("objects", where)
     for row in tqdm(iter_rows(atlas, ["object_id", "survey", "image", "image_shape"], where=where), total=total,
                     desc="morphology", disable=not progress):

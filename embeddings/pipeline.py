@@ -35,13 +35,19 @@ def prepare_atlas(
         encoder = get_encoder(name, random_init=True) if random_init else None
         summary = run_embedding(atlas, name, encoder=encoder, device="cpu", workers=workers, progress=progress)
         say(f"embed {name}: {summary.embedded} new vectors, {summary.skipped} skipped")
-    from embeddings import morphology, spectral_indices
-
-    measured = morphology.write_catalogue(atlas, progress=progress, say=say)
-    say(f"morphology: {int(measured['morph_gini'].notna().sum())} of {len(measured)} objects measured")
-    lines = spectral_indices.write_catalogue(atlas, progress=progress, say=say)
-    if len(lines):
-        say(f"spectral indices: {int(lines['line_d4000n'].notna().sum())} of {len(lines)} spectra measured")
+    measure_catalogue(atlas, progress=progress, say=say)
     build_shape_space(atlas, say=say)
     discover(atlas, say=say)
     return atlas
+
+
+def measure_catalogue(atlas: Atlas, *, progress: bool = True, say: Callable[[str], None] = print) -> None:
+    """Store the morphology parameters of every cutout (`morph_*`) and the spectral indices of every spectrum (`line_*`)."""
+    from embeddings import morphology, spectral_indices
+
+    measured = morphology.write_catalogue(atlas, progress=progress, say=say)
+    if len(measured):
+        say(f"morphology: {int(measured['morph_gini'].notna().sum())} of {len(measured)} objects measured")
+    lines = spectral_indices.write_catalogue(atlas, progress=progress, say=say)
+    if len(lines):
+        say(f"spectral indices: {int(lines['line_d4000n'].notna().sum())} of {len(lines)} spectra measured")

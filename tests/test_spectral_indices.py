@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from backend.features import SPECTRAL_INDICES, feature_sets
 from backend.spectra import desi_wavelength
+from backend.store import Atlas, open_atlas
 from embeddings import spectral_indices
 
 WAVE = desi_wavelength()
@@ -59,18 +63,23 @@ def test_bands_off_the_grid_or_masked_give_nan_and_a_missing_redshift_is_an_erro
         raise AssertionError("a spectrum without a redshift was measured")
 
 
-def test_the_catalogue_stores_line_columns_and_they_become_a_ranked_feature_set(atlas):
+def _spectra_atlas(atlas: Atlas) -> None:
+    """40 spectra of a survey without images: three strong H-delta absorbers, the last object without a redshift."""
     rng = np.random.default_rng(0)
     atlas.register_survey("toy", wavelength=WAVE)
     rows = []
     for i in range(40):
-        ew = -6.0 if i < 3 else rng.normal(0.0, 0.5)  # three strong H-delta absorbers among ordinary spectra
+        ew = -6.0 if i < 3 else rng.normal(0.0, 0.5)
         flux, ivar = _spectrum(_gaussian(4102.89, ew), _gaussian(6564.61, rng.uniform(0, 4)))
         flux = flux + rng.normal(0, 0.01, len(WAVE))
         rows.append({"object_id": f"s{i:03d}", "survey": "toy", "ra": 10.0 + i, "dec": 0.0,
                      "redshift": None if i == 39 else Z, "spectrum_flux": flux.astype(np.float32),
                      "spectrum_ivar": ivar.astype(np.float32)})
     atlas.upsert("objects", pd.DataFrame(rows))
+
+
+def test_the_catalogue_stores_line_columns_and_they_become_a_ranked_feature_set(atlas):
+    _spectra_atlas(atlas)
     messages: list[str] = []
     frame = spectral_indices.write_catalogue(atlas, say=messages.append)
     assert len(frame) == 40 and messages == ["spectral indices: s039: no usable redshift (nan)"]
@@ -80,3 +89,24 @@ def test_the_catalogue_stores_line_columns_and_they_become_a_ranked_feature_set(
     assert stored.loc["s039"].isna().all()
     fs = feature_sets(atlas)[SPECTRAL_INDICES]
     assert fs.parameters and "s039" not in fs.ids and fs.X.shape == (39, len(spectral_indices.COLUMNS))
+
+
+def test_measure_command_fills_the_columns_of_an_ingested_atlas_and_says_what_it_skipped(atlas, capsys, monkeypatch):
+    from embeddings.cli import main as cli_main
+
+    _spectra_atlas(atlas)
+    monkeypatch.setattr(sys, "argv", ["python -m embeddings", "measure", "--atlas", atlas.uri, "--no-progress"])
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "spectral indices: 39 of 40 spectra measured" in out and "s039: no usable redshift" in out
+    assert "morphology:" not in out  # no cutouts: nothing to measure, no message per object
+    assert "no embedding space yet" in out
+    stored = open_atlas(atlas.uri).objects(["object_id", "line_hdelta_a"]).set_index("object_id")["line_hdelta_a"]
+    assert stored.loc[["s000", "s001", "s002"]].min() > 5.0 and stored.notna().sum() == 39
+    empty = open_atlas(atlas.uri + "-empty", create=True)
+    monkeypatch.setattr(sys, "argv", ["python -m embeddings", "measure", "--atlas", empty.uri])
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+    assert exited.value.code == 2 and "has no objects" in capsys.readouterr().err
