@@ -68,18 +68,19 @@ def user_scores(atlas: Atlas) -> pd.Series:
     return positive.rename("user_score")
 
 
-def joint_features(atlas: Atlas) -> FeatureSet:
-    """`joint` of the feature sets that rank (backend.features.ranking_sets, as `joint_sets` keeps them)."""
+def joint_features(atlas: Atlas, *, every_set: bool = False) -> FeatureSet:
+    """`joint` of the feature sets that rank (backend.features.ranking_sets) as `joint_sets` keeps them, or of every
+    one of them (`every_set`, the spectral indices included: what "more like these" reads)."""
     sets = ranking_sets(atlas)
     if not sets:
         raise AtlasError("this atlas has no embedding space yet; run an embedding job first")
-    return joint(joint_sets(sets))
+    return joint(sets if every_set else joint_sets(sets))
 
 
-def learner_features(atlas: Atlas) -> FeatureSet:
-    """What the re-rank and "more like these" read over the whole atlas: `with_set_scores` of the joint features and
-    the stored combined ranking, or the joint features alone before a ranking was computed."""
-    fs = joint_features(atlas)
+def learner_features(atlas: Atlas, *, every_set: bool = False) -> FeatureSet:
+    """What the re-rank (and, with `every_set`, "more like these") reads over the whole atlas: `with_set_scores` of
+    the joint features and the stored combined ranking, or the joint features alone before a ranking was computed."""
+    fs = joint_features(atlas, every_set=every_set)
     return with_set_scores(fs, anomaly.combined_ranking(atlas)) if atlas.has_table(anomaly.ANOMALIES) else fs
 
 

@@ -8,7 +8,8 @@ fitted on every other object's truth (5-fold: what near-complete labels reach in
 these" precision@50 seeded with 5 members of a class, image->image top-12 neighbours sharing the
 query's rare class, a linear morphology probe on each image space (train split -> test split),
 kNN redshift R^2 of each spectrum space and cross-modal median rank (aligned pairs). The combined
-ranking, the simulated user and "more like these" use the ranking sets (backend.features.ranking_set_names). Works in memory: the atlas is
+ranking, the simulated user and "more like these" use the ranking sets (backend.features.ranking_set_names; the first
+two as features.joint_sets keeps them, "more like these" every one, as the app does). Works in memory: the atlas is
 not modified. Run it on an atlas the models were not trained on (a demo built with another seed).
 
     python benchmarks/rare_eval.py --atlas data/atlases/sdss10k-seed1
@@ -25,6 +26,7 @@ from bench_common import emit
 from backend import active, anomaly, rare, similar
 from backend.config import default_atlas_uri
 from backend.features import anomaly_features, feature_sets, ranking_set_names
+from backend.features import joint as joint_of
 from backend.spaces import list_spaces, read_vectors
 from backend.store import open_atlas
 
@@ -130,19 +132,21 @@ def main() -> None:
          note="rare objects in the top of a forest fitted on every other object's truth (5-fold): what near-complete labels reach",
          **common)
 
+    mlt = active.with_set_scores(joint_of({name: sets[name] for name in ranked}), ranking)  # every set, as the app
+    mlt_classes = objs.loc[mlt.ids, "rare_class"].fillna("").to_numpy(str)
     rng = np.random.default_rng(0)
     per_class = {}
-    for c in sorted(set(classes) - {""}):
-        members = np.flatnonzero(classes == c)
+    for c in sorted(set(mlt_classes) - {""}):
+        members = np.flatnonzero(mlt_classes == c)
         precisions = []
         for _ in range(args.trials):
             seeds = rng.choice(members, size=min(5, len(members)), replace=False)
-            s = similar.pu_scores(learner, seeds)
+            s = similar.pu_scores(mlt.X, seeds)
             s[seeds] = -np.inf
-            precisions.append(float((classes[np.argsort(-s)[:50]] == c).mean()))
+            precisions.append(float((mlt_classes[np.argsort(-s)[:50]] == c).mean()))
         per_class[c] = round(float(np.mean(precisions)), 3)
     # with the 5 seeds left out, a class of n members allows at most (n - 5) / 50 (0.5 for the demo's 30)
-    ceiling = float(np.mean([min(50, (classes == c).sum() - 5) / 50 for c in per_class]))
+    ceiling = float(np.mean([min(50, (mlt_classes == c).sum() - 5) / 50 for c in per_class]))
     emit("discover.more_like_these_precision_at_50", np.mean(list(per_class.values())), "fraction", target=">= 0.6",
          per_class=per_class, seeds=5, trials=args.trials, attainable=round(ceiling, 3), **common)
 
