@@ -26,7 +26,7 @@ import pandas as pd
 
 from backend import maps, schema
 from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank, score
-from backend.features import PARAMETER_SETS
+from backend.features import PARAMETER_SETS, parameter_columns
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
@@ -183,3 +183,23 @@ def members(atlas: Atlas, space: str, cluster: int) -> list[str]:
     if frame is None:
         raise AtlasError(f"space {space} has no clusters yet; run backend.rare.find_clusters first")
     return list(frame.loc[frame["cluster"] == cluster, "object_id"])
+
+
+def parameter_signatures(atlas: Atlas, name: str, clusters: list[int], top: int = 2) -> dict[int, list[tuple[str, float, float]]]:
+    """What sets each cluster of a measured parameter set apart: its `top` parameters whose member median lies the
+    most robust standard deviations (1.4826 MAD) from the atlas median, as (column, member median, atlas median)."""
+    frame = cluster_frame(atlas, name)
+    columns = parameter_columns(atlas, name)
+    if frame is None or not columns or not clusters:
+        return {}
+    values = atlas.objects(["object_id", *columns]).set_index("object_id")[columns].astype(np.float64)
+    median = values.median()
+    spread = 1.4826 * (values - median).abs().median()
+    spread = spread.where(spread > 0, values.std()).replace(0.0, 1.0)
+    out = {}
+    for cluster in clusters:
+        ids = frame.loc[frame["cluster"] == cluster, "object_id"]
+        inside = values.reindex(ids).median()
+        order = ((inside - median) / spread).abs().sort_values(ascending=False).index[:top]
+        out[cluster] = [(str(c), float(inside[c]), float(median[c])) for c in order if np.isfinite(inside[c])]
+    return out

@@ -111,8 +111,13 @@ def clusters_section(atlas: Atlas, cluster_space: str, votes: dict[str, str]) ->
         top = ranked.head(shown)
         every = pd.DataFrame({"object_id": list(dict.fromkeys(o for ex in top["exemplars"] for o in ex))})
         thumbs = with_thumbnails(atlas, every).set_index("object_id")  # one read for every cluster shown
+        signatures = rare.parameter_signatures(atlas, cluster_space, [int(c) for c in top["cluster"]]) \
+            if cluster_space in PARAMETER_SETS else {}
         for _, cl in top.iterrows():
-            st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}")
+            stands_out = " · ".join(f"{column} {inside:.3g} (atlas {typical:.3g})"
+                                    for column, inside, typical in signatures.get(int(cl["cluster"]), []))
+            st.markdown(f"**#{cl['rank']} · cluster {cl['cluster']}** — {cl['size']} objects, rarity {cl['rarity']:.2f}"
+                        + (f" · median {md_escape(stands_out)}" if stands_out else ""))
             exemplars = [o for o in cl["exemplars"] if o in thumbs.index]
             gallery(thumbs.loc[exemplars].reset_index(), votes, key=f"cl{cl['cluster']}")
         take_away = st.popover("Take a cluster away", icon=":material/download:", key="cluster_export_open",

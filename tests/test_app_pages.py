@@ -15,6 +15,7 @@ from backend import active, anomaly, rare, selection, tags
 from backend.spaces import list_spaces
 from backend.store import open_atlas
 from pages import _state
+from pages._shared import md_escape
 from tests.app_atlas import REPO, shared_app_atlas
 from tests.page_alone import page_alone
 
@@ -390,6 +391,10 @@ def test_rare_page_ranks_and_clusters_the_spectral_indices_on_their_own(app_atla
     assert len(table) > 0
     shown = [c["id"] for c in rare_cards(at, f"cl{table['cluster'].iloc[0]}")]
     assert shown == list(table["exemplars"].iloc[0]), "the rarest cluster's exemplars"
+    (column, inside, typical), *_ = rare.parameter_signatures(atlas, "spectral_indices", [int(table["cluster"].iloc[0])])[
+        int(table["cluster"].iloc[0])]
+    heading = next(m.value for m in at.markdown if m.value.startswith(f"**#{table['rank'].iloc[0]} · cluster"))
+    assert md_escape(f"median {column} {inside:.3g} (atlas {typical:.3g})") in heading, heading
     members = selection.by_cluster(atlas, "spectral_indices", int(table["cluster"].iloc[0]))
     assert len(members) == table["size"].iloc[0]
     at.session_state["rare_tab"] = "Anomalies"

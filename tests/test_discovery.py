@@ -74,6 +74,11 @@ def test_a_group_odd_in_one_spectral_index_tops_that_sets_ranking(discovered):
     assert np.median(by_max) >= 0.9 > np.median(by_mean) + 0.1
     assert (stored.loc[group, "best_set"] == SPECTRAL_INDICES).mean() > 0.5
     assert active.joint_features(atlas).X.shape[1] == 16 + 16 + 2  # image, spectrum, morphology; the indices beside
+    labels = rare.cluster_frame(atlas, SPECTRAL_INDICES).set_index("object_id")["cluster"]
+    home = int(labels.loc[group].mode().iloc[0])  # the group's own cluster, said in the parameters' words
+    assert home >= 0 and (labels.loc[group] == home).mean() > 0.5
+    column, inside, typical = rare.parameter_signatures(atlas, SPECTRAL_INDICES, [home])[home][0]
+    assert column == "line_hdelta_a" and abs(inside - 9.0) < 0.5 and abs(typical - 1.5) < 0.5
     assert f"anomaly__{SPECTRAL_INDICES}" in set(stored.columns)
 
 
