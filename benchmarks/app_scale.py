@@ -28,7 +28,7 @@ from bench_common import emit  # noqa: E402
 
 from backend import anomaly, maps, rare, render  # noqa: E402
 from backend.discovery import discover_space  # noqa: E402
-from backend.features import MORPHOLOGY, morphology_features, ranking_set_names, space_features  # noqa: E402
+from backend.features import PARAMETER_SETS, parameter_features, ranking_set_names, space_features  # noqa: E402
 from backend.neighbours import neighbours  # noqa: E402
 from backend.spaces import list_spaces  # noqa: E402
 from backend.store import open_atlas  # noqa: E402
@@ -145,18 +145,24 @@ def compute_figures(uri: str, label: str) -> None:
          anomaly_fit_size=anomaly.FIT_SIZE, map_fit_size=maps.MapParams().fit_size,
          peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     t0 = time.perf_counter()
-    sets = {name: fs if name == space else feature_sets_one(atlas, name) for name in ranking_set_names(atlas, [*list_spaces(atlas), MORPHOLOGY])}
+    sets = {name: fs if name == space else feature_sets_one(atlas, name)
+            for name in ranking_set_names(atlas, [*list_spaces(atlas), *PARAMETER_SETS])}
     sets = {name: value for name, value in sets.items() if value is not None}
+    for measured in sets.values():
+        if measured.parameters:  # a parameter set's own scores and the clusters of its tail, as discovery makes them
+            own = anomaly.score_set(measured)
+            rare.anomaly_clusters(measured.X, own["anomaly"].to_numpy(), measured.ids)
     joint_fs, joint_scores = anomaly.score_joint(sets)
     rare.anomaly_clusters(joint_fs.X, joint_scores["anomaly"].to_numpy(), joint_fs.ids)
     emit("app.compute_combined_ranking", time.perf_counter() - t0, "s", atlas=label, objects=n, sets=list(sets),
-         note="joint features of the ranking sets, kNN (sampled past 20k rows) and the clusters of its tail; add to the line above",
+         note="each parameter set's own scores and tail clusters, then the joint features of the ranking sets, kNN "
+              "(sampled past 20k rows) and the clusters of its tail; add to the line above",
          peak_rss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 def feature_sets_one(atlas: object, name: str) -> object:
-    """One ranking set's features by name (a space, or the morphology parameters; None when not measured)."""
-    return morphology_features(atlas) if name == MORPHOLOGY else space_features(atlas, name)
+    """One ranking set's features by name (a space, or a measured parameter set; None when not measured)."""
+    return parameter_features(atlas, name) if name in PARAMETER_SETS else space_features(atlas, name)
 
 
 def main() -> None:
