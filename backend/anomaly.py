@@ -226,8 +226,8 @@ def top_anomalies(atlas: Atlas, space: str | None = None, n: int = 100, score_co
         ranking = combined_ranking(atlas)
         if f"anomaly__{space}" not in ranking.columns:
             raise AtlasError(f"the combined ranking has no {space} scores; measure them and run the discovery again")
-        top = ranking.nlargest(n, f"anomaly__{space}").rename(columns={"anomaly": "anomaly_combined"})
-        top = top.rename(columns={f"anomaly__{space}": "anomaly"}).reset_index(drop=True)
+        top = ranking.nlargest(n, f"anomaly__{space}").reset_index(drop=True)
+        top = top.rename(columns={"anomaly": "anomaly_combined", f"anomaly__{space}": "anomaly"})
     else:
         table = schema.maps_table(space)
         if score_column not in atlas.columns(table):

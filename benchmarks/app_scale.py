@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 from bench_common import emit  # noqa: E402
 
 from backend import anomaly, maps, rare, render  # noqa: E402
-from backend.discovery import discover_space  # noqa: E402
+from backend.discovery import discover_space, score_parameters  # noqa: E402
 from backend.features import PARAMETER_SETS, parameter_features, ranking_set_names, space_features  # noqa: E402
 from backend.neighbours import neighbours  # noqa: E402
 from backend.spaces import list_spaces  # noqa: E402
@@ -150,8 +150,7 @@ def compute_figures(uri: str, label: str) -> None:
     sets = {name: value for name, value in sets.items() if value is not None}
     for measured in sets.values():
         if measured.parameters:  # a parameter set's own scores and the clusters of its tail, as discovery makes them
-            own = anomaly.score_set(measured)
-            rare.anomaly_clusters(measured.X, own["anomaly"].to_numpy(), measured.ids)
+            score_parameters(measured)
     joint_fs, joint_scores = anomaly.score_joint(sets)
     rare.anomaly_clusters(joint_fs.X, joint_scores["anomaly"].to_numpy(), joint_fs.ids)
     emit("app.compute_combined_ranking", time.perf_counter() - t0, "s", atlas=label, objects=n, sets=list(sets),

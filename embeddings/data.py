@@ -227,3 +227,25 @@ def iter_rows(
     ds = atlas.table(schema.OBJECTS).to_lance()
     for batch in ds.to_batches(columns=list(columns), filter=where, batch_size=batch_rows):
         yield from table_rows(pa.Table.from_batches([batch]))
+
+
+def measure_rows(
+    atlas: Atlas, columns: list[str], where: str, measure: Callable[[dict], dict[str, float]], empty: dict[str, float],
+    *, label: str, progress: bool = False, say: Callable[[str], None] | None = None,
+) -> Any:
+    """A catalogue of measurements (object_id + the keys of `empty`), `measure(row)` of each object matching `where`;
+    a row it refuses (ValueError) gets `empty` and a message naming the object."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    out = []
+    for row in tqdm(iter_rows(atlas, ["object_id", *columns], where=where), total=atlas.count(schema.OBJECTS, where),
+                    desc=label, disable=not progress):
+        try:
+            result = measure(row)
+        except ValueError as exc:
+            if say is not None:
+                say(f"{label}: {row['object_id']}: {exc}")
+            result = empty
+        out.append({"object_id": row["object_id"], **result})
+    return pd.DataFrame(out, columns=["object_id", *empty])

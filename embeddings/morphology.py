@@ -161,28 +161,19 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
 
 def catalogue(atlas, *, where: str | None = None, progress: bool = False, say=None) -> pd.DataFrame:
     """Morphology of every object with a cutout (object_id + COLUMNS); bad cutouts get NaN and a message."""
-    from tqdm.auto import tqdm
-
-    from embeddings.data import iter_rows
+    from embeddings.data import measure_rows
 
     scales = {name: info.get("pixel_scale") for name, info in atlas.surveys().items()}
-    rows = []
+
+    def one(row: dict) -> dict[str, float]:
+        shape, image = row.get("image_shape"), row.get("image")
+        if image is None or shape is None or len(image) != int(np.prod(shape)):
+            raise ValueError("no usable image cutout")
+        return measure(np.asarray(image, np.float32).reshape([int(s) for s in shape]), scales.get(row["survey"])).as_row()
+
     where = "image IS NOT NULL" if where is None else f"({where}) AND image IS NOT NULL"
-    total = atlas.count("objects", where)
-    for row in tqdm(iter_rows(atlas, ["object_id", "survey", "image", "image_shape"], where=where), total=total,
-                    desc="morphology", disable=not progress):
-        shape = row.get("image_shape")
-        image = row.get("image")
-        try:
-            if image is None or shape is None or len(image) != int(np.prod(shape)):
-                raise ValueError("no usable image cutout")
-            result = measure(np.asarray(image, np.float32).reshape([int(s) for s in shape]), scales.get(row["survey"]))
-        except ValueError as exc:
-            if say is not None:
-                say(f"morphology: {row['object_id']}: {exc}")
-            result = NAN
-        rows.append({"object_id": row["object_id"], **result.as_row()})
-    return pd.DataFrame(rows, columns=["object_id", *COLUMNS])
+    return measure_rows(atlas, ["survey", "image", "image_shape"], where, one, NAN.as_row(), label="morphology",
+                        progress=progress, say=say)
 
 
 def write_catalogue(atlas, *, progress: bool = False, say=None) -> pd.DataFrame:

@@ -89,28 +89,19 @@ NAN_ROW = dict.fromkeys(COLUMNS, float("nan"))
 
 def catalogue(atlas: Any, *, progress: bool = False, say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Indices of every object with a spectrum and a redshift (object_id + COLUMNS); others get NaN and a message."""
-    from tqdm.auto import tqdm
-
-    from embeddings.data import iter_rows
+    from embeddings.data import measure_rows
 
     grids = {name: atlas.wavelength(name) for name in atlas.surveys()}
-    rows = []
-    columns = ["object_id", "survey", "redshift", "spectrum_flux", "spectrum_ivar"]
-    total = atlas.count("objects", "spectrum_flux IS NOT NULL")
-    for row in tqdm(iter_rows(atlas, columns, where="spectrum_flux IS NOT NULL"), total=total,
-                    desc="spectral indices", disable=not progress):
-        try:
-            wave = grids.get(row["survey"])
-            if wave is None:
-                raise ValueError(f"survey {row['survey']!r} records no wavelength grid")
-            z = row.get("redshift")
-            result = measure(wave, row["spectrum_flux"], row["spectrum_ivar"], float("nan") if z is None else float(z))
-        except ValueError as exc:
-            if say is not None:
-                say(f"spectral indices: {row['object_id']}: {exc}")
-            result = NAN_ROW
-        rows.append({"object_id": row["object_id"], **result})
-    return pd.DataFrame(rows, columns=["object_id", *COLUMNS])
+
+    def one(row: dict) -> dict[str, float]:
+        wave = grids.get(row["survey"])
+        if wave is None:
+            raise ValueError(f"survey {row['survey']!r} records no wavelength grid")
+        z = row.get("redshift")
+        return measure(wave, row["spectrum_flux"], row["spectrum_ivar"], float("nan") if z is None else float(z))
+
+    return measure_rows(atlas, ["survey", "redshift", "spectrum_flux", "spectrum_ivar"], "spectrum_flux IS NOT NULL",
+                        one, NAN_ROW, label="spectral indices", progress=progress, say=say)
 
 
 def write_catalogue(atlas: Any, *, progress: bool = False, say: Callable[[str], None] | None = None) -> pd.DataFrame:
