@@ -12,7 +12,11 @@ of rotation and of the moments, circular apertures for the radii. Columns writte
 - `morph_smoothness`: flux in (I - boxcar(I)) positive residuals over the total (clumpiness);
 - `morph_shape_asymmetry`: asymmetry of the binary segmap;
 - `morph_ellipticity`: 1 - b/a of the segmap's second moments;
-- `morph_r50`: half-light radius in arcsec.
+- `morph_r50`: half-light radius in arcsec;
+- `morph_colour_dispersion`: how far the bands' images differ in shape, not just in flux (Papovich et al. 2003,
+  ApJ 598, 827): for each band, xi = [sum (I_b - alpha I_rest)^2 - noise] / [sum I_b^2 - noise] inside the
+  asymmetry aperture, with I_rest the other bands' sum and alpha the least-squares flux ratio; the highest over
+  the bands. 0 when every band shows the same image; NaN for a single-band cutout.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ COLUMNS = (
     "morph_shape_asymmetry",
     "morph_ellipticity",
     "morph_r50",
+    "morph_colour_dispersion",
 )
 SEGMAP_SIGMA = 1.5
 
@@ -48,6 +53,7 @@ class Morphology:
     shape_asymmetry: float
     ellipticity: float
     r50: float
+    colour_dispersion: float
 
     def as_row(self) -> dict[str, float]:
         return {f"morph_{k}": float(v) for k, v in self.__dict__.items()}
@@ -110,12 +116,35 @@ def m20(img: np.ndarray, mask: np.ndarray, yc: float, xc: float) -> float:
     return float(np.log10(mom[top].sum() / total)) if total > 0 and mom[top].sum() > 0 else float("nan")
 
 
+def colour_dispersion(bands: np.ndarray, aperture: np.ndarray) -> float:
+    """Papovich et al. (2003) colour dispersion of noise-normalised (bands, H, W) images in `aperture`: the highest
+    over the bands of each band against the sum of the others; NaN with fewer than two bands."""
+    n_bands = len(bands)
+    if n_bands < 2 or not aperture.any():
+        return float("nan")
+    inside = bands[:, aperture]
+    total = inside.sum(axis=0)
+    n_pix = inside.shape[1]
+    values = []
+    for band in inside:
+        rest = total - band
+        alpha = float((rest * band).sum() / max(float((rest**2).sum()), 1e-12))
+        # each noise-normalised band has unit variance, so the noise adds n_pix (1 + alpha^2 (n_bands - 1)) above
+        excess = ((band - alpha * rest) ** 2).sum() - n_pix * (1.0 + alpha**2 * (n_bands - 1))
+        signal = (band**2).sum() - n_pix
+        if signal > 0:
+            values.append(float(excess / signal))
+    return max(values) if values else float("nan")
+
+
 def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
     img = np.nan_to_num(np.asarray(image, np.float64))
+    bands = img[None] if img.ndim == 2 else img
     if img.ndim == 3:
         sig = np.array([_noise(b) for b in img])
-        img = (img / np.maximum(sig, 1e-12)[:, None, None]).sum(axis=0)  # noise-weighted band sum
+        bands = img / np.maximum(sig, 1e-12)[:, None, None]
+        img = bands.sum(axis=0)  # noise-weighted band sum
     sigma = _noise(img)
     mask = segmap(img, sigma)
     if mask.sum() < 5:
@@ -156,6 +185,7 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
         shape_asymmetry=shape_asym,
         ellipticity=ellip,
         r50=float(r50 * (pixel_scale or 1.0)),
+        colour_dispersion=colour_dispersion(bands, aperture),
     )
 
 

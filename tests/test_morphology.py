@@ -47,3 +47,17 @@ def test_elongated_galaxies_have_ellipticity_and_radius_scales_with_pixels():
 def test_an_empty_stamp_gives_nan_not_an_error():
     m = morphology.measure(np.random.default_rng(0).normal(0, 1, (64, 64)) * 0)
     assert all(np.isnan(v) for v in m.as_row().values())
+
+
+def test_colour_dispersion_is_zero_for_matching_bands_and_high_for_a_feature_in_one_band():
+    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
+    rng = np.random.default_rng(1)
+    same = np.stack([0.5 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    assert abs(morphology.measure(same).colour_dispersion) < 0.02
+    ring_in_g = same.copy()
+    ring_in_g[0] += 0.1 * np.exp(-0.5 * ((np.hypot(*(np.indices((64, 64)) - 31.5)) - 8.0) / 1.5) ** 2)  # a blue ring
+    trail = same.copy()
+    trail[2, :, 20] += 0.5  # a bad column in one band
+    assert morphology.measure(ring_in_g).colour_dispersion > 0.05
+    assert morphology.measure(trail).colour_dispersion > 0.05
+    assert np.isnan(morphology.measure(galaxy + rng.normal(0, 0.01, (64, 64))).colour_dispersion)  # one band

@@ -10,7 +10,7 @@ from backend import shape_space
 from backend.features import ranking_set_names
 from backend.neighbours import directions, neighbours
 from backend.shape_space import SHAPE_COMPONENTS, build_shape_space
-from backend.spaces import list_spaces
+from backend.spaces import list_spaces, read_vectors
 from backend.store import open_atlas
 from tests.synthetic import IMAGE, build_synthetic
 
@@ -64,3 +64,11 @@ def test_rebuilding_with_other_settings_replaces_the_former_space(shaped, monkey
     assert atlas.count(info.table) == len(objs) - 1
     monkeypatch.undo()
     assert build_shape_space(atlas, say=lambda _: None) == info
+
+
+def test_the_image_components_are_whitened_so_a_minor_direction_counts_as_much_as_the_first(shaped):
+    atlas, _, _, info = shaped
+    _, vectors = read_vectors(atlas, info.name)
+    image_block = vectors[:, : min(SHAPE_COMPONENTS, IMAGE.dim)]
+    spread = image_block.std(axis=0)
+    assert spread.max() / spread.min() < 1.01  # a plain PCA's later components would be far narrower
