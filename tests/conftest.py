@@ -42,3 +42,20 @@ def page(browser: object) -> Iterator[object]:
     tab = browser.new_page()
     yield tab
     tab.close()
+
+
+_RERUNS: list[tuple[str, str]] = []
+RERUN_TRACEBACK_CHARS = 4000
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep the failure of each test that passed only on its rerun (pytest-rerunfailures prints just its name)."""
+    if report.outcome == "rerun":
+        _RERUNS.append((report.nodeid, report.longreprtext[-RERUN_TRACEBACK_CHARS:]))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the kept failures of rerun tests, so a flaky test leaves its traceback in the CI log."""
+    for nodeid, text in _RERUNS:
+        terminalreporter.write_sep("-", f"first failure of {nodeid} (rerun)")
+        terminalreporter.write_line(text)
