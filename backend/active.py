@@ -43,7 +43,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
 
 from backend import anomaly, maps, tags
-from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, joint_sets, ranking_sets
+from backend.features import DEFAULT_COMPONENTS, FeatureSet, joint, joint_sets, ranking_sets, standardised
 from backend.store import Atlas, AtlasError
 
 NOT_INTERESTING = tags.NOT_INTERESTING
@@ -126,14 +126,6 @@ def _neighbour_blend(X: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: n
 def _nearest(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Distance of every row of X to the nearest of `rows`."""
     return NearestNeighbors(n_neighbors=1).fit(X[rows]).kneighbors(X)[0][:, 0]
-
-
-def standardised(X: np.ndarray) -> np.ndarray:
-    """Each column to zero mean and unit variance: the search's distances weigh every feature alike, a minor component
-    or a ranking set's anomaly score as much as a leading one (seeds 0 / 2, 200 reviewed, EXPLORE = 2, mean of 3 forest
-    seeds: 124.7 -> 129.7 and 113.3 -> 115.3 found)."""
-    X = np.asarray(X, np.float64)
-    return (X - X.mean(axis=0)) / np.maximum(X.std(axis=0), 1e-9)
 
 
 def _relevance(X: np.ndarray, Z: np.ndarray, base: np.ndarray, labelled: np.ndarray, y: np.ndarray,

@@ -26,7 +26,7 @@ import pandas as pd
 
 from backend import maps, schema
 from backend.anomaly import DEFAULT_COMPONENTS, features, percentile_rank, score
-from backend.features import PARAMETER_SETS, parameter_columns
+from backend.features import PARAMETER_SETS, parameter_columns, robust_centre_scale
 from backend.store import Atlas, AtlasError
 
 N_EXEMPLARS = 6
@@ -193,9 +193,7 @@ def parameter_signatures(atlas: Atlas, name: str, clusters: list[int], top: int 
     if frame is None or not columns or not clusters:
         return {}
     values = atlas.objects(["object_id", *columns]).set_index("object_id")[columns].astype(np.float64)
-    median = values.median()
-    spread = 1.4826 * (values - median).abs().median()
-    spread = spread.where(spread > 0, values.std()).replace(0.0, 1.0)
+    median, spread = (pd.Series(v, index=columns) for v in robust_centre_scale(values.to_numpy()))
     out = {}
     for cluster in clusters:
         ids = frame.loc[frame["cluster"] == cluster, "object_id"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backend.features import MORPHOLOGY, FeatureSet, joint, morphology_features, space_features
+from backend.features import MORPHOLOGY, FeatureSet, joint, morphology_features, space_features, standardised
 from backend.spaces import SpaceInfo, list_spaces, replace_space
 from backend.store import Atlas
 
@@ -34,12 +34,6 @@ def source_space(atlas: Atlas) -> SpaceInfo | None:
     return candidates[0] if candidates else None
 
 
-def whitened(fs: FeatureSet) -> FeatureSet:
-    """The feature set with each column scaled to unit variance (constant columns left as they are)."""
-    std = fs.X.std(axis=0)
-    return FeatureSet(fs.name, fs.ids, (fs.X / np.where(std > 0, std, 1.0)).astype(np.float32))
-
-
 def _restricted(fs: FeatureSet, keep: set[str]) -> FeatureSet:
     rows = [i for i, oid in enumerate(fs.ids) if oid in keep]
     return FeatureSet(fs.name, [fs.ids[i] for i in rows], fs.X[rows])
@@ -52,7 +46,8 @@ def build_shape_space(atlas: Atlas, say: Callable[[str], None] = print) -> Space
     if source is None or morph is None:
         say("shape space: skipped (needs an image space and measured morphology parameters)")
         return None
-    image = whitened(space_features(atlas, source.name, SHAPE_COMPONENTS))
+    components = space_features(atlas, source.name, SHAPE_COMPONENTS)
+    image = FeatureSet(components.name, components.ids, standardised(components.X).astype(np.float32))  # whitened
     both = set(image.ids) & set(morph.ids)
     if len(both) < 5:
         say(f"shape space: skipped ({len(both)} objects have both an image vector and morphology)")

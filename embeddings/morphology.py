@@ -140,11 +140,12 @@ def colour_dispersion(bands: np.ndarray, aperture: np.ndarray) -> float:
 def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
     img = np.nan_to_num(np.asarray(image, np.float64))
-    bands = img[None] if img.ndim == 2 else img
     if img.ndim == 3:
         sig = np.array([_noise(b) for b in img])
         bands = img / np.maximum(sig, 1e-12)[:, None, None]
         img = bands.sum(axis=0)  # noise-weighted band sum
+    else:
+        bands = img[None]
     sigma = _noise(img)
     mask = segmap(img, sigma)
     if mask.sum() < 5:
