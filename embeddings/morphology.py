@@ -16,7 +16,11 @@ of rotation and of the moments, circular apertures for the radii. Columns writte
 - `morph_colour_dispersion`: how far the bands' images differ in shape, not just in flux (Papovich et al. 2003,
   ApJ 598, 827): for each band, xi = [sum (I_b - alpha I_rest)^2 - noise] / [sum I_b^2 - noise] inside the
   asymmetry aperture, with I_rest the other bands' sum and alpha the least-squares flux ratio; the highest over
-  the bands. 0 when every band shows the same image; NaN for a single-band cutout.
+  the bands. 0 when every band shows the same image; NaN for a single-band cutout;
+- `morph_asymmetry_range`: how much the asymmetry depends on the band (the wavelength dependence of CAS,
+  Taylor-Mager et al. 2007, AJ 134, 14): the asymmetry of each band about the common centre and in the common
+  aperture, highest minus lowest, over the bands detected at S/N >= 20 there. 0 when every band shows the same
+  symmetry; NaN for a single-band cutout or fewer than two such bands.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ COLUMNS = (
     "morph_ellipticity",
     "morph_r50",
     "morph_colour_dispersion",
+    "morph_asymmetry_range",
 )
 SEGMAP_SIGMA = 1.5
+BAND_SN = 20.0  # a band enters the asymmetry range when its flux in the aperture has this S/N
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Morphology:
     ellipticity: float
     r50: float
     colour_dispersion: float
+    asymmetry_range: float
 
     def as_row(self) -> dict[str, float]:
         return {f"morph_{k}": float(v) for k, v in self.__dict__.items()}
@@ -137,6 +144,24 @@ def colour_dispersion(bands: np.ndarray, aperture: np.ndarray) -> float:
     return max(values) if values else float("nan")
 
 
+def asymmetry(img: np.ndarray, yc: float, xc: float, aperture: np.ndarray, sigma: float) -> float:
+    """sum|I - I_180| / sum|I| in `aperture` about (yc, xc), less the same for Gaussian noise of `sigma`."""
+    rot = _rotate180(img, yc, xc)
+    noise = np.sqrt(2.0) * sigma * np.sqrt(2.0 / np.pi) * aperture.sum()  # E|n1 - n2| for Gaussian noise
+    return float((np.abs(img - rot)[aperture].sum() - noise) / max(np.abs(img[aperture]).sum(), 1e-12))
+
+
+def asymmetry_range(bands: np.ndarray, yc: float, xc: float, aperture: np.ndarray) -> float:
+    """Highest minus lowest asymmetry of the noise-normalised (bands, H, W) images detected at S/N >= BAND_SN
+    in `aperture`; NaN with fewer than two such bands."""
+    n_pix = max(int(aperture.sum()), 1)
+    detected = [band for band in bands if band[aperture].sum() / np.sqrt(n_pix) >= BAND_SN]
+    if len(detected) < 2:
+        return float("nan")
+    values = [asymmetry(band, yc, xc, aperture, 1.0) for band in detected]
+    return float(max(values) - min(values))
+
+
 def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
     img = np.nan_to_num(np.asarray(image, np.float64))
@@ -163,10 +188,6 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     radii = r.ravel()[order]
     r20, r50, r80 = (float(radii[np.searchsorted(cum, q * cum[-1])]) for q in (0.2, 0.5, 0.8))
     aperture = r <= max(2.0 * r80, 3.0)  # ~1.5 Petrosian radii
-    rot = _rotate180(img, yc, xc)
-    denom = np.abs(img[aperture]).sum()
-    noise_asym = np.sqrt(2.0) * sigma * np.sqrt(2.0 / np.pi) * aperture.sum()  # E|n1 - n2| for Gaussian noise
-    asym = (np.abs(img - rot)[aperture].sum() - noise_asym) / denom
     box = max(3, int(round(0.25 * 2 * r80)) | 1)
     resid = img - ndimage.uniform_filter(img, box)
     inner = aperture & (r > 0.25 * r80 * 2)
@@ -181,12 +202,13 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
         gini=gini(img[mask]),
         m20=m20(img, mask, yc, xc),
         concentration=float(5 * np.log10(r80 / r20)) if r20 > 0 else float("nan"),
-        asymmetry=float(asym),
+        asymmetry=asymmetry(img, yc, xc, aperture, sigma),
         smoothness=float(smooth),
         shape_asymmetry=shape_asym,
         ellipticity=ellip,
         r50=float(r50 * (pixel_scale or 1.0)),
         colour_dispersion=colour_dispersion(bands, aperture),
+        asymmetry_range=asymmetry_range(bands, yc, xc, aperture),
     )
 
 

@@ -61,3 +61,28 @@ def test_colour_dispersion_is_zero_for_matching_bands_and_high_for_a_feature_in_
     assert morphology.measure(ring_in_g).colour_dispersion > 0.05
     assert morphology.measure(trail).colour_dispersion > 0.05
     assert np.isnan(morphology.measure(galaxy + rng.normal(0, 0.01, (64, 64))).colour_dispersion)  # one band
+
+
+def test_asymmetry_range_is_zero_for_matching_bands_and_high_when_one_band_breaks_the_symmetry():
+    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
+    rng = np.random.default_rng(2)
+    same = np.stack([0.5 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    assert abs(morphology.measure(same).asymmetry_range) < 0.05
+    clump_in_g = same.copy()
+    clump_in_g[0] += _blob(64, 31.5, 38.0, 2.0, 0.5)  # an off-centre knot seen in one band only
+    column_in_z = same.copy()
+    column_in_z[2, :, 34] += 0.5  # a bad column in one band
+    assert morphology.measure(clump_in_g).asymmetry_range > 0.1
+    assert morphology.measure(column_in_z).asymmetry_range > 0.1
+    ring_everywhere = same + 0.1 * np.exp(-0.5 * ((np.hypot(*(np.indices((64, 64)) - 31.5)) - 8.0) / 1.5) ** 2)
+    assert abs(morphology.measure(ring_everywhere).asymmetry_range) < 0.05  # symmetric in every band
+
+
+def test_asymmetry_range_leaves_out_undetected_bands_and_single_band_cutouts():
+    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
+    rng = np.random.default_rng(3)
+    with_empty_band = np.stack([0.0 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    assert abs(morphology.measure(with_empty_band).asymmetry_range) < 0.05  # the pure-noise band is not counted
+    only_one = np.stack([0.0 * galaxy, 0.0 * galaxy, galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    assert np.isnan(morphology.measure(only_one).asymmetry_range)
+    assert np.isnan(morphology.measure(galaxy + rng.normal(0, 0.01, (64, 64))).asymmetry_range)
