@@ -233,5 +233,5 @@ def write_catalogue(atlas, *, progress: bool = False, say=None) -> pd.DataFrame:
     """Measure every object and store the morph_* columns in `objects` (sortable and colourable in the app)."""
     frame = catalogue(atlas, progress=progress, say=say)
     if len(frame):
-        atlas.upsert("objects", frame)
+        atlas.update_columns("objects", frame)  # column-wise: the pixels and spectra are not rewritten
     return frame

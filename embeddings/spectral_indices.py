@@ -108,5 +108,5 @@ def write_catalogue(atlas: Any, *, progress: bool = False, say: Callable[[str], 
     """Measure every object with a spectrum and store the line_* columns in `objects` (sortable and colourable)."""
     frame = catalogue(atlas, progress=progress, say=say)
     if len(frame):
-        atlas.upsert("objects", frame)
+        atlas.update_columns("objects", frame)  # column-wise: the pixels and spectra are not rewritten
     return frame

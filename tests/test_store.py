@@ -144,3 +144,30 @@ def test_surveys_registered_in_the_old_single_value_layout_are_still_read(atlas)
     surveys = atlas.surveys()
     assert surveys["old"] == {"bands": ["r"], "pixel_scale": 0.4, "image_shape": [1, 8, 8]}
     assert surveys["new"] == {"bands": ["g"]}
+
+
+def _folder_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def test_update_columns_writes_measured_columns_without_copying_the_pixels(atlas) -> None:
+    rng = np.random.default_rng(0)
+    rows = _objects(range(400))
+    for row in rows:
+        row["image"] = rng.normal(size=3 * 32 * 32).astype(np.float32).tolist()
+    atlas.upsert("objects", rows)
+    atlas.update_columns("objects", [{"object_id": f"o{i:05d}", "morph_gini": 0.5} for i in range(400)])
+    before = _folder_bytes(Path(atlas.uri))
+
+    measured = [{"object_id": f"o{i:05d}", "morph_gini": i / 1000} for i in range(0, 400, 2)]
+    matched = atlas.update_columns("objects", measured + [{"object_id": "not-here", "morph_gini": 9.0}])
+
+    assert matched == 200
+    grown = _folder_bytes(Path(atlas.uri)) - before
+    assert grown < 0.1 * before  # a row upsert would add ~1.6 MB of pixels again
+    frame = atlas.objects(["object_id", "morph_gini", "ra"]).set_index("object_id")
+    assert len(frame) == 400 and "not-here" not in frame.index  # unknown keys are skipped, not inserted
+    assert frame.loc["o00004", "morph_gini"] == 0.004 and frame.loc["o00005", "morph_gini"] == 0.5  # others kept
+    assert frame.loc["o00005", "ra"] == 5.0
+    image = atlas.scan_arrow("objects", ["image"], where="object_id = 'o00004'").column("image")[0].as_py()
+    assert np.allclose(image, rows[4]["image"])

@@ -275,6 +275,28 @@ class Atlas:
             )
         return table.num_rows
 
+    def update_columns(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, key: str = "object_id") -> int:
+        """Write some columns of rows that already exist, in one commit, without rewriting the other columns.
+
+        For measured catalogue columns (`morph_*`, `line_*`): a row upsert would copy every pixel and spectrum
+        of the updated rows; this writes only the given columns' files (Lance's `rewrite_columns` merge). Keys
+        the table lacks are skipped; rows the data leaves out keep their values. Returns the rows matched.
+        """
+        table = to_arrow(data)
+        if table.num_rows == 0 or not self._exists(name):
+            return 0
+        tbl = self.db.open_table(name)
+        table = align_columns(tbl, table)
+        try:
+            dataset = tbl.to_lance()
+        except (AttributeError, NotImplementedError, ValueError):  # not a Lance dataset we can reach: whole rows
+            return self.upsert(name, table, key=key)
+        result = with_retry(
+            lambda: dataset.merge_insert(key).when_matched_update_all().write_mode("rewrite_columns").execute(table),
+            name,
+        )
+        return int(result["num_updated_rows"])
+
     def append(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, create_schema: pa.Schema | None = None) -> int:
         """Append rows (for append-only tables such as tags), retrying write conflicts."""
         table = to_arrow(data, create_schema or schema.FIXED_TABLES.get(name))
