@@ -171,3 +171,27 @@ def test_update_columns_writes_measured_columns_without_copying_the_pixels(atlas
     assert frame.loc["o00005", "ra"] == 5.0
     image = atlas.scan_arrow("objects", ["image"], where="object_id = 'o00004'").column("image")[0].as_py()
     assert np.allclose(image, rows[4]["image"])
+
+
+def _column_writer(uri: str, rounds: int) -> None:
+    atlas = open_atlas(uri)
+    for k in range(rounds):
+        atlas.update_columns("objects", [{"object_id": f"o{i:05d}", "morph_gini": float(k)} for i in range(100)])
+
+
+def test_measured_columns_written_during_an_ingest_keep_every_row(atlas) -> None:
+    atlas.upsert("objects", _objects(range(100)))
+    ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_bulk_writer, args=(atlas.uri, 100, 1500)),
+        ctx.Process(target=_column_writer, args=(atlas.uri, 8)),
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    frame = atlas.objects(["object_id", "morph_gini"]).set_index("object_id")
+    assert len(frame) == 1600 and frame.index.is_unique
+    assert (frame.loc[[f"o{i:05d}" for i in range(100)], "morph_gini"] == 7.0).all()
+    assert frame.drop([f"o{i:05d}" for i in range(100)])["morph_gini"].isna().all()  # the ingest's rows untouched
