@@ -18,7 +18,7 @@ of rotation and of the moments, circular apertures for the radii. Columns writte
   asymmetry aperture, with I_rest the other bands' sum and alpha the least-squares flux ratio; the highest over
   the bands. 0 when every band shows the same image; NaN for a single-band cutout;
 - `morph_asymmetry_range`: how much the asymmetry depends on the band (the wavelength dependence of CAS,
-  Taylor-Mager et al. 2007, AJ 134, 14): the asymmetry of each band about the common centre and in the common
+  Taylor-Mager et al. 2007, ApJ 659, 162): the asymmetry of each band about the common centre and in the common
   aperture, highest minus lowest, over the bands detected at S/N >= 20 there. 0 when every band shows the same
   symmetry; NaN for a single-band cutout or fewer than two such bands.
 """
