@@ -19,6 +19,16 @@ def _noisy(img: np.ndarray, seed: int = 0) -> np.ndarray:
     return img + np.random.default_rng(seed).normal(0, 0.01, img.shape)
 
 
+def _three_bands(fluxes: tuple[float, float, float], seed: int) -> np.ndarray:
+    """The same disk galaxy in three bands at the given relative fluxes, with noise."""
+    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
+    return _noisy(np.stack([f * galaxy for f in fluxes]), seed)
+
+
+def _ring(radius: float = 8.0, width: float = 1.5) -> np.ndarray:
+    return np.exp(-0.5 * ((np.hypot(*(np.indices((64, 64)) - 31.5)) - radius) / width) ** 2)
+
+
 def test_a_symmetric_galaxy_is_less_asymmetric_than_a_pair():
     single = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 3.0, 1.0)))
     pair = morphology.measure(_noisy(_blob(64, 31.5, 28, 3.0, 1.0) + _blob(64, 31.5, 40, 2.0, 0.6)))
@@ -50,23 +60,19 @@ def test_an_empty_stamp_gives_nan_not_an_error():
 
 
 def test_colour_dispersion_is_zero_for_matching_bands_and_high_for_a_feature_in_one_band():
-    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
-    rng = np.random.default_rng(1)
-    same = np.stack([0.5 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    same = _three_bands((0.5, 1.0, 1.5), seed=1)
     assert abs(morphology.measure(same).colour_dispersion) < 0.02
     ring_in_g = same.copy()
-    ring_in_g[0] += 0.1 * np.exp(-0.5 * ((np.hypot(*(np.indices((64, 64)) - 31.5)) - 8.0) / 1.5) ** 2)  # a blue ring
+    ring_in_g[0] += 0.1 * _ring()  # a blue ring
     trail = same.copy()
     trail[2, :, 20] += 0.5  # a bad column in one band
     assert morphology.measure(ring_in_g).colour_dispersion > 0.05
     assert morphology.measure(trail).colour_dispersion > 0.05
-    assert np.isnan(morphology.measure(galaxy + rng.normal(0, 0.01, (64, 64))).colour_dispersion)  # one band
+    assert np.isnan(morphology.measure(same[1]).colour_dispersion)  # one band
 
 
 def test_asymmetry_range_is_zero_for_matching_bands_and_high_when_one_band_breaks_the_symmetry():
-    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
-    rng = np.random.default_rng(2)
-    same = np.stack([0.5 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    same = _three_bands((0.5, 1.0, 1.5), seed=2)
     assert abs(morphology.measure(same).asymmetry_range) < 0.05
     clump_in_g = same.copy()
     clump_in_g[0] += _blob(64, 31.5, 38.0, 2.0, 0.5)  # an off-centre knot seen in one band only
@@ -74,15 +80,13 @@ def test_asymmetry_range_is_zero_for_matching_bands_and_high_when_one_band_break
     column_in_z[2, :, 34] += 0.5  # a bad column in one band
     assert morphology.measure(clump_in_g).asymmetry_range > 0.1
     assert morphology.measure(column_in_z).asymmetry_range > 0.1
-    ring_everywhere = same + 0.1 * np.exp(-0.5 * ((np.hypot(*(np.indices((64, 64)) - 31.5)) - 8.0) / 1.5) ** 2)
+    ring_everywhere = same + 0.1 * _ring()
     assert abs(morphology.measure(ring_everywhere).asymmetry_range) < 0.05  # symmetric in every band
 
 
 def test_asymmetry_range_leaves_out_undetected_bands_and_single_band_cutouts():
-    galaxy = _blob(64, 31.5, 31.5, 4.0, 1.0)
-    rng = np.random.default_rng(3)
-    with_empty_band = np.stack([0.0 * galaxy, galaxy, 1.5 * galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    with_empty_band = _three_bands((0.0, 1.0, 1.5), seed=3)
     assert abs(morphology.measure(with_empty_band).asymmetry_range) < 0.05  # the pure-noise band is not counted
-    only_one = np.stack([0.0 * galaxy, 0.0 * galaxy, galaxy]) + rng.normal(0, 0.01, (3, 64, 64))
+    only_one = _three_bands((0.0, 0.0, 1.0), seed=4)
     assert np.isnan(morphology.measure(only_one).asymmetry_range)
-    assert np.isnan(morphology.measure(galaxy + rng.normal(0, 0.01, (64, 64))).asymmetry_range)
+    assert np.isnan(morphology.measure(only_one[2]).asymmetry_range)  # a single-band cutout
