@@ -83,6 +83,8 @@ def test_demo_workflow_on_s3_from_cli_to_browser(s3: S3Endpoint, tmp_path: Path)
     points = maps.load_map(atlas, space)
     assert points is not None and len(points) == 40 and points[["x", "y", "anomaly"]].notna().all().all()
     assert isinstance(rare.clusters(atlas, space), type(points))
+    measured = atlas.objects(["object_id", "morph_gini", "line_d4000n"])  # measured columns reach an S3 atlas
+    assert measured["morph_gini"].notna().sum() >= 30 and measured["line_d4000n"].notna().sum() >= 30
 
     ids = list(atlas.objects(["object_id"])["object_id"])
     _taggers(uri, {"lens": ids[:8], "ring": ids[8:16], "merger": ids[16:24]})
