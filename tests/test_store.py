@@ -176,7 +176,8 @@ def test_update_columns_writes_measured_columns_without_copying_the_pixels(atlas
 def _column_writer(uri: str, rounds: int) -> None:
     atlas = open_atlas(uri)
     for k in range(rounds):
-        atlas.update_columns("objects", [{"object_id": f"o{i:05d}", "morph_gini": float(k)} for i in range(100)])
+        rows = [{"object_id": f"o{i:05d}", "morph_gini": float(k), f"line_{k}": float(k)} for i in range(100)]
+        atlas.update_columns("objects", rows)  # one column it has (after the first round), one new each round
 
 
 def test_measured_columns_written_during_an_ingest_keep_every_row(atlas) -> None:
@@ -191,7 +192,21 @@ def test_measured_columns_written_during_an_ingest_keep_every_row(atlas) -> None
     for p in procs:
         p.join(timeout=300)
         assert p.exitcode == 0
-    frame = atlas.objects(["object_id", "morph_gini"]).set_index("object_id")
+    frame = atlas.objects(["object_id"]).set_index("object_id")
     assert len(frame) == 1600 and frame.index.is_unique
-    assert (frame.loc[[f"o{i:05d}" for i in range(100)], "morph_gini"] == 7.0).all()
-    assert frame.drop([f"o{i:05d}" for i in range(100)])["morph_gini"].isna().all()  # the ingest's rows untouched
+    frame = atlas.objects(["object_id", "morph_gini", *[f"line_{k}" for k in range(8)]]).set_index("object_id")
+    measured = [f"o{i:05d}" for i in range(100)]
+    assert (frame.loc[measured, "morph_gini"] == 7.0).all()
+    assert all((frame.loc[measured, f"line_{k}"] == k).all() for k in range(8))
+    assert frame.drop(measured).isna().all().all()  # the ingest's rows untouched
+
+
+def test_update_columns_adds_a_new_column_with_its_values_in_one_commit(atlas) -> None:
+    atlas.upsert("objects", _objects(range(50)))
+    before = atlas.version("objects")
+    matched = atlas.update_columns("objects", [{"object_id": f"o{i:05d}", "line_d4000n": 1.5} for i in range(0, 60, 3)])
+    assert matched == 17  # o00051 .. o00057 are not in the table
+    assert atlas.version("objects") == before + 1  # no commit where a reader sees the column empty
+    frame = atlas.objects(["object_id", "line_d4000n"]).set_index("object_id")
+    assert len(frame) == 50
+    assert (frame.loc[["o00000", "o00048"], "line_d4000n"] == 1.5).all() and frame["line_d4000n"].isna().sum() == 33

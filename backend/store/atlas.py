@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backend import schema
 from backend.config import default_atlas_uri, is_remote
@@ -276,26 +277,42 @@ class Atlas:
         return table.num_rows
 
     def update_columns(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, key: str = "object_id") -> int:
-        """Write some columns of rows that already exist, in one commit, without rewriting the other columns.
+        """Write some columns of rows that already exist without rewriting the other columns.
 
         For measured catalogue columns (`morph_*`, `line_*`): a row upsert would copy every pixel and spectrum
-        of the updated rows; this writes only the given columns' files (Lance's `rewrite_columns` merge). Keys
-        the table lacks are skipped; rows the data leaves out keep their values. Returns the rows matched.
+        of the updated rows. Columns the table lacks arrive in one commit holding only them (Lance's `merge`);
+        columns it has are rewritten in one commit (Lance's `rewrite_columns` merge_insert). Keys the table
+        lacks are skipped; rows the data leaves out keep their values (null in a new column). Returns the rows
+        of `data` whose key the table holds.
         """
         table = to_arrow(data)
         if table.num_rows == 0 or not self._exists(name):
             return 0
         tbl = self.db.open_table(name)
-        table = align_columns(tbl, table)
         try:
-            dataset = tbl.to_lance()
+            tbl.to_lance()
         except (AttributeError, NotImplementedError, ValueError):  # not a Lance dataset we can reach: whole rows
             return self.upsert(name, table, key=key)
-        result = with_retry(
-            lambda: dataset.merge_insert(key).when_matched_update_all().write_mode("rewrite_columns").execute(table),
-            name,
-        )
-        return int(result["num_updated_rows"])
+        have = set(tbl.schema.names)
+        new = [c for c in table.column_names if c != key and c not in have]
+        old = [c for c in table.column_names if c != key and c in have]
+        matched = None
+        if new:
+            keys = table.column(key).cast(tbl.schema.field(key).type)  # the join needs the stored key type
+            added = pa.table([keys, *(table.column(c) for c in new)], names=[key, *new])
+            with_retry(lambda: self.db.open_table(name).to_lance().merge(added, left_on=key), name)
+        if old:
+            rewritten = align_columns(tbl, table.select([key, *old]))
+            result = with_retry(
+                lambda: self.db.open_table(name).to_lance().merge_insert(key).when_matched_update_all()
+                .write_mode("rewrite_columns").execute(rewritten),
+                name,
+            )
+            matched = int(result["num_updated_rows"])
+        if matched is None:
+            stored = self.scan_arrow(name, [key]).column(key)
+            matched = int(pc.sum(pc.is_in(table.column(key), value_set=stored)).as_py() or 0)
+        return matched
 
     def append(self, name: str, data: pa.Table | pd.DataFrame | list[dict], *, create_schema: pa.Schema | None = None) -> int:
         """Append rows (for append-only tables such as tags), retrying write conflicts."""
