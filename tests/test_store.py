@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -210,3 +211,24 @@ def test_update_columns_adds_a_new_column_with_its_values_in_one_commit(atlas) -
     frame = atlas.objects(["object_id", "line_d4000n"]).set_index("object_id")
     assert len(frame) == 50
     assert (frame.loc[["o00000", "o00048"], "line_d4000n"] == 1.5).all() and frame["line_d4000n"].isna().sum() == 33
+
+
+def _same_column_writer(uri: str, value: float, barrier: Any) -> None:
+    atlas = open_atlas(uri)
+    for k in range(6):
+        barrier.wait(timeout=120)  # both writers find the column missing at once
+        atlas.update_columns("objects", [{"object_id": f"o{i:05d}", f"line_{k}": value} for i in range(100)])
+
+
+def test_two_writers_adding_the_same_new_column_both_succeed(atlas) -> None:
+    atlas.upsert("objects", _objects(range(100)))
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_same_column_writer, args=(atlas.uri, v, barrier)) for v in (1.0, 2.0)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0  # the second to add a column rewrites it instead of failing
+    frame = atlas.objects(["object_id", *[f"line_{k}" for k in range(6)]]).set_index("object_id")
+    assert all(frame[f"line_{k}"].isin([1.0, 2.0]).all() and frame[f"line_{k}"].nunique() == 1 for k in range(6))

@@ -300,7 +300,12 @@ class Atlas:
         if new:
             keys = table.column(key).cast(tbl.schema.field(key).type)  # the join needs the stored key type
             added = pa.table([keys, *(table.column(c) for c in new)], names=[key, *new])
-            with_retry(lambda: self.db.open_table(name).to_lance().merge(added, left_on=key), name)
+            try:
+                with_retry(lambda: self.db.open_table(name).to_lance().merge(added, left_on=key), name)
+            except (OSError, RuntimeError, ValueError):
+                if not set(new) <= set(self.db.open_table(name).schema.names):
+                    raise
+                old += new  # another writer added these columns first: rewrite them instead
         if old:
             rewritten = align_columns(tbl, table.select([key, *old]))
             result = with_retry(
