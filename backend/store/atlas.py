@@ -289,10 +289,6 @@ class Atlas:
         if table.num_rows == 0 or not self._exists(name):
             return 0
         tbl = self.db.open_table(name)
-        try:
-            tbl.to_lance()
-        except (AttributeError, NotImplementedError, ValueError):  # not a Lance dataset we can reach: whole rows
-            return self.upsert(name, table, key=key)
         have = set(tbl.schema.names)
         new = [c for c in table.column_names if c != key and c not in have]
         old = [c for c in table.column_names if c != key and c in have]
