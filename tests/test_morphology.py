@@ -90,3 +90,13 @@ def test_asymmetry_range_leaves_out_undetected_bands_and_single_band_cutouts():
     only_one = _three_bands((0.0, 0.0, 1.0), seed=4)
     assert np.isnan(morphology.measure(only_one).asymmetry_range)
     assert np.isnan(morphology.measure(only_one[2]).asymmetry_range)  # a single-band cutout
+
+
+def test_sersic_index_recovers_the_profile_of_round_and_flattened_galaxies():
+    for n in (1.0, 2.0, 4.0):
+        bright = np.exp(2.0 * n - 1.0 / 3.0)  # surface brightness 1 at the half-light radius
+        round_one = morphology.measure(_noisy(_blob(64, 31.5, 31.5, 6.0, bright, n=n)))
+        assert abs(round_one.sersic_n - n) < 0.15 * n
+    yy, xx = np.indices((64, 64))
+    flat_disk = np.exp(-1.678 * np.hypot((yy - 31.5) / 0.4, xx - 31.5) / 6.0)  # an exponential disk seen at q = 0.4
+    assert abs(morphology.measure(_noisy(flat_disk)).sersic_n - 1.0) < 0.15  # circular annuli would give 1.5
