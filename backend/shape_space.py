@@ -3,7 +3,7 @@
 Each object's vector is the first SHAPE_COMPONENTS principal components of its image space's vector
 (the self-supervised `arp-morphology` when the atlas has it), each scaled to unit variance (whitened),
 beside its robustly standardised morph_* parameters (Gini, M20, concentration, asymmetry, smoothness,
-shape asymmetry, ellipticity, r50, colour dispersion, asymmetry range across the bands, Sérsic index), each block scaled to unit RMS
+shape asymmetry, ellipticity, r50, colour dispersion, asymmetry range across the bands, Sérsic index, colour gradient), each block scaled to unit RMS
 (backend.features.joint). Whitening stops the few leading components (size, brightness) from
 outweighing the rest: on the demos of seeds 0 and 2 the top-12 neighbours of lenses shared their class
 0.61 and 0.49 of the time whitened, 0.46 and 0.36 not (with colour dispersion in both). The space is

@@ -23,7 +23,11 @@ of rotation and of the moments, circular apertures for the radii. Columns writte
   symmetry; NaN for a single-band cutout or fewer than two such bands;
 - `morph_sersic_n`: the Sersic index of the light profile in elliptical annuli (the segmap's second moments) inside
   the segmap: ln I = a - b r^(1/n) fitted by weighted least squares for each n on a grid from 0.3 to 8, the best n.
-  Not corrected for the PSF (as statmorph's fit without a PSF), so it reads low for galaxies near the seeing.
+  Not corrected for the PSF (as statmorph's fit without a PSF), so it reads low for galaxies near the seeing;
+- `morph_colour_gradient`: the colour gradient of Park & Choi (2005, ApJ 635, L29), colour outside r50 (out to the
+  asymmetry aperture) minus colour inside it, the colour being the first band minus the last in magnitudes (g - z
+  for g, r, z cutouts; negative when the outskirts are bluer, as in a disk around a red bulge). NaN for a
+  single-band cutout or a non-positive flux in either region.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ COLUMNS = (
     "morph_colour_dispersion",
     "morph_asymmetry_range",
     "morph_sersic_n",
+    "morph_colour_gradient",
 )
 SEGMAP_SIGMA = 1.5
 BAND_SN = 20.0  # a band enters the asymmetry range when its flux in the aperture has this S/N
@@ -68,6 +73,7 @@ class Morphology:
     colour_dispersion: float
     asymmetry_range: float
     sersic_n: float
+    colour_gradient: float
 
     def as_row(self) -> dict[str, float]:
         return {f"morph_{k}": float(v) for k, v in self.__dict__.items()}
@@ -199,9 +205,24 @@ def sersic_index(img: np.ndarray, mask: np.ndarray, yc: float, xc: float, sigma:
     return float(SERSIC_GRID[np.argmin(chi2)]) if np.isfinite(chi2).any() else float("nan")
 
 
+def colour_gradient(bands: np.ndarray, r: np.ndarray, r50: float, aperture: np.ndarray) -> float:
+    """Park & Choi (2005) colour gradient of (bands, H, W) flux images: (first - last band) in magnitudes in
+    `aperture` beyond r50 minus the same within r50; NaN for one band or a non-positive flux."""
+    if len(bands) < 2:
+        return float("nan")
+    inner = r <= max(r50, 1.5)
+    outer = aperture & ~inner
+    first, last = bands[0], bands[-1]
+    fluxes = np.array([first[inner].sum(), last[inner].sum(), first[outer].sum(), last[outer].sum()])
+    if not (fluxes > 0).all():
+        return float("nan")
+    return float(-2.5 * np.log10(fluxes[2] / fluxes[3]) + 2.5 * np.log10(fluxes[0] / fluxes[1]))
+
+
 def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
     img = np.nan_to_num(np.asarray(image, np.float64))
+    fluxes = img if img.ndim == 3 else img[None]
     if img.ndim == 3:
         sig = np.array([_noise(b) for b in img])
         bands = img / np.maximum(sig, 1e-12)[:, None, None]
@@ -247,6 +268,7 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
         colour_dispersion=colour_dispersion(bands, aperture),
         asymmetry_range=asymmetry_range(bands, yc, xc, aperture),
         sersic_n=sersic_index(img, mask, yc, xc, sigma),
+        colour_gradient=colour_gradient(fluxes, r, r50, aperture),
     )
 
 

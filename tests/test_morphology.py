@@ -100,3 +100,13 @@ def test_sersic_index_recovers_the_profile_of_round_and_flattened_galaxies():
     yy, xx = np.indices((64, 64))
     flat_disk = np.exp(-1.678 * np.hypot((yy - 31.5) / 0.4, xx - 31.5) / 6.0)  # an exponential disk seen at q = 0.4
     assert abs(morphology.measure(_noisy(flat_disk)).sersic_n - 1.0) < 0.15  # circular annuli would give 1.5
+
+
+def test_colour_gradient_is_negative_for_a_red_bulge_in_a_blue_disk_and_zero_for_one_colour():
+    bulge = _blob(64, 31.5, 31.5, 2.0, 2000.0, n=4.0)
+    disk = _blob(64, 31.5, 31.5, 8.0, 0.2, n=1.0)
+    spiral = _noisy(np.stack([0.3 * bulge + disk, 0.6 * bulge + disk, 1.0 * bulge + disk]))  # g, r, z
+    assert morphology.measure(spiral).colour_gradient < -0.3  # the outskirts are bluer in g - z
+    one_colour = _three_bands((0.5, 1.0, 1.5), seed=2)
+    assert abs(morphology.measure(one_colour).colour_gradient) < 0.05
+    assert np.isnan(morphology.measure(one_colour[1]).colour_gradient)  # a single band
