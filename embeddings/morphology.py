@@ -1,7 +1,7 @@
 """Non-parametric morphology of a cutout (Conselice 2003; Lotz, Primack & Madau 2004), in numpy/scipy.
 
 The statmorph definitions on the band-summed, background-subtracted stamp, simplified for speed
-(~4 ms a stamp instead of statmorph's ~0.3 s): a segmentation map (the connected region above
+(~5 ms a stamp instead of statmorph's ~0.3 s): a segmentation map (the connected region above
 1.5 sigma of the smoothed stamp that holds the centre), the flux-weighted centroid as the centre
 of rotation and of the moments, circular apertures for the radii. Columns written to `objects`:
 
