@@ -175,13 +175,15 @@ def asymmetry_range(bands: np.ndarray, yc: float, xc: float, aperture: np.ndarra
     return float(max(values) - min(values))
 
 
-def sersic_index(img: np.ndarray, mask: np.ndarray, yc: float, xc: float, sigma: float) -> float:
-    """Best Sersic index on SERSIC_GRID for the mean profile in 1 px elliptical annuli of the segmap; NaN with < 4 annuli."""
+def sersic_index(img: np.ndarray, mask: np.ndarray, yc: float, xc: float, sigma: float,
+                 axes: tuple[np.ndarray, np.ndarray]) -> float:
+    """Best Sersic index on SERSIC_GRID for the mean profile in 1 px elliptical annuli of the segmap, whose second
+    moments' eigenvalues (ascending) and eigenvectors are `axes`; NaN with < 4 annuli."""
     ys, xs = np.nonzero(mask)
     if len(ys) < 5:
         return float("nan")
     dy, dx = ys - yc, xs - xc
-    ev, vec = np.linalg.eigh(np.cov(np.vstack([dy, dx])))
+    ev, vec = axes
     q = float(np.sqrt(max(ev[0], 1e-9) / ev[1])) if ev[1] > 0 else 1.0
     major, minor = dy * vec[0, 1] + dx * vec[1, 1], dy * vec[0, 0] + dx * vec[1, 0]
     radius = np.sqrt(major**2 + (minor / max(q, 0.2)) ** 2)
@@ -222,13 +224,13 @@ def colour_gradient(bands: np.ndarray, r: np.ndarray, r50: float, aperture: np.n
 def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     """Morphology of a (bands, H, W) or (H, W) cutout in linear flux units (background ~ 0)."""
     img = np.nan_to_num(np.asarray(image, np.float64))
-    fluxes = img if img.ndim == 3 else img[None]
     if img.ndim == 3:
+        fluxes = img
         sig = np.array([_noise(b) for b in img])
         bands = img / np.maximum(sig, 1e-12)[:, None, None]
         img = bands.sum(axis=0)  # noise-weighted band sum
     else:
-        bands = img[None]
+        bands = fluxes = img[None]
     sigma = _noise(img)
     mask = segmap(img, sigma)
     if mask.sum() < 5:
@@ -254,7 +256,8 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
     shape_asym = float(np.abs(m - (_rotate180(m, yc, xc) > 0.5)).sum() / max(m.sum(), 1.0) / 2.0)
     ys, xs = np.nonzero(mask)
     cov = np.cov(np.vstack([ys - ys.mean(), xs - xs.mean()])) if len(ys) > 2 else np.eye(2)
-    ev = np.sort(np.linalg.eigvalsh(cov))
+    axes = np.linalg.eigh(cov)  # eigenvalues ascending
+    ev = axes[0]
     ellip = float(1.0 - np.sqrt(max(ev[0], 0.0) / ev[1])) if ev[1] > 0 else float("nan")
     return Morphology(
         gini=gini(img[mask]),
@@ -267,7 +270,7 @@ def measure(image: np.ndarray, pixel_scale: float | None = None) -> Morphology:
         r50=float(r50 * (pixel_scale or 1.0)),
         colour_dispersion=colour_dispersion(bands, aperture),
         asymmetry_range=asymmetry_range(bands, yc, xc, aperture),
-        sersic_n=sersic_index(img, mask, yc, xc, sigma),
+        sersic_n=sersic_index(img, mask, yc, xc, sigma, axes),
         colour_gradient=colour_gradient(fluxes, r, r50, aperture),
     )
 

@@ -193,9 +193,8 @@ def test_measured_columns_written_during_an_ingest_keep_every_row(atlas) -> None
     for p in procs:
         p.join(timeout=300)
         assert p.exitcode == 0
-    frame = atlas.objects(["object_id"]).set_index("object_id")
-    assert len(frame) == 1600 and frame.index.is_unique
     frame = atlas.objects(["object_id", "morph_gini", *[f"line_{k}" for k in range(8)]]).set_index("object_id")
+    assert len(frame) == 1600 and frame.index.is_unique
     measured = [f"o{i:05d}" for i in range(100)]
     assert (frame.loc[measured, "morph_gini"] == 7.0).all()
     assert all((frame.loc[measured, f"line_{k}"] == k).all() for k in range(8))
